@@ -1,0 +1,159 @@
+//! Serving the API on every listener: accept loops, one task per connection (HTTP/1.1
+//! with keep-alive and upgrades), and a graceful drain on shutdown.
+//!
+//! Shutdown: cancelling [`ApiState::shutdown`] stops the accept loops, asks every
+//! connection to finish its in-flight request and close, and ends event streams;
+//! [`Server::drain`] then waits for connections and hijacked streams up to a deadline.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::task::TaskTracker;
+
+use super::{ApiState, ReqBody, handle};
+
+/// A listening socket the API is served on.
+pub enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    /// Wraps a std listener, setting it non-blocking first (passed sockets are not).
+    pub fn from_std_unix(l: std::os::unix::net::UnixListener) -> std::io::Result<Self> {
+        l.set_nonblocking(true)?;
+        Ok(Listener::Unix(tokio::net::UnixListener::from_std(l)?))
+    }
+
+    pub fn from_std_tcp(l: std::net::TcpListener) -> std::io::Result<Self> {
+        l.set_nonblocking(true)?;
+        Ok(Listener::Tcp(tokio::net::TcpListener::from_std(l)?))
+    }
+}
+
+/// The running API server.
+pub struct Server {
+    state: Arc<ApiState>,
+    connections: TaskTracker,
+}
+
+impl Server {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        Server {
+            state,
+            connections: TaskTracker::new(),
+        }
+    }
+
+    /// Starts an accept loop per listener.
+    pub fn spawn(&self, listeners: Vec<Listener>) {
+        for listener in listeners {
+            let state = self.state.clone();
+            let connections = self.connections.clone();
+            tokio::spawn(accept_loop(listener, state, connections));
+        }
+    }
+
+    /// After shutdown was signalled: waits for open connections and hijacked streams,
+    /// at most `limit` (`None`: without limit). Returns how many were still open.
+    pub async fn drain(&self, limit: Option<Duration>) -> usize {
+        self.connections.close();
+        self.state.streams.close();
+        let wait = async {
+            self.connections.wait().await;
+            self.state.streams.wait().await;
+        };
+        match limit {
+            None => {
+                wait.await;
+                0
+            }
+            Some(d) => match tokio::time::timeout(d, wait).await {
+                Ok(()) => 0,
+                Err(_) => self.connections.len() + self.state.streams.len(),
+            },
+        }
+    }
+}
+
+async fn accept_loop(listener: Listener, state: Arc<ApiState>, connections: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            r = accept(&listener) => r,
+        };
+        match accepted {
+            Ok(conn) => {
+                let state = state.clone();
+                connections.spawn(async move {
+                    match conn {
+                        Accepted::Unix(s) => serve_connection(s, state).await,
+                        Accepted::Tcp(s) => {
+                            let _ = s.set_nodelay(true);
+                            serve_connection(s, state).await
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::error!("failed to accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+async fn accept(l: &Listener) -> std::io::Result<Accepted> {
+    match l {
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+    }
+}
+
+async fn serve_connection<S>(stream: S, state: Arc<ApiState>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_state = state.clone();
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let state = svc_state.clone();
+        async move {
+            let req = req.map(ReqBody::Incoming);
+            Ok::<_, Infallible>(handle(&state, req).await)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Go clients send and expect canonical header names (Api-Version, Ostype…).
+        .title_case_headers(true)
+        .header_read_timeout(Duration::from_secs(60))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => log_conn_result(r),
+        _ = state.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            log_conn_result(conn.await);
+        }
+    }
+}
+
+fn log_conn_result(r: Result<(), hyper::Error>) {
+    if let Err(e) = r {
+        if !e.is_incomplete_message() {
+            tracing::debug!("connection ended: {e}");
+        }
+    }
+}

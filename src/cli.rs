@@ -1,0 +1,181 @@
+//! The `dockerd` command line: the flags Docker Engine's daemon takes, with the same
+//! names and defaults, so unit files and habits carry over unchanged.
+//!
+//! Parsing only; merging with daemon.json and validation live in `config`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
+
+/// Default daemon.json location, as Docker Engine's.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/docker/daemon.json";
+
+/// A self-sufficient runtime for containers, made to be started by systemd.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "dockerd",
+    about = "A self-sufficient runtime for containers.",
+    long_about = "A self-sufficient runtime for containers, made to be run by systemd: it takes its \
+                  listening sockets from socket activation, reports readiness and status through \
+                  sd_notify, answers the watchdog, reloads daemon.json on SIGHUP and writes its logs \
+                  natively into the journal.",
+    disable_version_flag = true,
+    max_term_width = 100
+)]
+pub struct Flags {
+    /// Daemon socket(s) to connect to: unix://PATH, tcp://HOST:PORT, fd:// or fd://N
+    #[arg(short = 'H', long = "host", value_name = "list")]
+    pub hosts: Vec<String>,
+
+    /// Daemon configuration file
+    #[arg(long, value_name = "string", default_value = DEFAULT_CONFIG_FILE)]
+    pub config_file: PathBuf,
+
+    /// Root directory of persistent Docker state
+    #[arg(long, value_name = "string", default_value = "/var/lib/docker")]
+    pub data_root: PathBuf,
+
+    /// Root directory for execution state files
+    #[arg(long, value_name = "string", default_value = "/var/run/docker")]
+    pub exec_root: PathBuf,
+
+    /// Path to use for daemon PID file
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "string",
+        default_value = "/var/run/docker.pid"
+    )]
+    pub pidfile: PathBuf,
+
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long, value_name = "string", default_value = "info")]
+    pub log_level: String,
+
+    /// Set the logging format ("text"|"json")
+    #[arg(long, value_name = "string", default_value = "text")]
+    pub log_format: String,
+
+    /// Group for the unix socket
+    #[arg(short = 'G', long, value_name = "string", default_value = "docker")]
+    pub group: String,
+
+    /// Default shutdown timeout in seconds
+    #[arg(long, value_name = "int", default_value_t = 15)]
+    pub shutdown_timeout: i64,
+
+    /// Set key=value labels to the daemon
+    #[arg(long = "label", value_name = "list")]
+    pub labels: Vec<String>,
+
+    /// Default driver for container logs
+    #[arg(long, value_name = "string", default_value = "json-file")]
+    pub log_driver: String,
+
+    /// Default log driver options for containers
+    #[arg(long = "log-opt", value_name = "map")]
+    pub log_opts: Vec<String>,
+
+    /// Default OCI runtime for containers
+    #[arg(long, value_name = "string", default_value = crate::config::BUILTIN_RUNTIME)]
+    pub default_runtime: String,
+
+    /// Register an additional OCI compatible runtime (name=path)
+    #[arg(long = "add-runtime", value_name = "runtime")]
+    pub add_runtimes: Vec<String>,
+
+    /// Enable live restore of docker when containers are still running
+    #[arg(long)]
+    pub live_restore: bool,
+
+    /// Validate daemon configuration and exit
+    #[arg(long)]
+    pub validate: bool,
+
+    /// Print version information and quit
+    #[arg(short = 'v', long, action = ArgAction::SetTrue)]
+    pub version: bool,
+}
+
+/// Parsed flags plus which of them were given on the command line (as opposed to
+/// defaults), which daemon.json conflict detection needs.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub flags: Flags,
+    matches: ArgMatches,
+}
+
+impl Parsed {
+    /// True when `id` (the clap argument id, e.g. `hosts`, `data_root`) was given
+    /// explicitly on the command line.
+    pub fn is_explicit(&self, id: &str) -> bool {
+        matches!(
+            self.matches.value_source(id),
+            Some(ValueSource::CommandLine)
+        )
+    }
+}
+
+/// Parses argv (including argv[0]). On a bad flag, returns clap's error, which
+/// renders the problem and the usage.
+pub fn parse<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Flags::command().try_get_matches_from(args)?;
+    let flags = Flags::from_arg_matches(&matches)?;
+    Ok(Parsed { flags, matches })
+}
+
+/// The clap command, for the man page and shell completions generated at build time.
+pub fn command() -> clap::Command {
+    Flags::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_docker_engine() {
+        let p = parse(["dockerd"]).unwrap();
+        assert_eq!(
+            p.flags.config_file,
+            PathBuf::from("/etc/docker/daemon.json")
+        );
+        assert_eq!(p.flags.data_root, PathBuf::from("/var/lib/docker"));
+        assert_eq!(p.flags.exec_root, PathBuf::from("/var/run/docker"));
+        assert_eq!(p.flags.pidfile, PathBuf::from("/var/run/docker.pid"));
+        assert_eq!(p.flags.log_level, "info");
+        assert_eq!(p.flags.group, "docker");
+        assert_eq!(p.flags.shutdown_timeout, 15);
+        assert!(!p.is_explicit("data_root"));
+    }
+
+    #[test]
+    fn explicit_flags_are_known() {
+        let p = parse(["dockerd", "-H", "fd://", "-H", "unix:///x", "-D"]).unwrap();
+        assert_eq!(p.flags.hosts, vec!["fd://", "unix:///x"]);
+        assert!(p.is_explicit("hosts"));
+        assert!(p.is_explicit("debug"));
+        assert!(!p.is_explicit("group"));
+    }
+
+    #[test]
+    fn unknown_flag_is_an_error() {
+        assert!(parse(["dockerd", "--nope"]).is_err());
+    }
+
+    #[test]
+    fn init_is_not_a_flag_or_subcommand() {
+        let help = command().render_long_help().to_string();
+        assert!(!help.contains("init"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The daemon's state and operations, independent of HTTP: what containers, images
+//! and events exist and what can be done to them. The `api` layer translates requests
+//! into calls here and [`Error`]s into status codes.
+
+pub mod error;
+pub mod events;
+pub mod filters;
+pub mod system;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use error::{Error, Result};
+pub use events::EventBus;
+pub use filters::Filters;
+
+use crate::config::Config;
+
+/// The engine: configuration, identity, event bus and every store.
+pub struct Engine {
+    config: RwLock<Arc<Config>>,
+    /// The engine ID (`docker info` → ID), generated once and kept in data-root.
+    pub id: String,
+    /// The host name (`docker info` → Name).
+    pub name: String,
+    pub events: EventBus,
+    /// Held while engine state is being changed; the watchdog's liveness probe takes
+    /// it to prove the engine is not wedged.
+    state: tokio::sync::Mutex<()>,
+    data_root: PathBuf,
+    exec_root: PathBuf,
+}
+
+impl Engine {
+    /// Opens (creating when needed) data-root and exec-root and loads persisted state.
+    /// Runs on a blocking thread: it touches the disk.
+    pub fn open(config: Config) -> Result<Engine> {
+        let data_root = config.data_root.clone();
+        let exec_root = config.exec_root.clone();
+        crate::store::create_private_dir(&data_root)?;
+        crate::store::create_private_dir(&exec_root)?;
+        crate::store::sweep_temp_files(&data_root)?;
+        let id = load_or_create_engine_id(&data_root)?;
+        let name = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        Ok(Engine {
+            config: RwLock::new(Arc::new(config)),
+            id,
+            name,
+            events: EventBus::new(),
+            state: tokio::sync::Mutex::new(()),
+            data_root,
+            exec_root,
+        })
+    }
+
+    /// The configuration in force now (a snapshot; a reload swaps in a new one).
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a reloaded configuration and announces it with a `daemon reload` event.
+    pub fn apply_config(&self, config: Config) {
+        let mut attrs = config.reload_event_attributes();
+        attrs.insert("name".into(), self.name.clone());
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        self.events.emit("daemon", "reload", &self.id, attrs);
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+
+    pub fn exec_root(&self) -> &Path {
+        &self.exec_root
+    }
+
+    /// Liveness: the state lock can be taken within `deadline`.
+    pub async fn probe(&self, deadline: Duration) -> bool {
+        tokio::time::timeout(deadline, self.state.lock())
+            .await
+            .is_ok()
+    }
+
+    /// Serializes state changes that must not interleave (and that the watchdog
+    /// probe waits on).
+    pub async fn lock_state(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.state.lock().await
+    }
+}
+
+impl Engine {
+    /// Object counts for `docker info`.
+    pub fn counts(&self) -> system::Counts {
+        system::Counts::default()
+    }
+
+    /// The storage driver containers' root filesystems use.
+    pub fn storage_driver(&self) -> &'static str {
+        "overlay2"
+    }
+
+    /// Network drivers containers can use.
+    pub fn network_drivers(&self) -> Vec<&'static str> {
+        vec!["host", "null"]
+    }
+
+    /// Isolation features applied to containers, in Docker's `name=…` form.
+    pub fn security_options(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Docker keeps a UUID in `<data-root>/engine-id`; create it on first start.
+fn load_or_create_engine_id(data_root: &Path) -> Result<String> {
+    let path = data_root.join("engine-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(crate::store::with_path(e, "open", &path).into()),
+    }
+    let id = random_uuid()?;
+    crate::store::write_atomic_mode(&path, id.as_bytes(), 0o600)?;
+    Ok(id)
+}
+
+/// `n` random bytes from the kernel.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// A random 64-hex-digit ID, the form of container IDs.
+pub fn random_id() -> Result<String> {
+    Ok(hex(&random_bytes(32)?))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn random_uuid() -> Result<String> {
+    let mut b = random_bytes(16)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_id_is_a_uuid_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_engine_id(dir.path()).unwrap();
+        let b = load_or_create_engine_id(dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.as_bytes()[14], b'4');
+    }
+}
