@@ -4,6 +4,8 @@
 //! `--spec-fd N`. Run by hand (or without that descriptor) it refuses with exit 125,
 //! the status Docker uses for failures of the engine itself.
 
+pub mod spec;
+
 use std::ffi::OsString;
 
 /// The argv[1] that selects the monitor.

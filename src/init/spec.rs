@@ -1,0 +1,190 @@
+//! The contract between the daemon (`runtime`) and the container monitor (`init`).
+//!
+//! # Start
+//! The daemon runs `/proc/self/exe init --spec-fd 3 --sync-fd 4` in a new session with
+//! stdio on /dev/null and an empty environment. Descriptor 3 holds one [`ContainerSpec`]
+//! as JSON (read to EOF). Descriptors listed in [`ContainerSpec::initial_attach`] are
+//! already-connected attach streams (see below), so output produced before the daemon
+//! could connect is never lost.
+//!
+//! The monitor writes exactly one [`SyncMessage`] line to descriptor 4 and closes it:
+//! `Started` once the container's command was exec'd (or `Failed` if setup or exec
+//! failed, with Docker's wording and exit status 126/127 where exec failed). After a
+//! `Failed` the monitor has cleaned up and exits.
+//!
+//! # Control socket
+//! While the container runs, the monitor listens on `state_dir/monitor.sock` (stream).
+//! Each connection starts with one [`Request`] JSON line:
+//! - `Attach`: from then on the monitor sends output frames in Docker's multiplexed
+//!   format (8-byte header `[stream, 0, 0, 0, len_be32]`, stream 1 = stdout, 2 = stderr;
+//!   with a TTY everything is stream 1) for the selected streams, and reads raw stdin
+//!   bytes from the connection if `stdin` is set. When the client shuts down its write
+//!   side, the container's stdin is closed if the spec has `stdin_once`. When the
+//!   container exits, the monitor sends all remaining output, then closes the connection.
+//! - `Kill`, `Resize`: one [`Reply`] line, then close.
+//! - `Wait`: the [`Reply`] line (`Exited`) is sent when the container has exited and its
+//!   output is fully written to the log and attached clients.
+//! - `State`: one [`Reply`] line.
+//!
+//! # Exit
+//! When the container's process exits, the monitor drains its output, writes
+//! [`ExitRecord`] to `state_dir/exit.json` (crash-safe), answers waiters, removes the
+//! container's cgroup, closes attach connections, removes `monitor.sock`, and exits 0.
+//! The daemon may be absent throughout: it reads `exit.json` when it comes back.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the monitor needs to run one container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The container's 64-hex ID.
+    pub id: String,
+    /// The assembled root filesystem (the daemon has mounted it already).
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    /// The command: Entrypoint + Cmd as the daemon resolved them. `args[0]` is looked up
+    /// in the container's `PATH` (from `env`) when it has no `/`.
+    pub args: Vec<String>,
+    /// `KEY=value` entries, complete (the daemon adds PATH and HOSTNAME defaults).
+    pub env: Vec<String>,
+    /// Working directory inside the container; created when missing, as Docker does.
+    pub cwd: String,
+    /// `User` as the client gave it: empty (root), `uid`, `uid:gid`, `name`,
+    /// `name:group`; names are looked up in the container's /etc/passwd and /etc/group.
+    pub user: String,
+    pub hostname: String,
+    pub domainname: String,
+    pub tty: bool,
+    /// Keep stdin open (`-i`).
+    pub open_stdin: bool,
+    /// Close stdin when the first attached client that wrote stdin detaches.
+    pub stdin_once: bool,
+    /// Initial terminal size (height, width) for a TTY.
+    pub console_size: Option<(u16, u16)>,
+    pub network: NetworkMode,
+    /// All capabilities, no masked paths, all devices (`--privileged`).
+    pub privileged: bool,
+    /// The capability set the command runs with, e.g. `CAP_CHOWN` (already resolved
+    /// from Docker's defaults, CapAdd and CapDrop).
+    pub capabilities: Vec<String>,
+    /// Paths hidden from the container (`/proc/kcore`, …): a directory gets an empty
+    /// read-only tmpfs, a file gets /dev/null bound over it.
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only (`/proc/sys`, …).
+    pub readonly_paths: Vec<String>,
+    /// Extra mounts after the root is in place (the daemon-written /etc/hostname,
+    /// /etc/hosts, /etc/resolv.conf binds).
+    pub mounts: Vec<Mount>,
+    /// Run a minimal init as PID 1 that reaps zombies and forwards signals (`--init`).
+    pub init: bool,
+    /// The container's cgroup, relative to each hierarchy's root, e.g. `docker/<id>`.
+    pub cgroup_path: String,
+    pub log: LogSpec,
+    /// Runtime state directory (under exec-root): `monitor.sock`, `exit.json`.
+    pub state_dir: PathBuf,
+    /// Already-connected attach streams inherited by the monitor: each behaves like a
+    /// control-socket connection that sent `Attach` with these options.
+    pub initial_attach: Vec<InitialAttach>,
+}
+
+/// The network namespace arrangement.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// The host's network namespace.
+    Host,
+    /// A new network namespace with only `lo`, up.
+    None,
+    /// A new network namespace of the container's own (only `lo` until bridge
+    /// networking exists).
+    Private,
+}
+
+/// A mount made inside the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mount {
+    pub source: PathBuf,
+    /// Absolute path inside the container; created (file or directory, like the
+    /// source) when missing.
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// How container output is logged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogSpec {
+    /// `json-file` or `none`.
+    pub driver: String,
+    /// The json-file log (`<data-root>/containers/<id>/<id>-json.log`).
+    pub path: PathBuf,
+    /// Rotate when the file would exceed this many bytes.
+    pub max_size: Option<u64>,
+    /// Files kept when rotating (`<path>.1` … `<path>.N-1`); at least 1.
+    pub max_file: u32,
+}
+
+/// An inherited attach stream.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InitialAttach {
+    pub fd: i32,
+    pub streams: AttachStreams,
+}
+
+/// Which streams an attach connection carries.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttachStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// The one line the monitor writes to the sync descriptor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMessage {
+    /// The command was exec'd; `pid` is its PID in the host's PID namespace.
+    Started { pid: i32, monitor_pid: i32 },
+    /// Nothing runs. `message` is Docker's wording (`exec: "x": executable file not
+    /// found in $PATH`); `exit_code` is what the container records (127 not found,
+    /// 126 not executable, 128 other setup failures).
+    Failed { message: String, exit_code: i32 },
+}
+
+/// The first line of a control-socket connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    Attach(AttachStreams),
+    Kill { signal: i32 },
+    Resize { height: u16, width: u16 },
+    Wait,
+    State,
+}
+
+/// The monitor's answer to a non-attach request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    Error { message: String },
+    Running { pid: i32 },
+    Exited(ExitRecord),
+}
+
+/// How the container ended; also the content of `exit.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The exit status, or 128 + signal number when killed by a signal.
+    pub exit_code: i32,
+    /// RFC 3339 with nanoseconds (Go's `RFC3339Nano`).
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// Set when the monitor itself failed while the container ran.
+    pub error: Option<String>,
+}
+
+/// Names of the files in `state_dir`.
+pub const MONITOR_SOCKET: &str = "monitor.sock";
+pub const EXIT_FILE: &str = "exit.json";
