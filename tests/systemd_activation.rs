@@ -1,0 +1,261 @@
+//! The daemon under the real `systemd-socket-activate`, with a NOTIFY_SOCKET owned by
+//! the test: passed sockets (unix and tcp, `fd://` and `fd://N`), READY/STATUS,
+//! the watchdog, reload on SIGHUP and a clean stop on SIGTERM.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Activated {
+    child: Child,
+    dir: tempfile::TempDir,
+    notify: NotifySocket,
+    sock: PathBuf,
+}
+
+impl Activated {
+    /// Starts `systemd-socket-activate -l SOCK [extra -l] [-E …] dockerd -H HOST …`.
+    fn start(host: &str, extra_listen: &[String], env: &[&str], config: &str) -> Activated {
+        require_tool("systemd-socket-activate", "apt-get install -y systemd");
+        let dir = tempfile::Builder::new()
+            .prefix("dockerd-sa")
+            .tempdir()
+            .unwrap();
+        let sock = dir.path().join("docker.sock");
+        let notify = NotifySocket::new(dir.path());
+        std::fs::write(dir.path().join("daemon.json"), config).unwrap();
+        let mut cmd = Command::new("systemd-socket-activate");
+        cmd.arg("-l").arg(&sock);
+        for l in extra_listen {
+            cmd.arg("-l").arg(l);
+        }
+        cmd.arg("-E")
+            .arg(format!("NOTIFY_SOCKET={}", notify.path.display()));
+        for e in env {
+            cmd.arg("-E").arg(e);
+        }
+        cmd.arg(dockerd_bin())
+            .args(["-H", host])
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .arg("--config-file")
+            .arg(dir.path().join("daemon.json"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        let child = cmd.spawn().unwrap();
+        // The activator binds before it execs anything; wait for the socket file.
+        let start = Instant::now();
+        while !sock.exists() {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "systemd-socket-activate did not create {}",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Activated {
+            child,
+            dir,
+            notify,
+            sock,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.path().join("docker.pid")
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    fn expect_notify(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        match self.notify.wait_for(PATIENCE, pred) {
+            Some(m) => m,
+            None => panic!(
+                "no {what} notification; seen: {:?}\n--- log ---\n{}",
+                self.notify.seen,
+                self.log()
+            ),
+        }
+    }
+}
+
+impl Drop for Activated {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn has_line(msg: &str, line: &str) -> bool {
+    msg.lines().any(|l| l == line)
+}
+
+#[test]
+fn fd_all_unix_answers_the_first_request_and_notifies_ready() {
+    let mut a = Activated::start("fd://", &[], &[], "");
+    // This first connection is what makes the activator exec the daemon.
+    let r = http(&a.sock, "GET", "/_ping", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "OK");
+    let ready = a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
+    assert!(
+        ready
+            .lines()
+            .any(|l| l == format!("MAINPID={}", a.child.id())),
+        "{ready}"
+    );
+    assert!(
+        ready.lines().any(|l| l.starts_with("STATUS=Ready")),
+        "{ready}"
+    );
+    // Status lines before READY tell the operator what start-up is doing.
+    assert!(
+        a.notify.seen.iter().any(|m| m.contains("STATUS=Starting")),
+        "{:?}",
+        a.notify.seen
+    );
+
+    a.signal(libc::SIGTERM);
+    a.expect_notify("STOPPING=1", |m| has_line(m, "STOPPING=1"));
+    let status = wait_timeout(&mut a.child, PATIENCE).expect("daemon should exit");
+    assert_eq!(status.code(), Some(0), "{}", a.log());
+    assert!(
+        !a.pidfile().exists(),
+        "pidfile must be removed on clean exit"
+    );
+}
+
+#[test]
+fn fd_n_takes_one_tcp_socket_and_closes_the_others() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // fd 3 is the unix socket, fd 4 the TCP one.
+    let mut a = Activated::start("fd://4", &[format!("127.0.0.1:{port}")], &[], "");
+    let out = Command::new(docker_cli())
+        .args([
+            "-H",
+            &format!("tcp://127.0.0.1:{port}"),
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ])
+        .env("DOCKER_CONFIG", a.dir.path().join("cli"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        a.log()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
+    // The unix socket passed as fd 3 was closed: nobody accepts there any more.
+    assert!(std::os::unix::net::UnixStream::connect(&a.sock).is_err());
+    a.signal(libc::SIGTERM);
+    assert_eq!(
+        wait_timeout(&mut a.child, PATIENCE).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn watchdog_pings_every_half_period() {
+    let mut a = Activated::start("fd://", &[], &["WATCHDOG_USEC=200000"], "");
+    assert_eq!(http(&a.sock, "GET", "/_ping", None).status, 200);
+    a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
+    let start = Instant::now();
+    let mut pings = 0;
+    while pings < 3 && start.elapsed() < Duration::from_secs(1) {
+        let left = Duration::from_secs(1).saturating_sub(start.elapsed());
+        if a.notify
+            .wait_for(left, |m| has_line(m, "WATCHDOG=1"))
+            .is_some()
+        {
+            pings += 1;
+        }
+    }
+    assert!(
+        pings >= 3,
+        "only {pings} WATCHDOG=1 within one second; seen {:?}",
+        a.notify.seen
+    );
+}
+
+#[test]
+fn sighup_reloads_and_applies_debug() {
+    let mut a = Activated::start("fd://", &[], &[], "{}");
+    assert_eq!(http(&a.sock, "GET", "/_ping", None).status, 200);
+    a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
+    assert_eq!(http(&a.sock, "GET", "/info", None).json()["Debug"], false);
+    assert!(!a.log().contains("level=debug"));
+
+    std::fs::write(
+        a.dir.path().join("daemon.json"),
+        r#"{"debug": true, "labels": ["env=test"]}"#,
+    )
+    .unwrap();
+    a.signal(libc::SIGHUP);
+    let reloading = a.expect_notify("RELOADING=1", |m| has_line(m, "RELOADING=1"));
+    let usec = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("RELOADING=1 without MONOTONIC_USEC: {reloading:?}"));
+    assert!(usec.parse::<u64>().unwrap() > 0);
+    a.expect_notify("READY=1 after reload", |m| has_line(m, "READY=1"));
+
+    let info = http(&a.sock, "GET", "/info", None).json();
+    assert_eq!(info["Debug"], true);
+    assert_eq!(info["Labels"], serde_json::json!(["env=test"]));
+    // Debug records now reach the log.
+    http(&a.sock, "GET", "/version", None);
+    wait_until(
+        || a.log().contains("level=debug"),
+        "debug records after reload",
+        &a.log(),
+    );
+
+    // A broken file keeps the running configuration and still ends the reload.
+    std::fs::write(a.dir.path().join("daemon.json"), "{ not json").unwrap();
+    a.signal(libc::SIGHUP);
+    a.expect_notify("RELOADING=1", |m| has_line(m, "RELOADING=1"));
+    a.expect_notify("READY=1 after failed reload", |m| has_line(m, "READY=1"));
+    assert_eq!(http(&a.sock, "GET", "/info", None).json()["Debug"], true);
+    wait_until(
+        || a.log().contains("Error reloading configuration"),
+        "reload error logged",
+        &a.log(),
+    );
+}
+
+fn wait_until(cond: impl Fn() -> bool, what: &str, context: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {what}\n{context}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
