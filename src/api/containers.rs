@@ -1,0 +1,316 @@
+//! Container endpoints: create, list, inspect, start, stop, kill, restart, wait,
+//! attach (hijacked), logs, resize, rename, top, prune, remove.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::stream::{self, Deframer, MULTIPLEXED, RAW};
+use super::{ApiState, Ctx, Response, body, page_not_found, response};
+use crate::engine::containers::inspect::{LIST_FILTERS, ListOptions};
+use crate::engine::containers::lifecycle::WaitCondition;
+use crate::engine::containers::logs::LogOptions;
+use crate::engine::{Error, Result};
+use crate::init::spec::AttachStreams;
+
+pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
+    let segs: Vec<String> = ctx.segments().iter().map(|s| s.to_string()).collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let engine = &state.engine;
+    let m = ctx.method().clone();
+    match (m, segs.as_slice()) {
+        (Method::POST, ["containers", "create"]) => create(state, ctx).await,
+        (Method::GET, ["containers", "json"]) => list(state, &ctx),
+        (Method::POST, ["containers", "prune"]) => {
+            let filters = ctx.query.filters(&["label", "label!", "until"])?;
+            Ok(response::ok_json(&engine.container_prune(&filters).await?))
+        }
+        (Method::GET, ["containers", id, "json"]) => {
+            Ok(response::ok_json(&engine.container_inspect(id, ctx.query.bool("size"))?))
+        }
+        (Method::POST, ["containers", id, "start"]) => {
+            engine.container_start(id).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (Method::POST, ["containers", id, "stop"]) => {
+            engine.container_stop(id, ctx.query.int("t")?, ctx.query.get("signal")).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (Method::POST, ["containers", id, "restart"]) => {
+            engine.container_restart(id, ctx.query.int("t")?, ctx.query.get("signal")).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (Method::POST, ["containers", id, "kill"]) => {
+            engine.container_kill(id, ctx.query.get("signal")).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (Method::POST, ["containers", id, "wait"]) => wait(state, id, &ctx),
+        (Method::POST, ["containers", id, "attach"]) => attach(state, id, ctx).await,
+        (Method::GET, ["containers", id, "logs"]) => logs(state, id, &ctx),
+        (Method::POST, ["containers", id, "resize"]) => {
+            let dim = |k: &str| -> Result<u16> {
+                let v = ctx.query.get(k).unwrap_or("");
+                v.parse().map_err(|_| Error::invalid(format!("invalid resize {} {v:?}", if k == "h" { "height" } else { "width" })))
+            };
+            engine.container_resize(id, dim("h")?, dim("w")?).await?;
+            Ok(response::empty(StatusCode::OK))
+        }
+        (Method::POST, ["containers", id, "rename"]) => {
+            engine.container_rename(id, ctx.query.get("name").unwrap_or("")).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (Method::GET, ["containers", id, "top"]) => {
+            Ok(response::ok_json(&engine.container_top(id, ctx.query.get("ps_args").unwrap_or("")).await?))
+        }
+        (Method::DELETE, ["containers", id]) => {
+            engine.container_remove(id, ctx.query.bool("force")).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (_, ["containers", id, what]) => {
+            // Known Docker endpoints this daemon does not do yet get a clear 501.
+            let known = ["pause", "unpause", "exec", "update", "stats", "export", "changes", "archive", "checkpoints"];
+            if known.contains(what) {
+                engine.containers.get(id)?;
+                Err(Error::not_implemented(format!("{what} is not supported by this daemon yet")))
+            } else {
+                Err(page_not_found())
+            }
+        }
+        _ => Err(page_not_found()),
+    }
+}
+
+async fn create(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
+    let body: serde_json::Value =
+        ctx.json_body().await?.ok_or_else(|| Error::invalid("config cannot be empty in order to create a container"))?;
+    if let Some(p) = ctx.query.get("platform").filter(|p| !p.is_empty()) {
+        let os = p.split('/').next().unwrap_or("");
+        if os != "linux" {
+            return Err(Error::invalid(format!("platform {p} is not supported by this daemon (only linux)")));
+        }
+    }
+    let name = ctx.query.get("name").map(str::to_string);
+    let created = state.engine.container_create(body, name).await?;
+    Ok(response::json(StatusCode::CREATED, &json!({ "Id": created.id, "Warnings": created.warnings })))
+}
+
+fn list(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
+    let opts = ListOptions {
+        all: ctx.query.bool("all"),
+        limit: ctx.query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize),
+        size: ctx.query.bool("size"),
+        filters: ctx.query.filters(LIST_FILTERS)?,
+    };
+    Ok(response::ok_json(&state.engine.container_list(&opts)?))
+}
+
+/// `POST /containers/{id}/wait`: headers go out at once (the CLI waits for them before
+/// it starts the container); the body when the condition is met.
+fn wait(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
+    let condition = WaitCondition::parse(ctx.query.get("condition"))?;
+    let fut = state.engine.container_wait(id, condition)?;
+    let (tx, body) = body::channel(1);
+    tokio::spawn(async move {
+        tokio::select! {
+            outcome = fut => {
+                let error = outcome.error.map(|m| json!({ "Message": m }));
+                let mut doc = serde_json::to_vec(&json!({ "StatusCode": outcome.status_code, "Error": error })).unwrap_or_default();
+                doc.push(b'\n');
+                let _ = tx.send(Bytes::from(doc)).await;
+            }
+            _ = tx.closed() => {}
+        }
+    });
+    Ok(response::stream("application/json", body))
+}
+
+fn timestamp(ctx: &Ctx, key: &str) -> Result<Option<i64>> {
+    match ctx.query.get(key) {
+        None | Some("") | Some("0") => Ok(None),
+        Some(v) => crate::timefmt::parse_timestamp(v)
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("invalid value for \"{key}\": {v:?} is not a timestamp"))),
+    }
+}
+
+/// `GET /containers/{id}/logs`.
+fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
+    let q = &ctx.query;
+    let tail = match q.get("tail") {
+        None | Some("") | Some("all") => None,
+        Some(n) => n.parse::<i64>().ok().and_then(|n| usize::try_from(n).ok()),
+    };
+    let opts = LogOptions {
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        since: timestamp(ctx, "since")?,
+        until: timestamp(ctx, "until")?,
+        tail,
+        follow: q.bool("follow"),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+    }
+    let timestamps = q.bool("timestamps");
+    let (tty, mut rx) = state.engine.container_logs(id, opts)?;
+    let (tx, body) = body::channel(64);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let entry = tokio::select! {
+                e = rx.recv() => e,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some(e) = entry else { break };
+            let mut payload = Vec::with_capacity(e.data.len() + 32);
+            if timestamps {
+                payload.extend_from_slice(e.time.as_bytes());
+                payload.push(b' ');
+            }
+            payload.extend_from_slice(&e.data);
+            let chunk = if tty { Bytes::from(payload) } else { stream::frame(e.stream, &payload) };
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(response::stream(if tty { RAW } else { MULTIPLEXED }, body))
+}
+
+/// Ctrl-P Ctrl-Q, Docker's default detach sequence.
+const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// `POST /containers/{id}/attach`: answers `101 UPGRADED`, then joins the client's
+/// connection to the container's stdio through its monitor.
+async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
+    let q = &ctx.query;
+    let streams = AttachStreams { stdin: q.bool("stdin"), stdout: q.bool("stdout"), stderr: q.bool("stderr") };
+    let want_stream = q.bool("stream");
+    let want_logs = q.bool("logs");
+    let upgrade = ctx.parts.headers.get(UPGRADE).is_some();
+    if !upgrade {
+        return Err(Error::invalid("attach needs a connection upgrade: send \"Connection: Upgrade\" and \"Upgrade: tcp\""));
+    }
+    let engine = state.engine.clone();
+    let h = engine.containers.get(id)?;
+    let tty = h.record().container.config.tty;
+
+    let logs_rx = if want_logs {
+        let opts = LogOptions { stdout: streams.stdout, stderr: streams.stderr, ..Default::default() };
+        if opts.stdout || opts.stderr { Some(engine.container_logs(id, opts)?.1) } else { None }
+    } else {
+        None
+    };
+    let target = if want_stream { Some(engine.container_attach(&h, streams).await?) } else { None };
+
+    let attrs = engine.container_attributes(&h.record().container);
+    engine.events.emit("container", "attach", &h.id, attrs);
+
+    let req = hyper::Request::from_parts(ctx.parts, ());
+    state.streams.spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("attach upgrade failed: {e}");
+                return;
+            }
+        };
+        let client = TokioIo::new(upgraded);
+        let (mut client_rd, mut client_wr) = tokio::io::split(client);
+        if let Some(mut rx) = logs_rx {
+            while let Some(e) = rx.recv().await {
+                let chunk = if tty { Bytes::from(e.data) } else { stream::frame(e.stream, &e.data) };
+                if client_wr.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(monitor) = target else {
+            let _ = client_wr.shutdown().await;
+            return;
+        };
+        let (mut mon_rd, mut mon_wr) = monitor.into_split();
+        let to_client = async {
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut deframer = Deframer::default();
+            loop {
+                let n = match mon_rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let ok = if tty {
+                    deframer.push(&buf[..n]);
+                    let mut ok = true;
+                    while let Some((_, payload)) = deframer.next_frame() {
+                        if client_wr.write_all(&payload).await.is_err() {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    ok
+                } else {
+                    client_wr.write_all(&buf[..n]).await.is_ok()
+                };
+                if !ok {
+                    break;
+                }
+            }
+            let _ = client_wr.flush().await;
+            let _ = client_wr.shutdown().await;
+        };
+        let to_monitor = async {
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut matched = 0usize;
+            loop {
+                let n = match client_rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if !streams.stdin {
+                    continue;
+                }
+                if tty {
+                    for &b in &buf[..n] {
+                        if b == DETACH_KEYS[matched] {
+                            matched += 1;
+                            if matched == DETACH_KEYS.len() {
+                                return true;
+                            }
+                        } else {
+                            matched = usize::from(b == DETACH_KEYS[0]);
+                        }
+                    }
+                }
+                if mon_wr.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            // The client closed its side: the container's stdin ends (with StdinOnce).
+            let _ = mon_wr.shutdown().await;
+            false
+        };
+        tokio::pin!(to_client);
+        tokio::pin!(to_monitor);
+        tokio::select! {
+            _ = &mut to_client => {}
+            detached = &mut to_monitor => {
+                if !detached {
+                    // Keep delivering output after the client half-closed.
+                    to_client.await;
+                }
+            }
+        }
+    });
+
+    let mut resp = response::empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(if tty { RAW } else { MULTIPLEXED }));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
+    Ok(resp)
+}

@@ -1,0 +1,220 @@
+//! `POST /containers/create`: validating the request, merging the image's defaults
+//! the way Docker does, and writing the new container to disk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use super::record::{self, Config, Container, State};
+use super::settings::{self, HostSettings};
+use super::{Handle, Record, names, spec};
+use crate::engine::{Engine, Error, Result};
+use crate::init::spec::NetworkMode;
+
+/// What create answers: the ID and warnings for the client.
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+impl Engine {
+    /// Creates a container from the create request body; `name` from the query.
+    pub async fn container_create(self: &Arc<Self>, body: Value, name: Option<String>) -> Result<Created> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.container_create_blocking(body, name))
+            .await
+            .map_err(|e| Error::internal(format!("container create failed: {e}")))?
+    }
+
+    fn container_create_blocking(&self, body: Value, name: Option<String>) -> Result<Created> {
+        let Value::Object(mut body) = body else {
+            return Err(Error::invalid("invalid JSON: the container config must be an object"));
+        };
+        let host_config = match body.remove("HostConfig") {
+            Some(Value::Object(m)) => m,
+            None | Some(Value::Null) => Map::new(),
+            Some(_) => return Err(Error::invalid("invalid JSON: HostConfig must be an object")),
+        };
+        let networking = body.remove("NetworkingConfig");
+        settings::check_config_fields(&body)?;
+        let mut config: Config = serde_json::from_value(Value::Object(body))
+            .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
+        let log_defaults = self.log_defaults();
+        let settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
+        settings::check_networking_config(networking.as_ref(), &settings.network_name)?;
+        if config.image.is_empty() {
+            return Err(Error::invalid("config cannot be empty in order to create a container"));
+        }
+        if config.stdin_once && !config.open_stdin {
+            config.stdin_once = false;
+        }
+
+        let image = self.images.resolve(&config.image)?;
+        let mut warnings = Vec::new();
+        merge_image_config(&mut config, &image.config, &mut warnings);
+        let (path, args) = entrypoint_and_args(&config)?;
+
+        let id = crate::engine::random_id()?;
+        if config.hostname.is_empty() {
+            config.hostname = if settings.network == NetworkMode::Host { self.name.clone() } else { id[..12].to_string() };
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = names::validate(&n)?;
+                self.containers.reserve_name(&n, &id)?;
+                n
+            }
+            None => self.generate_name(&id)?,
+        };
+
+        let dir = self.containers.root().join(&id);
+        let result = (|| -> Result<Created> {
+            crate::store::create_private_dir(&dir)?;
+            self.images.create_rw_layer(&image.id, &id)?;
+            let log_path = dir.join(format!("{id}-json.log"));
+            let container = Container {
+                id: id.clone(),
+                created: crate::timefmt::rfc3339_nano(SystemTime::now()),
+                path,
+                args,
+                config,
+                image: image.id.clone(),
+                name: name.clone(),
+                state: State::default(),
+                log_path: if settings.log_driver == "json-file" { log_path.display().to_string() } else { String::new() },
+                restart_count: 0,
+                driver: self.storage_driver().to_string(),
+                has_been_started_before: false,
+                has_been_manually_stopped: false,
+                hostname_path: dir.join("hostname").display().to_string(),
+                hosts_path: dir.join("hosts").display().to_string(),
+                resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+                warnings: warnings.clone(),
+            };
+            let host_config = settings::complete_host_config(&host_config, &settings);
+            record::save(&dir, &container, &host_config)?;
+            let attrs = self.container_attributes(&container);
+            self.containers.insert(Handle::new(dir.clone(), Record { container, host_config, settings }));
+            self.events.emit("container", "create", &id, attrs);
+            Ok(Created { id: id.clone(), warnings })
+        })();
+        if result.is_err() {
+            self.containers.release_name(&name, &id);
+            let _ = self.images.remove_rw_layer(&id);
+            let _ = crate::store::remove_dir_all_robust(&dir);
+        }
+        result
+    }
+
+    fn generate_name(&self, id: &str) -> Result<String> {
+        for attempt in 0..10 {
+            let n = format!("/{}", names::generate(attempt));
+            if !self.containers.name_taken(&n) && self.containers.reserve_name(&n, id).is_ok() {
+                return Ok(n);
+            }
+        }
+        // Every try collided: fall back to something unique.
+        let n = format!("/{}_{}", names::generate(0), &id[..6]);
+        self.containers.reserve_name(&n, id)?;
+        Ok(n)
+    }
+
+    /// The daemon's log defaults, for containers that do not choose.
+    pub fn log_defaults(&self) -> settings::LogDefaults {
+        let c = self.config();
+        settings::LogDefaults { driver: c.log_driver.clone(), opts: c.log_opts.clone() }
+    }
+
+    /// Event attributes for a container: image and name, plus its labels.
+    pub fn container_attributes(&self, c: &Container) -> BTreeMap<String, String> {
+        let mut a: BTreeMap<String, String> = c.config.labels.clone();
+        a.insert("image".into(), c.config.image.clone());
+        a.insert("name".into(), c.bare_name().to_string());
+        a
+    }
+}
+
+/// Docker's merge of the image config into the container config (daemon/create.go).
+fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig, warnings: &mut Vec<String>) {
+    if config.user.is_empty() {
+        config.user = image.user.clone();
+    }
+    let mut env = image.env.clone();
+    spec::merge_env(&mut env, &config.env);
+    config.env = env;
+    let mut labels = image.labels.clone();
+    labels.extend(std::mem::take(&mut config.labels));
+    config.labels = labels;
+    if config.working_dir.is_empty() {
+        config.working_dir = image.working_dir.clone();
+    }
+    let entrypoint_given = config.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+    if !entrypoint_given {
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            config.cmd = image.cmd.clone();
+            config.args_escaped = image.args_escaped;
+        }
+        if config.entrypoint.is_none() {
+            config.entrypoint = image.entrypoint.clone();
+        }
+    }
+    if config.stop_signal.is_none() {
+        config.stop_signal = image.stop_signal.clone().filter(|s| !s.is_empty());
+    }
+    if let Some(ports) = &image.exposed_ports {
+        let merged = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+        for (k, v) in ports {
+            merged.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    if let Some(vols) = &image.volumes {
+        for v in vols.keys() {
+            warnings.push(format!(
+                "The image declares volume {v}; volumes are not supported by this daemon yet, so {v} stays in the container's own filesystem"
+            ));
+        }
+    }
+    if image.healthcheck.as_ref().is_some_and(|h| !h.is_null()) {
+        warnings.push("The image declares a health check; health checks are not run by this daemon yet".to_string());
+    }
+    if config.domainname.is_empty() {
+        config.domainname = String::new();
+    }
+}
+
+/// Path and arguments from Entrypoint + Cmd; `[""]` as Entrypoint means none.
+fn entrypoint_and_args(config: &Config) -> Result<(String, Vec<String>)> {
+    let entrypoint: Vec<String> = match &config.entrypoint {
+        Some(e) if !(e.len() == 1 && e[0].is_empty()) => e.clone(),
+        _ => Vec::new(),
+    };
+    let cmd = config.cmd.clone().unwrap_or_default();
+    let mut all = entrypoint;
+    all.extend(cmd);
+    if all.is_empty() || all[0].is_empty() {
+        return Err(Error::invalid("No command specified"));
+    }
+    let path = all.remove(0);
+    Ok((path, all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(json: &str) -> Config {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_compose() {
+        assert_eq!(
+            entrypoint_and_args(&cfg(r#"{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"]}"#)).unwrap(),
+            ("/bin/sh".to_string(), vec!["-c".to_string(), "echo hi".to_string()])
+        );
+        assert_eq!(entrypoint_and_args(&cfg(r#"{"Entrypoint":[""],"Cmd":["ls"]}"#)).unwrap().0, "ls");
+        assert!(matches!(entrypoint_and_args(&cfg(r#"{}"#)), Err(Error::InvalidParameter(_))));
+    }
+}

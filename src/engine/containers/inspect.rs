@@ -1,0 +1,337 @@
+//! The documents clients read about containers: `GET /containers/{id}/json`
+//! (inspect) and `GET /containers/json` (list, with Docker's filters and status text).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::{Handle, Record};
+use crate::engine::{Engine, Error, Filters, Result};
+use crate::init::spec::NetworkMode;
+
+/// Filter keys `GET /containers/json` accepts.
+pub const LIST_FILTERS: &[&str] = &[
+    "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
+    "publish", "since", "status", "volume",
+];
+
+const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+
+/// Options of `GET /containers/json`.
+#[derive(Debug, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub size: bool,
+    pub filters: Filters,
+}
+
+/// Go's `units.HumanDuration`, as in `Up 5 seconds`.
+pub fn human_duration(secs: f64) -> String {
+    let seconds = secs as i64;
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = (secs / 60.0) as i64;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    let hours = (secs / 3600.0).round() as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
+}
+
+fn seconds_since(rfc3339: &str) -> f64 {
+    let then = crate::timefmt::parse_timestamp(rfc3339).unwrap_or(0);
+    let now = crate::timefmt::to_nanos(SystemTime::now());
+    ((now - then).max(0)) as f64 / 1e9
+}
+
+/// Docker's `State.String()`: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+pub fn status_text(r: &Record) -> String {
+    let s = &r.container.state;
+    if s.running {
+        return format!("Up {}", human_duration(seconds_since(&s.started_at)));
+    }
+    if s.removal_in_progress {
+        return "Removal In Progress".into();
+    }
+    if s.dead {
+        return "Dead".into();
+    }
+    if s.started_at == crate::timefmt::ZERO_TIME {
+        return "Created".into();
+    }
+    if s.finished_at == crate::timefmt::ZERO_TIME {
+        return String::new();
+    }
+    format!("Exited ({}) {} ago", s.exit_code, human_duration(seconds_since(&s.finished_at)))
+}
+
+/// `ps`'s COMMAND: the path and arguments, arguments with spaces in single quotes.
+pub fn command_text(r: &Record) -> String {
+    let c = &r.container;
+    if c.args.is_empty() {
+        return c.path.clone();
+    }
+    let args: Vec<String> =
+        c.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect();
+    format!("{} {}", c.path, args.join(" "))
+}
+
+fn unix_seconds(rfc3339: &str) -> i64 {
+    crate::timefmt::parse_timestamp(rfc3339).unwrap_or(0).div_euclid(1_000_000_000)
+}
+
+impl Engine {
+    fn network_settings(&self, r: &Record, summary: bool) -> Value {
+        let name = &r.settings.network_name;
+        let endpoint = json!({
+            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
+            "GwPriority": 0, "NetworkID": self.network_id(name), "EndpointID": "", "Gateway": "",
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        });
+        let mut networks = serde_json::Map::new();
+        networks.insert(name.clone(), endpoint);
+        if summary {
+            return json!({ "Networks": networks });
+        }
+        let pid = r.container.state.pid;
+        let sandbox_key = if r.container.state.running && r.settings.network != NetworkMode::Host {
+            format!("/proc/{pid}/ns/net")
+        } else {
+            String::new()
+        };
+        json!({
+            "Bridge": "", "SandboxID": "", "SandboxKey": sandbox_key, "Ports": {}, "HairpinMode": false,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": networks,
+        })
+    }
+
+    fn mounts(r: &Record) -> Value {
+        Value::Array(
+            r.settings
+                .binds
+                .iter()
+                .map(|b| {
+                    json!({
+                        "Type": "bind", "Source": b.source.display().to_string(), "Destination": b.destination,
+                        "Mode": if b.readonly { "ro" } else { "" }, "RW": !b.readonly, "Propagation": "rprivate",
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn container_inspect(&self, name: &str, size: bool) -> Result<Value> {
+        let h = self.containers.get(name)?;
+        let r = h.snapshot();
+        let c = &r.container;
+        let s = &c.state;
+        let mut doc = json!({
+            "Id": c.id,
+            "Created": c.created,
+            "Path": c.path,
+            "Args": c.args,
+            "State": {
+                "Status": c.status(),
+                "Running": s.running,
+                "Paused": s.paused,
+                "Restarting": s.restarting,
+                "OOMKilled": s.oom_killed,
+                "Dead": s.dead,
+                "Pid": s.pid,
+                "ExitCode": s.exit_code,
+                "Error": s.error,
+                "StartedAt": s.started_at,
+                "FinishedAt": s.finished_at,
+            },
+            "Image": c.image,
+            "ResolvConfPath": c.resolv_conf_path,
+            "HostnamePath": c.hostname_path,
+            "HostsPath": c.hosts_path,
+            "LogPath": c.log_path,
+            "Name": c.name,
+            "RestartCount": c.restart_count,
+            "Driver": c.driver,
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": null,
+            "HostConfig": r.host_config,
+            "GraphDriver": self.images.rw_layer_graph_driver(&c.id),
+            "Mounts": Self::mounts(&r),
+            "Config": c.config,
+            "NetworkSettings": self.network_settings(&r, false),
+        });
+        if size {
+            let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
+            doc["SizeRw"] = json!(rw);
+            doc["SizeRootFs"] = json!(rw + self.images.image_size(&c.image).unwrap_or(0));
+        }
+        Ok(doc)
+    }
+
+    /// `GET /containers/json`: newest first.
+    pub fn container_list(&self, opts: &ListOptions) -> Result<Vec<Value>> {
+        let f = &opts.filters;
+        for st in f.get("status") {
+            if !STATUSES.contains(&st) {
+                return Err(Error::invalid(format!("Invalid filter 'status={st}'")));
+            }
+        }
+        let mut exited_codes = Vec::new();
+        for e in f.get("exited") {
+            exited_codes.push(e.parse::<i32>().map_err(|_| Error::invalid(format!("invalid filter 'exited={e}'")))?);
+        }
+        let name_patterns: Vec<regex_lite::Regex> = f
+            .get("name")
+            .map(|p| regex_lite::Regex::new(p).map_err(|e| Error::invalid(format!("invalid filter 'name={p}': {e}"))))
+            .collect::<Result<_>>()?;
+        let ancestors: Vec<String> = f.get("ancestor").filter_map(|a| self.images.resolve(a).ok().map(|i| i.id)).collect();
+        let created_of = |name: &str| -> Result<i64> {
+            let h = self.containers.get(name)?;
+            let created = h.record().container.created.clone();
+            Ok(crate::timefmt::parse_timestamp(&created).unwrap_or(0))
+        };
+        let before = f.get("before").next().map(created_of).transpose()?;
+        let since = f.get("since").next().map(created_of).transpose()?;
+        if let Some(v) = f.get("is-task").next() {
+            if v != "true" && v != "false" {
+                return Err(Error::invalid(format!("Invalid filter 'is-task={v}'")));
+            }
+        }
+
+        let mut handles: Vec<(i64, Arc<Handle>)> = self
+            .containers
+            .all()
+            .into_iter()
+            .map(|h| {
+                let created = crate::timefmt::parse_timestamp(&h.record().container.created).unwrap_or(0);
+                (created, h)
+            })
+            .collect();
+        handles.sort_by(|a, b| b.0.cmp(&a.0));
+        let show_all = opts.all || opts.limit.is_some_and(|l| l > 0) || f.contains("status") || f.contains("exited");
+
+        let mut out = Vec::new();
+        for (created, h) in handles {
+            let r = h.snapshot();
+            let c = &r.container;
+            let status = c.status();
+            if !show_all && !c.state.running {
+                continue;
+            }
+            if !f.exact_match("status", status) {
+                continue;
+            }
+            if f.contains("id") && !f.get("id").any(|p| c.id.starts_with(p)) {
+                continue;
+            }
+            if !name_patterns.is_empty() && !name_patterns.iter().any(|re| re.is_match(&c.name)) {
+                continue;
+            }
+            if !f.match_labels("label", &c.config.labels) {
+                continue;
+            }
+            if f.contains("ancestor") && !ancestors.contains(&c.image) {
+                continue;
+            }
+            if !exited_codes.is_empty() && (status != "exited" || !exited_codes.contains(&c.state.exit_code)) {
+                continue;
+            }
+            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
+            if !f.exact_match("network", &r.settings.network_name) {
+                continue;
+            }
+            // No container has a health check, published or exposed ports, volumes or
+            // is a swarm task: those filters match only their "none" forms.
+            if f.contains("health") && !f.get("health").any(|h| h == "none") {
+                continue;
+            }
+            if f.contains("is-task") && f.get("is-task").any(|v| v == "true") {
+                continue;
+            }
+            if f.contains("publish") || f.contains("expose") || f.contains("volume") {
+                continue;
+            }
+            if f.contains("isolation") && !f.get("isolation").any(|i| i == "default" || i.is_empty()) {
+                continue;
+            }
+            let mut entry = json!({
+                "Id": c.id,
+                "Names": [c.name],
+                "Image": c.config.image,
+                "ImageID": c.image,
+                "Command": command_text(&r),
+                "Created": unix_seconds(&c.created),
+                "Ports": [],
+                "Labels": c.config.labels,
+                "State": status,
+                "Status": status_text(&r),
+                "HostConfig": { "NetworkMode": r.host_config.get("NetworkMode").cloned().unwrap_or(json!("bridge")) },
+                "NetworkSettings": self.network_settings(&r, true),
+                "Mounts": Self::mounts(&r),
+            });
+            if opts.size {
+                let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
+                entry["SizeRw"] = json!(rw);
+                entry["SizeRootFs"] = json!(rw + self.images.image_size(&c.image).unwrap_or(0));
+            }
+            out.push(entry);
+            if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_like_go_units() {
+        assert_eq!(human_duration(0.3), "Less than a second");
+        assert_eq!(human_duration(1.0), "1 second");
+        assert_eq!(human_duration(59.0), "59 seconds");
+        assert_eq!(human_duration(61.0), "About a minute");
+        assert_eq!(human_duration(600.0), "10 minutes");
+        assert_eq!(human_duration(3600.0), "About an hour");
+        assert_eq!(human_duration(5.0 * 3600.0), "5 hours");
+        assert_eq!(human_duration(3.0 * 86400.0), "3 days");
+    }
+}

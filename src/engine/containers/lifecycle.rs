@@ -1,0 +1,688 @@
+//! The life of a container: start, stop, kill, restart, exits, wait, remove, rename,
+//! resize, top, prune, and picking up running containers after a daemon restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::{Handle, Lifecycle, spec};
+use crate::engine::{Engine, Error, Filters, Result};
+use crate::init::spec::{ExitRecord, InitialAttach};
+use crate::runtime::MonitorState;
+
+/// Docker's default seconds between the stop signal and SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+/// `wait` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> Result<Self> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::invalid(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
+/// The outcome of a wait.
+#[derive(Debug, Clone)]
+pub struct WaitOutcome {
+    pub status_code: i64,
+    pub error: Option<String>,
+}
+
+/// `SIGTERM`, `TERM`, `term`, `15` → 15.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::invalid(format!("Invalid signal: {s}")));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            if let Some(rt) = name.strip_prefix("RTMIN") {
+                let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse().map_err(|_| Error::invalid(format!("Invalid signal: {s}")))? };
+                return Ok(libc::SIGRTMIN() + off);
+            }
+            return Err(Error::invalid(format!("Invalid signal: {s}")));
+        }
+    };
+    Ok(n)
+}
+
+impl Engine {
+    /// Picks up containers recorded as running: reattaches to live monitors, records
+    /// the exits of those that finished while the daemon was away.
+    pub async fn restore_containers(self: &Arc<Self>) {
+        for h in self.containers.all() {
+            if !h.record().container.state.running {
+                continue;
+            }
+            match self.runtime.state(&h.id).await {
+                MonitorState::Running { pid } => {
+                    tracing::info!(container_id = %h.id, "reattached to running container (pid {pid})");
+                    self.watch_exit(h.clone());
+                }
+                MonitorState::Exited(rec) => {
+                    tracing::info!(container_id = %h.id, "container exited while the daemon was away (exit code {})", rec.exit_code);
+                    self.on_exit(&h, rec).await;
+                }
+                MonitorState::Gone => {
+                    let rec = ExitRecord {
+                        exit_code: 255,
+                        finished_at: crate::timefmt::rfc3339_nano(SystemTime::now()),
+                        oom_killed: false,
+                        error: Some("the container's monitor is gone (host rebooted or monitor killed)".to_string()),
+                    };
+                    tracing::warn!(container_id = %h.id, "container monitor is gone; marking the container exited");
+                    self.on_exit(&h, rec).await;
+                }
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn container_start(self: &Arc<Self>, name: &str) -> Result<()> {
+        let h = self.containers.get(name)?;
+        let _op = h.op.lock().await;
+        self.start_locked(&h).await
+    }
+
+    async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
+        let r = h.snapshot();
+        if r.container.state.removal_in_progress || h.lifecycle.borrow().removed {
+            return Err(Error::conflict("container is marked for removal and cannot be started"));
+        }
+        if r.container.state.running {
+            return Err(Error::NotModified("container is already running".into()));
+        }
+        let id = h.id.clone();
+        let engine = self.clone();
+        let dir = h.dir.clone();
+        let settings = r.settings.clone();
+        let (hostname, domainname) = (r.container.config.hostname.clone(), r.container.config.domainname.clone());
+        let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
+            let rootfs = engine.images.mount_rw_layer(&id)?;
+            let etc = spec::write_etc_files(&dir, &hostname, &domainname, settings.network)?;
+            Ok((rootfs, etc))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("start: {e}")))?;
+        let (rootfs, etc) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Err(self.start_failed(h, e.to_string(), 128, false).await),
+        };
+        let pending = h.take_pending_attach();
+        let initial: Vec<InitialAttach> = Vec::new();
+        let spec = match spec::build(&r, rootfs, self.runtime.state_dir(&h.id), &etc, initial) {
+            Ok(s) => s,
+            Err(e) => return Err(self.start_failed(h, e.to_string(), 128, false).await),
+        };
+        match self.runtime.start(spec, pending).await {
+            Ok(started) => {
+                let now = crate::timefmt::rfc3339_nano(SystemTime::now());
+                h.update(|c| {
+                    c.state.running = true;
+                    c.state.pid = started.pid;
+                    c.state.exit_code = 0;
+                    c.state.error.clear();
+                    c.state.oom_killed = false;
+                    c.state.started_at = now;
+                    c.has_been_started_before = true;
+                    c.has_been_manually_stopped = false;
+                })?;
+                h.lifecycle.send_modify(|l| {
+                    l.running = true;
+                    l.error = None;
+                });
+                let attrs = self.container_attributes(&h.record().container);
+                self.events.emit("container", "start", &h.id, attrs);
+                tracing::debug!(container_id = %h.id, "container started (pid {})", started.pid);
+                self.watch_exit(h.clone());
+                Ok(())
+            }
+            Err(e) => Err(self.start_failed(h, e.message, e.exit_code, true).await),
+        }
+    }
+
+    /// Records a failed start as Docker does (exit code, error), cleans up, and
+    /// removes the container when it was created with `--rm`.
+    async fn start_failed(self: &Arc<Self>, h: &Arc<Handle>, message: String, exit_code: i32, from_runtime: bool) -> Error {
+        let _ = h.update(|c| {
+            c.state.exit_code = exit_code;
+            c.state.error = message.clone();
+        });
+        let id = h.id.clone();
+        let engine = self.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await;
+        if from_runtime {
+            self.runtime.remove_state(&h.id);
+        }
+        h.lifecycle.send_modify(|l| {
+            l.exits += 1;
+            l.running = false;
+            l.exit_code = exit_code;
+            l.error = Some(message.clone());
+        });
+        if h.record().settings.auto_remove {
+            if let Err(e) = self.remove_locked(h, true).await {
+                tracing::error!(container_id = %h.id, "can't remove container: {e}");
+            }
+        }
+        let lower = message.to_ascii_lowercase();
+        if exit_code == 126 || exit_code == 127 || lower.contains("executable file not found") || lower.contains("no such file or directory") || lower.contains("permission denied") {
+            Error::invalid(format!("failed to create task for container: {message}"))
+        } else {
+            Error::internal(format!("failed to create task for container: {message}"))
+        }
+    }
+
+    /// Waits for the monitor to report the exit, then records it.
+    fn watch_exit(self: &Arc<Self>, h: Arc<Handle>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let rec = engine.runtime.wait(&h.id).await;
+            engine.on_exit(&h, rec).await;
+        });
+    }
+
+    /// Records an exit: state, unmount, `die` event, waiters, `--rm`.
+    async fn on_exit(self: &Arc<Self>, h: &Arc<Handle>, rec: ExitRecord) {
+        let mut started_at = String::new();
+        let saved = h.update(|c| {
+            started_at = c.state.started_at.clone();
+            c.state.running = false;
+            c.state.pid = 0;
+            c.state.exit_code = rec.exit_code;
+            c.state.finished_at = rec.finished_at.clone();
+            c.state.oom_killed = rec.oom_killed;
+            c.state.error = rec.error.clone().unwrap_or_default();
+        });
+        if let Err(e) = saved {
+            tracing::error!(container_id = %h.id, "failed to record the container's exit: {e}");
+        }
+        let id = h.id.clone();
+        let engine = self.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await {
+            tracing::warn!(container_id = %h.id, "failed to unmount the container's root filesystem: {e}");
+        }
+        self.runtime.remove_state(&h.id);
+        let mut attrs = self.container_attributes(&h.record().container);
+        attrs.insert("exitCode".into(), rec.exit_code.to_string());
+        let started = crate::timefmt::parse_timestamp(&started_at).unwrap_or(0);
+        let finished = crate::timefmt::parse_timestamp(&rec.finished_at).unwrap_or(0);
+        attrs.insert("execDuration".into(), ((finished - started).max(0) / 1_000_000_000).to_string());
+        self.events.emit("container", "die", &h.id, attrs);
+        h.lifecycle.send_modify(|l| {
+            l.exits += 1;
+            l.running = false;
+            l.exit_code = rec.exit_code;
+            l.error = rec.error.clone();
+        });
+        if h.record().settings.auto_remove {
+            let engine = self.clone();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let _op = h.op.lock().await;
+                if h.lifecycle.borrow().removed || h.record().container.state.running {
+                    return;
+                }
+                if let Err(e) = engine.remove_locked(&h, true).await {
+                    tracing::error!(container_id = %h.id, "failed to remove container after it exited: {e}");
+                }
+            });
+        }
+    }
+
+    /// Sends `signal` and emits the `kill` event.
+    async fn signal(&self, h: &Handle, signal: i32) -> Result<()> {
+        self.runtime.kill(&h.id, signal).await?;
+        let mut attrs = self.container_attributes(&h.record().container);
+        attrs.insert("signal".into(), signal.to_string());
+        self.events.emit("container", "kill", &h.id, attrs);
+        Ok(())
+    }
+
+    /// Waits until the exit count passes `after`, at most `limit`.
+    async fn wait_exit_after(h: &Handle, mut rx: watch::Receiver<Lifecycle>, after: u64, limit: Option<Duration>) -> bool {
+        let wait = rx.wait_for(|l| l.exits > after || l.removed);
+        let done = match limit {
+            None => wait.await.is_ok(),
+            Some(d) => matches!(tokio::time::timeout(d, wait).await, Ok(Ok(_))),
+        };
+        done || !h.record().container.state.running
+    }
+
+    /// `POST /containers/{id}/stop`.
+    pub async fn container_stop(self: &Arc<Self>, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let h = self.containers.get(name)?;
+        let _op = h.op.lock().await;
+        if !h.record().container.state.running {
+            return Err(Error::NotModified("container is already stopped".into()));
+        }
+        self.stop_locked(&h, timeout, signal).await
+    }
+
+    async fn stop_locked(self: &Arc<Self>, h: &Arc<Handle>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let r = h.snapshot();
+        let sig = match signal.filter(|s| !s.is_empty()).or(r.container.config.stop_signal.as_deref()) {
+            Some(s) => parse_signal(s)?,
+            None => libc::SIGTERM,
+        };
+        let secs = timeout.or(r.container.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let rx = h.lifecycle.subscribe();
+        let before = rx.borrow().exits;
+        h.update(|c| c.has_been_manually_stopped = true)?;
+        if let Err(e) = self.signal(h, sig).await {
+            if h.record().container.state.running {
+                return Err(e);
+            }
+        }
+        let limit = (secs >= 0).then(|| Duration::from_secs(secs as u64));
+        if !Self::wait_exit_after(h, rx.clone(), before, limit).await {
+            tracing::info!(container_id = %h.id, "Container failed to exit within {secs}s of signal {sig} - using the force");
+            let _ = self.signal(h, libc::SIGKILL).await;
+            if !Self::wait_exit_after(h, rx, before, Some(Duration::from_secs(30))).await {
+                return Err(Error::internal(format!("container {} did not exit after SIGKILL", h.id)));
+            }
+        }
+        let attrs = self.container_attributes(&h.record().container);
+        self.events.emit("container", "stop", &h.id, attrs);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn container_kill(self: &Arc<Self>, name: &str, signal: Option<&str>) -> Result<()> {
+        let h = self.containers.get(name)?;
+        let sig = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => parse_signal(s)?,
+            None => libc::SIGKILL,
+        };
+        if !h.record().container.state.running {
+            return Err(Error::conflict(format!("cannot kill container: {name}: container {} is not running", h.id)));
+        }
+        let rx = h.lifecycle.subscribe();
+        let before = rx.borrow().exits;
+        self.signal(&h, sig).await.map_err(|e| match e {
+            Error::Conflict(m) => Error::conflict(format!("cannot kill container: {name}: {m}")),
+            other => other,
+        })?;
+        if sig == libc::SIGKILL {
+            // Docker returns from a SIGKILL once the container is gone.
+            Self::wait_exit_after(&h, rx, before, Some(Duration::from_secs(30))).await;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn container_restart(self: &Arc<Self>, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let h = self.containers.get(name)?;
+        let _op = h.op.lock().await;
+        if h.record().container.state.running {
+            self.stop_locked(&h, timeout, signal).await?;
+        }
+        self.start_locked(&h).await?;
+        let attrs = self.container_attributes(&h.record().container);
+        self.events.emit("container", "restart", &h.id, attrs);
+        Ok(())
+    }
+
+    /// Registers a wait and returns the future that resolves at the condition. The
+    /// registration happens before this returns, so an exit right after is not missed.
+    pub fn container_wait(
+        self: &Arc<Self>,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = WaitOutcome> + Send + 'static> {
+        let h = self.containers.get(name)?;
+        let mut rx = h.lifecycle.subscribe();
+        let now = rx.borrow().clone();
+        let running = h.record().container.state.running;
+        Ok(async move {
+            let outcome = |l: &Lifecycle| WaitOutcome { status_code: l.exit_code as i64, error: l.error.clone() };
+            match condition {
+                WaitCondition::NotRunning if !running => outcome(&now),
+                WaitCondition::NotRunning | WaitCondition::NextExit => {
+                    match rx.wait_for(|l| l.exits > now.exits || l.removed).await {
+                        Ok(l) => outcome(&l),
+                        Err(_) => outcome(&now),
+                    }
+                }
+                WaitCondition::Removed => match rx.wait_for(|l| l.removed).await {
+                    Ok(l) => outcome(&l),
+                    Err(_) => outcome(&now),
+                },
+            }
+        })
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn container_remove(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+        let h = self.containers.get(name)?;
+        let _op = h.op.lock().await;
+        if h.lifecycle.borrow().removed {
+            return Ok(());
+        }
+        if h.record().container.state.running && !force {
+            return Err(Error::conflict(format!(
+                "cannot remove container \"{name}\": container is running: stop the container before removing or force remove"
+            )));
+        }
+        self.remove_locked(&h, force).await
+    }
+
+    async fn remove_locked(self: &Arc<Self>, h: &Arc<Handle>, force: bool) -> Result<()> {
+        if h.record().container.state.running {
+            if !force {
+                return Err(Error::conflict("container is running"));
+            }
+            let rx = h.lifecycle.subscribe();
+            let before = rx.borrow().exits;
+            let _ = self.signal(h, libc::SIGKILL).await;
+            if !Self::wait_exit_after(h, rx, before, Some(Duration::from_secs(30))).await {
+                return Err(Error::internal(format!("could not kill container {}", h.id)));
+            }
+        }
+        let _ = h.update(|c| c.state.removal_in_progress = true);
+        let id = h.id.clone();
+        let dir = h.dir.clone();
+        let engine = self.clone();
+        let removed = tokio::task::spawn_blocking(move || -> Result<()> {
+            engine.images.remove_rw_layer(&id)?;
+            crate::store::remove_dir_all_robust(&dir)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::internal(format!("remove: {e}")))?;
+        if let Err(e) = removed {
+            let _ = h.update(|c| {
+                c.state.removal_in_progress = false;
+                c.state.dead = true;
+            });
+            return Err(Error::internal(format!("unable to remove filesystem for {}: {e}", h.id)));
+        }
+        self.runtime.remove_state(&h.id);
+        self.containers.remove(&h.id);
+        let attrs = self.container_attributes(&h.record().container);
+        self.events.emit("container", "destroy", &h.id, attrs);
+        h.lifecycle.send_modify(|l| l.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub async fn container_rename(self: &Arc<Self>, name: &str, new_name: &str) -> Result<()> {
+        if new_name.is_empty() {
+            return Err(Error::invalid("Neither old nor new names may be empty"));
+        }
+        let h = self.containers.get(name)?;
+        let _op = h.op.lock().await;
+        let new = super::names::validate(new_name)?;
+        let old = h.record().container.name.clone();
+        if old == new {
+            return Err(Error::invalid("Renaming a container with the same name as its current name"));
+        }
+        self.containers.reserve_name(&new, &h.id)?;
+        if let Err(e) = h.update(|c| c.name = new.clone()) {
+            self.containers.release_name(&new, &h.id);
+            return Err(e);
+        }
+        self.containers.release_name(&old, &h.id);
+        let mut attrs = self.container_attributes(&h.record().container);
+        attrs.insert("oldName".into(), old);
+        self.events.emit("container", "rename", &h.id, attrs);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub async fn container_resize(self: &Arc<Self>, name: &str, height: u16, width: u16) -> Result<()> {
+        let h = self.containers.get(name)?;
+        if !h.record().container.state.running {
+            return Err(Error::conflict(format!("container {} is not running", h.id)));
+        }
+        self.runtime.resize(&h.id, height, width).await?;
+        let mut attrs = self.container_attributes(&h.record().container);
+        attrs.insert("height".into(), height.to_string());
+        attrs.insert("width".into(), width.to_string());
+        self.events.emit("container", "resize", &h.id, attrs);
+        Ok(())
+    }
+
+    /// `GET /containers/{id}/top`: `ps` on the host, rows of the container's processes.
+    pub async fn container_top(self: &Arc<Self>, name: &str, ps_args: &str) -> Result<serde_json::Value> {
+        let h = self.containers.get(name)?;
+        if !h.record().container.state.running {
+            return Err(Error::conflict(format!("container {} is not running", h.id)));
+        }
+        let pids = self.runtime.pids(&format!("docker/{}", h.id))?;
+        let args: Vec<String> = if ps_args.trim().is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(str::to_string).collect() };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .env_clear()
+            .env("PATH", spec::DEFAULT_PATH)
+            .output()
+            .await
+            .map_err(|e| Error::internal(format!("running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let top = parse_ps(&text, &pids)?;
+        let attrs = self.container_attributes(&h.record().container);
+        self.events.emit("container", "top", &h.id, attrs);
+        Ok(top)
+    }
+
+    /// `POST /containers/prune`.
+    pub async fn container_prune(self: &Arc<Self>, filters: &Filters) -> Result<serde_json::Value> {
+        let until = match filters.get("until").next() {
+            Some(u) => Some(parse_until(u)?),
+            None => None,
+        };
+        let mut deleted = Vec::new();
+        let mut reclaimed: u64 = 0;
+        for h in self.containers.all() {
+            let r = h.snapshot();
+            if r.container.state.running {
+                continue;
+            }
+            if !filters.match_labels("label", &r.container.config.labels) {
+                continue;
+            }
+            if filters.get("label!").any(|cond| label_matches(cond, &r.container.config.labels)) {
+                continue;
+            }
+            if let Some(u) = until {
+                let created = crate::timefmt::parse_timestamp(&r.container.created).unwrap_or(0);
+                if created >= u {
+                    continue;
+                }
+            }
+            let size = self.images.rw_layer_size(&h.id).unwrap_or(0);
+            let _op = h.op.lock().await;
+            if h.record().container.state.running || h.lifecycle.borrow().removed {
+                continue;
+            }
+            match self.remove_locked(&h, false).await {
+                Ok(()) => {
+                    deleted.push(h.id.clone());
+                    reclaimed += size;
+                }
+                Err(e) => tracing::warn!(container_id = %h.id, "prune: {e}"),
+            }
+        }
+        let mut attrs = BTreeMap::new();
+        attrs.insert("reclaimed".to_string(), reclaimed.to_string());
+        self.events.emit("container", "prune", "", attrs);
+        Ok(serde_json::json!({ "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { deleted.into() }, "SpaceReclaimed": reclaimed }))
+    }
+}
+
+fn label_matches(cond: &str, labels: &BTreeMap<String, String>) -> bool {
+    match cond.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+        None => labels.contains_key(cond),
+    }
+}
+
+/// `until` for prune: a timestamp, or a duration before now (`24h`, `10m`).
+pub fn parse_until(s: &str) -> Result<i64> {
+    if let Some(ts) = crate::timefmt::parse_timestamp(s) {
+        return Ok(ts);
+    }
+    let secs = parse_duration_secs(s).ok_or_else(|| Error::invalid(format!("invalid value for until: {s:?}")))?;
+    Ok(crate::engine::events::now_nanos() - (secs * 1e9) as i64)
+}
+
+/// Go durations as the CLI passes them: `1h30m`, `10m`, `45s`, `1.5h`.
+fn parse_duration_secs(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push(chars.next()?);
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        any = true;
+    }
+    (any && num.is_empty()).then_some(total)
+}
+
+/// Keeps the `ps` rows whose PID column is one of `pids`.
+pub fn parse_ps(output: &str, pids: &[i32]) -> Result<serde_json::Value> {
+    let mut lines = output.lines();
+    let header = lines.next().unwrap_or("");
+    let titles: Vec<String> = header.split_whitespace().map(str::to_string).collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| Error::invalid("Couldn't find PID field in ps output"))?;
+    let mut processes = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < titles.len() {
+            continue;
+        }
+        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        // The last column (the command) may contain spaces.
+        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        row.push(fields[titles.len() - 1..].join(" "));
+        processes.push(row);
+    }
+    Ok(serde_json::json!({ "Titles": titles, "Processes": processes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("SIGUSR1").unwrap(), libc::SIGUSR1);
+        assert_eq!(parse_signal("usr1").unwrap(), libc::SIGUSR1);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn ps_rows_are_filtered_by_pid() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init\nroot 42 1 0 10:00 ? 00:00:00 sleep 300\n";
+        let v = parse_ps(out, &[42]).unwrap();
+        assert_eq!(v["Processes"], serde_json::json!([["root", "42", "1", "0", "10:00", "?", "00:00:00", "sleep 300"]]));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("1h30m"), Some(5400.0));
+        assert_eq!(parse_duration_secs("10s"), Some(10.0));
+        assert_eq!(parse_duration_secs("x"), None);
+        assert!(WaitCondition::parse(Some("bogus")).is_err());
+    }
+}
+
+impl Engine {
+    /// The container's end of an attach: the monitor's socket when it runs; otherwise
+    /// one end of a socket pair whose other end is handed to the monitor at the next
+    /// start, so that nothing the container writes first is lost.
+    pub async fn container_attach(&self, h: &Arc<Handle>, streams: crate::init::spec::AttachStreams) -> Result<tokio::net::UnixStream> {
+        if h.record().container.state.running {
+            match self.runtime.attach(&h.id, streams).await {
+                Ok(s) => return Ok(s),
+                Err(e) if h.record().container.state.running => {
+                    return Err(Error::internal(format!("attach to container {}: {e}", h.id)));
+                }
+                Err(_) => {}
+            }
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        h.add_pending_attach(theirs, streams);
+        Ok(tokio::net::UnixStream::from_std(ours)?)
+    }
+}

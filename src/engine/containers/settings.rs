@@ -1,0 +1,376 @@
+//! The HostConfig settings this daemon honours, read from the client's HostConfig,
+//! and the refusal of every setting it does not honour yet.
+//!
+//! A create request may carry any of Docker's ~80 HostConfig fields. The docker CLI
+//! sends all of them, mostly at their zero values. A field at its zero value is fine;
+//! a field this daemon implements is applied; anything else is refused with a 501 that
+//! names the field, so that nothing a user asked for is silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use crate::engine::{Error, Result};
+use crate::init::spec::NetworkMode;
+
+/// HostConfig fields that are applied.
+const SUPPORTED: &[&str] = &[
+    "AutoRemove", "Init", "ReadonlyRootfs", "NetworkMode", "Privileged", "CapAdd", "CapDrop", "ConsoleSize",
+    "LogConfig", "RestartPolicy", "Binds", "ContainerIDFile",
+];
+
+/// Daemon-wide logging defaults (`log-driver`, `log-opts`).
+#[derive(Debug, Clone, Default)]
+pub struct LogDefaults {
+    pub driver: String,
+    pub opts: BTreeMap<String, String>,
+}
+
+/// A bind mount from `Binds` (`/host:/ctr[:ro]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// The settings applied to a container.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    pub auto_remove: bool,
+    pub init: bool,
+    pub readonly_rootfs: bool,
+    pub network: NetworkMode,
+    /// The network's name as inspect shows it: `bridge`, `none`, `host`.
+    pub network_name: String,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub console_size: Option<(u16, u16)>,
+    pub log_driver: String,
+    pub log_opts: BTreeMap<String, String>,
+    pub binds: Vec<Bind>,
+}
+
+/// True for JSON zero values: null, false, 0, "", [], {}.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// Zero, or a value Docker treats as "unset" for this field.
+fn is_unset(key: &str, v: &Value) -> bool {
+    if is_zero(v) {
+        return true;
+    }
+    match key {
+        "MemorySwappiness" => v.as_i64() == Some(-1),
+        "Isolation" => v.as_str() == Some("default"),
+        "CgroupnsMode" => v.as_str() == Some("private") || v.as_str() == Some("host"),
+        "IpcMode" => v.as_str() == Some("private") || v.as_str() == Some("shareable"),
+        // ConsoleSize [0, 0] and similar all-zero lists.
+        _ => v.as_array().is_some_and(|a| a.iter().all(is_zero)),
+    }
+}
+
+fn not_supported(field: &str) -> Error {
+    Error::not_implemented(format!(
+        "the container setting {field} is not supported by this daemon yet; remove it from the request"
+    ))
+}
+
+fn strings(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::invalid(format!("{field} must be a list of strings"))))
+            .collect(),
+        Some(_) => Err(Error::invalid(format!("{field} must be a list of strings"))),
+    }
+}
+
+impl HostSettings {
+    /// Reads (and validates) a HostConfig. Used at create time and again when the
+    /// daemon loads a container from disk.
+    pub fn from_host_config(hc: &Map<String, Value>, log_defaults: &LogDefaults) -> Result<HostSettings> {
+        for (k, v) in hc {
+            if !SUPPORTED.contains(&k.as_str()) && !is_unset(k, v) {
+                return Err(not_supported(&format!("HostConfig.{k}")));
+            }
+        }
+        let flag = |k: &str| hc.get(k).and_then(Value::as_bool).unwrap_or(false);
+
+        let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or("");
+        let (network, network_name) = match mode {
+            "" | "default" | "bridge" => (NetworkMode::Private, "bridge"),
+            "none" => (NetworkMode::None, "none"),
+            "host" => (NetworkMode::Host, "host"),
+            m if m.starts_with("container:") => return Err(not_supported("HostConfig.NetworkMode=container:…")),
+            other => return Err(Error::not_found(format!("network {other} not found"))),
+        };
+
+        let console_size = match hc.get("ConsoleSize").and_then(Value::as_array) {
+            Some(a) if a.len() == 2 => {
+                let h = a[0].as_u64().unwrap_or(0) as u16;
+                let w = a[1].as_u64().unwrap_or(0) as u16;
+                (h > 0 && w > 0).then_some((h, w))
+            }
+            _ => None,
+        };
+
+        let (log_driver, log_opts) = match hc.get("LogConfig") {
+            Some(Value::Object(lc)) => {
+                let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("");
+                let opts: BTreeMap<String, String> = match lc.get("Config") {
+                    Some(Value::Object(m)) => m
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect(),
+                    _ => BTreeMap::new(),
+                };
+                if ty.is_empty() {
+                    let opts = if opts.is_empty() { log_defaults.opts.clone() } else { opts };
+                    (log_defaults.driver.clone(), opts)
+                } else {
+                    (ty.to_string(), opts)
+                }
+            }
+            _ => (log_defaults.driver.clone(), log_defaults.opts.clone()),
+        };
+        if !crate::config::LOG_DRIVERS.contains(&log_driver.as_str()) {
+            return Err(Error::not_implemented(format!(
+                "logging driver \"{log_driver}\" is not supported by this daemon yet (available: {})",
+                crate::config::LOG_DRIVERS.join(", ")
+            )));
+        }
+        for (k, v) in &log_opts {
+            let known = log_driver == "json-file" && crate::config::JSON_FILE_OPTS.contains(&k.as_str());
+            if !known {
+                return Err(Error::invalid(format!("unknown log opt '{k}' for {log_driver} log driver")));
+            }
+            let valid = match k.as_str() {
+                "max-size" => crate::config::parse_size(v).is_some(),
+                "max-file" => v.parse::<u32>().is_ok_and(|n| n >= 1),
+                _ => true,
+            };
+            if !valid {
+                return Err(Error::invalid(format!("invalid value for log opt '{k}': {v}")));
+            }
+        }
+
+        if let Some(Value::Object(rp)) = hc.get("RestartPolicy") {
+            let name = rp.get("Name").and_then(Value::as_str).unwrap_or("");
+            if !(name.is_empty() || name == "no") {
+                return Err(not_supported(&format!("HostConfig.RestartPolicy ({name})")));
+            }
+        }
+
+        let cap_add = strings(hc.get("CapAdd"), "CapAdd")?;
+        let cap_drop = strings(hc.get("CapDrop"), "CapDrop")?;
+        for c in cap_add.iter().chain(&cap_drop) {
+            super::spec::normalize_capability(c)?;
+        }
+
+        let mut binds = Vec::new();
+        for b in strings(hc.get("Binds"), "Binds")? {
+            binds.push(parse_bind(&b)?);
+        }
+
+        Ok(HostSettings {
+            auto_remove: flag("AutoRemove"),
+            init: flag("Init"),
+            readonly_rootfs: flag("ReadonlyRootfs"),
+            network,
+            network_name: network_name.to_string(),
+            privileged: flag("Privileged"),
+            cap_add,
+            cap_drop,
+            console_size,
+            log_driver,
+            log_opts,
+            binds,
+        })
+    }
+}
+
+/// `/host:/container[:ro|rw]`. Named volumes and other options are not supported yet.
+fn parse_bind(spec: &str) -> Result<Bind> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
+    };
+    if !src.starts_with('/') {
+        return Err(Error::not_implemented(format!(
+            "named volumes are not supported by this daemon yet: '{spec}' (bind an absolute host path instead)"
+        )));
+    }
+    if !dst.starts_with('/') || dst == "/" {
+        return Err(Error::invalid(format!("invalid volume specification: '{spec}': the container path must be absolute and not /")));
+    }
+    let mut readonly = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            other => return Err(Error::not_implemented(format!("bind mount option '{other}' is not supported by this daemon yet"))),
+        }
+    }
+    if !std::path::Path::new(src).exists() {
+        return Err(Error::invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {src}")));
+    }
+    Ok(Bind { source: PathBuf::from(src), destination: dst.to_string(), readonly })
+}
+
+/// The container's HostConfig as inspect shows it: Docker's defaults with the
+/// client's values on top.
+pub fn complete_host_config(given: &Map<String, Value>, settings: &HostSettings) -> Map<String, Value> {
+    let mut hc = default_host_config();
+    for (k, v) in given {
+        hc.insert(k.clone(), v.clone());
+    }
+    hc.insert("NetworkMode".into(), json!(match settings.network {
+        NetworkMode::Private => given.get("NetworkMode").and_then(Value::as_str).filter(|m| !m.is_empty()).unwrap_or("bridge"),
+        NetworkMode::None => "none",
+        NetworkMode::Host => "host",
+    }));
+    hc.insert(
+        "LogConfig".into(),
+        json!({ "Type": settings.log_driver, "Config": settings.log_opts }),
+    );
+    hc
+}
+
+fn default_host_config() -> Map<String, Value> {
+    let v = json!({
+        "Binds": null, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": false, "VolumeDriver": "", "VolumesFrom": null, "ConsoleSize": [0, 0], "CapAdd": null,
+        "CapDrop": null, "CgroupnsMode": "", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null,
+        "GroupAdd": null, "IpcMode": "private", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
+        "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": false, "SecurityOpt": null,
+        "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": crate::config::BUILTIN_RUNTIME,
+        "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+        "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": null,
+        "DeviceRequests": null, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": null,
+        "OomKillDisable": null, "PidsLimit": null, "Ulimits": [], "CpuCount": 0, "CpuPercent": 0,
+        "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": null, "ReadonlyPaths": null,
+        "Init": null
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Refuses Config (not HostConfig) fields that ask for something not done yet.
+pub fn check_config_fields(body: &Map<String, Value>) -> Result<()> {
+    for key in ["Volumes", "MacAddress", "Healthcheck"] {
+        if let Some(v) = body.get(key) {
+            let unset = is_zero(v) || (key == "Healthcheck" && healthcheck_disabled(v));
+            if !unset {
+                return Err(not_supported(key));
+            }
+        }
+    }
+    if body.get("NetworkDisabled").and_then(Value::as_bool) == Some(true) {
+        return Err(not_supported("NetworkDisabled"));
+    }
+    Ok(())
+}
+
+fn healthcheck_disabled(v: &Value) -> bool {
+    let test = v.get("Test").and_then(Value::as_array);
+    match test {
+        None => true,
+        Some(t) => t.is_empty() || t.first().and_then(Value::as_str) == Some("NONE"),
+    }
+}
+
+/// NetworkingConfig: only the network the container joins, with nothing set.
+pub fn check_networking_config(nc: Option<&Value>, network_name: &str) -> Result<()> {
+    let Some(Value::Object(nc)) = nc else { return Ok(()) };
+    let Some(Value::Object(endpoints)) = nc.get("EndpointsConfig") else { return Ok(()) };
+    if endpoints.len() > 1 {
+        let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
+        return Err(Error::invalid(format!(
+            "Container cannot be created with multiple network endpoints: {}",
+            names.join(", ")
+        )));
+    }
+    for (name, ep) in endpoints {
+        let same = name == network_name || name == "default" || (name == "bridge" && network_name == "bridge");
+        if !same {
+            return Err(Error::invalid(
+                "HostConfig.NetworkMode must match the identity of a network in NetworkSettings.Networks",
+            ));
+        }
+        if let Value::Object(fields) = ep {
+            for (k, v) in fields {
+                if !is_unset(k, v) {
+                    return Err(not_supported(&format!("NetworkingConfig.EndpointsConfig.{name}.{k}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hc(body: &str) -> Map<String, Value> {
+        serde_json::from_str(body).unwrap()
+    }
+
+    fn defaults() -> LogDefaults {
+        LogDefaults { driver: "json-file".into(), opts: BTreeMap::new() }
+    }
+
+    #[test]
+    fn cli_defaults_are_accepted() {
+        let body: Value = serde_json::from_str(include_str!("../../../tests/data/create-body.json")).unwrap();
+        let m = body["HostConfig"].as_object().unwrap();
+        let s = HostSettings::from_host_config(m, &defaults()).unwrap();
+        assert!(s.auto_remove);
+        assert_eq!(s.network, NetworkMode::Private);
+        assert_eq!(s.log_driver, "json-file");
+        assert!(check_config_fields(body.as_object().unwrap()).is_ok());
+        assert!(check_networking_config(body.get("NetworkingConfig"), "bridge").is_ok());
+    }
+
+    #[test]
+    fn unsupported_settings_are_refused_by_name() {
+        let e = HostSettings::from_host_config(&hc(r#"{"Memory": 1048576}"#), &defaults()).unwrap_err();
+        assert!(matches!(e, Error::NotImplemented(_)));
+        assert!(e.to_string().contains("HostConfig.Memory"), "{e}");
+        assert!(HostSettings::from_host_config(&hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#), &defaults()).is_err());
+        assert!(HostSettings::from_host_config(&hc(r#"{"RestartPolicy": {"Name": "always"}}"#), &defaults()).is_err());
+        assert!(HostSettings::from_host_config(&hc(r#"{"NetworkMode": "mynet"}"#), &defaults()).is_err());
+        assert!(HostSettings::from_host_config(&hc(r#"{"LogConfig": {"Type": "syslog"}}"#), &defaults()).is_err());
+        assert!(HostSettings::from_host_config(&hc(r#"{"MemorySwappiness": -1, "ConsoleSize": [0,0]}"#), &defaults()).is_ok());
+    }
+
+    #[test]
+    fn binds() {
+        assert_eq!(
+            parse_bind("/tmp:/data:ro").unwrap(),
+            Bind { source: "/tmp".into(), destination: "/data".into(), readonly: true }
+        );
+        assert!(matches!(parse_bind("myvol:/data"), Err(Error::NotImplemented(_))));
+        assert!(parse_bind("/nonexistent-path-x:/data").is_err());
+        assert!(parse_bind("/tmp:rel").is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Turning a container's record into the monitor's [`ContainerSpec`]: the command and
+//! environment as Docker composes them, capabilities, masked paths, the
+//! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` the daemon writes, and mounts.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Error, Result};
+use crate::init::spec::{ContainerSpec, InitialAttach, LogSpec, Mount, NetworkMode};
+
+use super::Record;
+
+/// Every Linux capability, by number (`CAP_CHOWN` is 0).
+pub const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
+/// `net_admin`, `NET_ADMIN`, `CAP_NET_ADMIN` → `CAP_NET_ADMIN`; `ALL` stays `ALL`.
+pub fn normalize_capability(name: &str) -> Result<String> {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    if ALL_CAPABILITIES.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(Error::invalid(format!("unknown capability: \"{full}\"")))
+    }
+}
+
+/// The capabilities this daemon itself may hand out (its bounding set): a container
+/// cannot get more than the daemon has.
+fn daemon_bounding_set() -> Vec<&'static str> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, c)| *c).collect()
+}
+
+/// Docker's rules: privileged gets everything; otherwise the defaults, minus CapDrop
+/// (`ALL` drops every default), plus CapAdd (`ALL` adds everything).
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    let available = daemon_bounding_set();
+    if privileged {
+        return Ok(available.iter().map(|c| c.to_string()).collect());
+    }
+    let add: Vec<String> = add.iter().map(|c| normalize_capability(c)).collect::<Result<_>>()?;
+    let drop: Vec<String> = drop.iter().map(|c| normalize_capability(c)).collect::<Result<_>>()?;
+    let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
+        Vec::new()
+    } else {
+        crate::runtime::defaults::default_capabilities().into_iter().filter(|c| !drop.contains(c)).collect()
+    };
+    if add.iter().any(|c| c == "ALL") {
+        caps = available.iter().map(|c| c.to_string()).collect();
+    } else {
+        for c in add {
+            if !available.contains(&c.as_str()) {
+                return Err(Error::invalid(format!(
+                    "capability {c} cannot be granted: this daemon does not hold it itself"
+                )));
+            }
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+    }
+    caps.retain(|c| available.contains(&c.as_str()));
+    Ok(caps)
+}
+
+/// Docker's default `PATH` for containers whose image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The process environment: Docker's PATH, HOSTNAME and (with a TTY) TERM, then the
+/// container's own variables, later ones replacing earlier ones by name.
+pub fn process_env(hostname: &str, tty: bool, env: &[String]) -> Vec<String> {
+    let mut out = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={hostname}")];
+    if tty {
+        out.push("TERM=xterm".to_string());
+    }
+    merge_env(&mut out, env);
+    out
+}
+
+/// Replaces or appends `KEY=value` entries (a bare `KEY` replaces too).
+pub fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
+    for e in overrides {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        match base.iter_mut().find(|b| b.split_once('=').map_or(b.as_str(), |(k, _)| k) == key) {
+            Some(slot) => *slot = e.clone(),
+            None => base.push(e.clone()),
+        }
+    }
+}
+
+/// The `/etc/hosts` Docker writes for a container without host networking.
+pub fn hosts_content() -> String {
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+}
+
+/// The container's `/etc/resolv.conf`: the host's, without loopback name servers
+/// (unreachable from another network namespace); Docker's public defaults if none
+/// remain. Host networking gets the host's file unchanged.
+pub fn resolv_conf_content(host: &str, network: NetworkMode) -> String {
+    if network == NetworkMode::Host {
+        return host.to_string();
+    }
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            let loopback = addr.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+            if loopback {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// Writes the per-container `hostname`, `hosts` and `resolv.conf` (crash-safe) and
+/// returns their paths.
+pub fn write_etc_files(dir: &Path, hostname: &str, domainname: &str, network: NetworkMode) -> Result<[PathBuf; 3]> {
+    let hostname_path = dir.join("hostname");
+    let hosts_path = dir.join("hosts");
+    let resolv_path = dir.join("resolv.conf");
+    let full = if domainname.is_empty() { hostname.to_string() } else { format!("{hostname}.{domainname}") };
+    crate::store::write_atomic_mode(&hostname_path, format!("{hostname}\n").as_bytes(), 0o644)?;
+    let hosts = if network == NetworkMode::Host {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content())
+    } else {
+        let mut h = hosts_content();
+        // Let the container resolve its own name, as Docker's entry for the container IP does.
+        h.push_str(&format!("127.0.1.1\t{full}\n"));
+        h
+    };
+    crate::store::write_atomic_mode(&hosts_path, hosts.as_bytes(), 0o644)?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    crate::store::write_atomic_mode(&resolv_path, resolv_conf_content(&host_resolv, network).as_bytes(), 0o644)?;
+    Ok([hostname_path, hosts_path, resolv_path])
+}
+
+/// Builds the monitor's spec from the record and the mounted root.
+pub fn build(
+    r: &Record,
+    rootfs: PathBuf,
+    state_dir: PathBuf,
+    etc_files: &[PathBuf; 3],
+    initial_attach: Vec<InitialAttach>,
+) -> Result<ContainerSpec> {
+    let c = &r.container;
+    let s = &r.settings;
+    let mut args = vec![c.path.clone()];
+    args.extend(c.args.iter().cloned());
+    let mut mounts = Vec::new();
+    for (path, dest) in etc_files.iter().zip(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]) {
+        mounts.push(Mount { source: path.clone(), destination: dest.to_string(), readonly: s.readonly_rootfs });
+    }
+    for b in &s.binds {
+        mounts.push(Mount { source: b.source.clone(), destination: b.destination.clone(), readonly: b.readonly });
+    }
+    let (masked_paths, readonly_paths) = if s.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (crate::runtime::defaults::default_masked_paths(), crate::runtime::defaults::default_readonly_paths())
+    };
+    let max_size = s.log_opts.get("max-size").and_then(|v| crate::config::parse_size(v));
+    let max_file = s.log_opts.get("max-file").and_then(|v| v.parse().ok()).unwrap_or(1);
+    Ok(ContainerSpec {
+        id: c.id.clone(),
+        rootfs,
+        readonly_rootfs: s.readonly_rootfs,
+        args,
+        env: process_env(&c.config.hostname, c.config.tty, &c.config.env),
+        cwd: if c.config.working_dir.is_empty() { "/".to_string() } else { c.config.working_dir.clone() },
+        user: c.config.user.clone(),
+        hostname: c.config.hostname.clone(),
+        domainname: c.config.domainname.clone(),
+        tty: c.config.tty,
+        open_stdin: c.config.open_stdin,
+        stdin_once: c.config.stdin_once,
+        console_size: s.console_size,
+        network: s.network,
+        privileged: s.privileged,
+        capabilities: capabilities(s.privileged, &s.cap_add, &s.cap_drop)?,
+        masked_paths,
+        readonly_paths,
+        mounts,
+        init: s.init,
+        cgroup_path: format!("docker/{}", c.id),
+        log: LogSpec { driver: s.log_driver.clone(), path: PathBuf::from(&c.log_path), max_size, max_file },
+        state_dir,
+        initial_attach,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(normalize_capability("net_admin").unwrap(), "CAP_NET_ADMIN");
+        assert_eq!(normalize_capability("CAP_KILL").unwrap(), "CAP_KILL");
+        assert!(normalize_capability("CAP_FLY").is_err());
+    }
+
+    #[test]
+    fn env_composition_follows_docker() {
+        let env = process_env("abc", true, &["PATH=/bin".into(), "A=1".into()]);
+        assert_eq!(env, vec!["PATH=/bin", "HOSTNAME=abc", "TERM=xterm", "A=1"]);
+    }
+
+    #[test]
+    fn resolv_conf_drops_loopback_servers() {
+        let host = "search lan\nnameserver 127.0.0.53\noptions edns0\n";
+        let out = resolv_conf_content(host, NetworkMode::Private);
+        assert!(!out.contains("127.0.0.53"));
+        assert!(out.contains("nameserver 8.8.8.8"));
+        assert!(out.contains("search lan"));
+        assert_eq!(resolv_conf_content(host, NetworkMode::Host), host);
+        let kept = resolv_conf_content("nameserver 10.0.0.1\n", NetworkMode::None);
+        assert_eq!(kept, "nameserver 10.0.0.1\n");
+    }
+
+    #[test]
+    fn drop_all_then_add() {
+        let caps = capabilities(false, &["NET_ADMIN".into()], &["ALL".into()]).unwrap();
+        assert_eq!(caps, vec!["CAP_NET_ADMIN"]);
+    }
+}
