@@ -635,7 +635,7 @@ async fn exec_failures_use_dockers_words_and_codes() {
         let spec = env.spec(&[cmd]);
         let id = spec.id.clone();
         let cgroup = PathBuf::from("/sys/fs/cgroup/memory").join(&spec.cgroup_path);
-        let err = env.start(spec).await.err().expect("start fails");
+        let err = env.start(spec).await.expect_err("start fails");
         assert_eq!(err.message, message);
         assert_eq!(err.exit_code, code);
         // Nothing is left behind.
@@ -645,7 +645,7 @@ async fn exec_failures_use_dockers_words_and_codes() {
     }
     let mut spec = env.spec(&["true"]);
     spec.user = "ghost".into();
-    let err = env.start(spec).await.err().expect("start fails");
+    let err = env.start(spec).await.expect_err("start fails");
     assert_eq!(
         err.message,
         "unable to find user ghost: no matching entries in passwd file"
