@@ -227,11 +227,30 @@ impl ContainerCgroup {
         Ok(ContainerCgroup { dirs })
     }
 
-    /// The `cgroup.procs` files the container's first process writes itself into.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
+    /// The container's directory in the unified (v2) hierarchy, if there is one: the
+    /// container's process is cloned straight into it (`CLONE_INTO_CGROUP`).
+    pub fn unified_dir(&self) -> Option<&Path> {
         self.dirs
             .iter()
-            .map(|(_, d)| d.join("cgroup.procs"))
+            .find(|(h, _)| h.kind == Kind::V2)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// The files the container's first process writes `0` to, joining its cgroup in
+    /// every hierarchy (`unified_joined`: the clone already placed it in the v2 one).
+    ///
+    /// On v1 it writes to `tasks`, which moves only the calling thread (the process
+    /// has no other): moving a whole thread group through `cgroup.procs` takes the
+    /// kernel's global threadgroup lock and waits for an RCU grace period, several
+    /// milliseconds of every container start.
+    pub fn join_files(&self, unified_joined: bool) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter_map(|(h, d)| match h.kind {
+                Kind::V1 { .. } => Some(d.join("tasks")),
+                Kind::V2 if unified_joined => None,
+                Kind::V2 => Some(d.join("cgroup.procs")),
+            })
             .collect()
     }
 

@@ -33,8 +33,9 @@ pub const EXIT_SETUP_FAILED: i32 = 128;
 /// What the container's process gets from the monitor across `clone`.
 pub struct ChildContext<'a> {
     pub spec: &'a ContainerSpec,
-    /// `cgroup.procs` of the container's cgroup in every hierarchy.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// The files to write `0` to, joining the container's cgroup in every hierarchy
+    /// the clone did not already place the process in.
+    pub cgroup_joins: Vec<PathBuf>,
     /// The hierarchies, to mount inside the container.
     pub hierarchies: &'a [Hierarchy],
     pub stdio: ContainerStdio,
@@ -83,7 +84,7 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
     sys::cvt(unsafe { libc::setsid() })
         .map_err(|e| setup_failed(io::Error::new(e.kind(), format!("setsid: {e}"))))?;
 
-    for procs in &ctx.cgroup_procs {
+    for procs in &ctx.cgroup_joins {
         std::fs::write(procs, "0")
             .map_err(|e| setup_failed(crate::store::with_path(e, "join cgroup", procs)))?;
     }

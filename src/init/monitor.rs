@@ -129,6 +129,12 @@ impl Drop for StartCleanup<'_> {
 }
 
 fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
+    if !spec.rootfs.is_absolute() || !spec.rootfs.is_dir() {
+        return Err(StartFailure::setup(format!(
+            "the container's root filesystem {:?} is not a directory",
+            spec.rootfs.display()
+        )));
+    }
     sys::block_signals(&[libc::SIGCHLD])
         .map_err(|e| StartFailure::setup(format!("block SIGCHLD: {e}")))?;
     let sigfd = sys::signalfd(&[libc::SIGCHLD])
@@ -161,7 +167,25 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     let (err_r, err_w) =
         sys::pipe().map_err(|e| StartFailure::setup(format!("create a pipe: {e}")))?;
 
-    let pid = match sys::clone_process(container::clone_flags(spec)) {
+    let flags = container::clone_flags(spec);
+    let unified = cg
+        .unified_dir()
+        .and_then(|d| sys::open(d, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok());
+    let mut cloned = Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    let mut into_cgroup = false;
+    if let Some(dir) = &unified {
+        cloned = sys::clone_into_cgroup(flags, dir.as_raw_fd());
+        into_cgroup = cloned.is_ok();
+    }
+    if let Err(e) = &cloned
+        && matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+        )
+    {
+        cloned = sys::clone_process(flags);
+    }
+    let pid = match cloned {
         Err(e) => {
             return Err(StartFailure::setup(format!(
                 "create the container's namespaces: {}",
@@ -170,13 +194,14 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         }
         Ok(None) => container::run(ChildContext {
             spec,
-            cgroup_procs: cg.procs_files(),
+            cgroup_joins: cg.join_files(into_cgroup),
             hierarchies: &hierarchies,
             stdio: ctr_stdio,
             error_pipe: err_w,
         }),
         Ok(Some(pid)) => pid,
     };
+    drop(unified);
     drop(ctr_stdio);
     drop(err_w);
 
@@ -839,39 +864,37 @@ impl EventLoop {
         }
     }
 
-    /// The container is gone and its output delivered: record, answer, clean up.
+    /// The container is gone and its output delivered: answer, record, clean up.
     fn finish(&mut self) {
         self.flush_log();
         self.log = None;
         let mut record = self.record();
         record.oom_killed = self.cgroup.oom_killed();
-        let exit_file = self.spec.state_dir.join(EXIT_FILE);
-        if let Err(e) = crate::store::write_json(&exit_file, &record) {
-            // Waiters still get the record; a later daemon would not.
-            record
-                .error
-                .get_or_insert_with(|| format!("record the exit status: {e}"));
-        }
 
+        // Attached clients have all the output: closing tells them it ended.
+        self.conns.retain(|c| !matches!(c.role, Role::Attach(_)));
         // Requests that arrived but were not read yet still get an answer.
         for i in 0..self.conns.len() {
             if matches!(self.conns[i].role, Role::Pending(_)) && self.conns[i].reading {
                 self.read_conn(i);
             }
         }
-        let answer = control::encode_line(&Reply::Exited(record));
+        let answer = control::encode_line(&Reply::Exited(record.clone()));
         for c in &mut self.conns {
             if matches!(c.role, Role::Waiting) {
                 c.out.push(&answer);
             }
-            if let (false, Some(fd)) = (matches!(c.role, Role::Attach(_)), &c.fd) {
+            if let Some(fd) = &c.fd {
                 let _ = c.out.flush_to(fd.as_raw_fd());
             }
         }
         self.conns.clear();
+
+        // Nobody is left to tell when this fails: a daemon that comes back finds no
+        // record and reports the container's end as unknown.
+        let _ = crate::store::write_json(&self.spec.state_dir.join(EXIT_FILE), &record);
         self.listener = None;
-        // Nobody is left to tell; a cgroup the kernel still holds is harmless and
-        // reused by the container's next start.
+        // A cgroup the kernel still holds is harmless and reused by the next start.
         let _ = self.cgroup.remove();
         let _ = std::fs::remove_file(&self.socket_path);
     }

@@ -29,10 +29,13 @@
 //! - `State`: one [`Reply`] line.
 //!
 //! # Exit
-//! When the container's process exits, the monitor drains its output, writes
-//! [`ExitRecord`] to `state_dir/exit.json` (crash-safe), answers waiters, removes the
-//! container's cgroup, closes attach connections, removes `monitor.sock`, and exits 0.
-//! The daemon may be absent throughout: it reads `exit.json` when it comes back.
+//! When the container's process exits, the monitor drains its output, closes attach
+//! connections (their output is complete), answers waiters, writes [`ExitRecord`] to
+//! `state_dir/exit.json` (crash-safe), removes the container's cgroup, removes
+//! `monitor.sock`, and exits 0. Waiters are answered before the (fsync'd, so slow)
+//! write because a daemon that got the answer records it itself; `exit.json` is for a
+//! daemon that was absent. It is in place before the socket stops accepting: a
+//! request that gets no answer finds the record there.
 
 use std::path::PathBuf;
 

@@ -238,9 +238,19 @@ impl Runtime {
     }
 
     /// Removes the container's runtime state (after it exited and was recorded).
+    /// A monitor still finishing (writing `exit.json` after answering `wait`) may add
+    /// a file while the directory goes; the removal is retried briefly then.
     pub fn remove_state(&self, id: &str) {
-        if check_id(id).is_ok() {
-            let _ = crate::store::remove_dir_all_robust(&self.state_dir(id));
+        if check_id(id).is_err() {
+            return;
+        }
+        let dir = self.state_dir(id);
+        for _ in 0..50 {
+            let _ = crate::store::remove_dir_all_robust(&dir);
+            if !dir.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
