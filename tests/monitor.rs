@@ -740,3 +740,109 @@ fn the_monitor_refuses_to_run_by_hand() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
 }
+
+#[tokio::test]
+async fn privileged_containers_get_every_capability_and_device() {
+    let env = Env::new();
+    let mut spec = env.spec(&[
+        "sh",
+        "-c",
+        "grep ^CapEff /proc/self/status; ls /dev | grep -c .; touch /sys/fs/cgroup/memory/x 2>/dev/null; \
+         grep -c ' /sys rw,' /proc/self/mountinfo",
+    ]);
+    spec.privileged = true;
+    spec.masked_paths.clear();
+    spec.readonly_paths.clear();
+    let o = env.run(spec).await;
+    assert_eq!(o.record.exit_code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    // Everything this host's bounding set holds.
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_bnd = host
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:\t"))
+        .unwrap();
+    assert_eq!(lines[0], format!("CapEff:\t{host_bnd}"));
+    let host_devices = std::fs::read_dir("/dev").unwrap().count();
+    let seen: usize = lines[1].parse().unwrap();
+    assert!(
+        seen > 20 && seen + 20 > host_devices / 2,
+        "{seen} of {host_devices}"
+    );
+    assert_eq!(lines[2], "1", "sysfs is writable: {}", o.stdout);
+}
+
+#[tokio::test]
+async fn the_none_log_driver_writes_nothing_and_the_monitor_outlives_a_hangup() {
+    let env = Env::new();
+    let trigger = env.tmp.path().join("trigger");
+    std::fs::create_dir(&trigger).unwrap();
+    let mut spec = env.spec(&[
+        "sh",
+        "-c",
+        "echo quiet; while ! test -e /trigger/go; do sleep 0.02; done",
+    ]);
+    spec.log.driver = "none".into();
+    spec.mounts.push(Mount {
+        source: trigger.clone(),
+        destination: "/trigger".into(),
+        readonly: false,
+    });
+    let id = spec.id.clone();
+    let log = spec.log.path.clone();
+    let (started, mut conn) = env.start(spec).await.unwrap();
+    read_until(&mut conn, "quiet").await;
+    // The monitor leads its own session and ignores the hangup a dying daemon sends.
+    let sid = unsafe { libc::getsid(started.monitor_pid) };
+    assert_eq!(sid, started.monitor_pid);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(started.monitor_pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert_eq!(
+        env.runtime.state(&id).await,
+        MonitorState::Running { pid: started.pid }
+    );
+    std::fs::write(trigger.join("go"), b"").unwrap();
+    assert_eq!(env.runtime.wait(&id).await.exit_code, 0);
+    assert!(!log.exists());
+}
+
+/// The eBPF device program (used on v2-only hosts) works in this kernel: a process in
+/// a cgroup with it attached may open /dev/null but not /dev/kmsg.
+#[test]
+fn the_device_program_enforces_the_default_rules() {
+    let hierarchies = dockerd::init::cgroup::detect().unwrap();
+    let unified = hierarchies
+        .iter()
+        .find(|h| h.kind == dockerd::init::cgroup::Kind::V2)
+        .expect("a cgroup v2 hierarchy is mounted (hybrid or unified host)");
+    let dir = unified
+        .mount_point
+        .join("dockerd-monitor-test")
+        .join(format!("bpf-{}", &random_id()[..12]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules: Vec<_> = dockerd::init::cgroup::DEFAULT_DEVICE_RULES
+        .iter()
+        .map(|r| dockerd::init::devices::parse_rule(r).unwrap())
+        .collect();
+    let fd = std::fs::File::open(&dir).unwrap();
+    dockerd::init::devices::attach(std::os::fd::AsRawFd::as_raw_fd(&fd), &rules).unwrap();
+    let procs = dir.join("cgroup.procs");
+    let mut cmd = std::process::Command::new(BUSYBOX);
+    cmd.args([
+        "sh",
+        "-c",
+        "exec 3</dev/null && echo null-ok; (exec 4</dev/kmsg) 2>/dev/null && echo kmsg-ok || echo kmsg-denied",
+    ]);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || std::fs::write(&procs, "0"));
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "null-ok\nkmsg-denied\n"
+    );
+}

@@ -8,8 +8,8 @@
 //! first process joins them all before anything else. At exit the directories are
 //! removed; the parents (`docker/`) stay, as in Docker.
 //!
-//! Device access on a v2-only host would need an eBPF program; that is not done here
-//! (see [`ContainerCgroup::create`]).
+//! On a v2-only host, which has no devices controller, the same device rules are
+//! enforced by an eBPF program (see `devices`).
 
 use std::fs;
 use std::io;
@@ -196,6 +196,7 @@ impl ContainerCgroup {
         privileged: bool,
     ) -> io::Result<ContainerCgroup> {
         let rel = relative_path(cgroup_path)?;
+        let v1_devices = hierarchies.iter().any(|h| h.has("devices"));
         let mut dirs = Vec::new();
         for h in hierarchies {
             let dir = h.mount_point.join(&rel);
@@ -211,6 +212,11 @@ impl ContainerCgroup {
                     if let Some(parent) = level.parent() {
                         enable_controllers(parent);
                     }
+                }
+                // A v2-only host has no devices controller: a program enforces the
+                // same rules.
+                if !privileged && !v1_devices {
+                    attach_device_program(&dir)?;
                 }
             }
             if h.has("devices") {
@@ -292,6 +298,18 @@ impl ContainerCgroup {
         }
         errors
     }
+}
+
+fn attach_device_program(dir: &Path) -> io::Result<()> {
+    let rules = DEFAULT_DEVICE_RULES
+        .iter()
+        .map(|r| super::devices::parse_rule(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io::Error::other)?;
+    let fd = super::sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .map_err(|e| with_path(e, "open cgroup", dir))?;
+    super::devices::attach(std::os::fd::AsRawFd::as_raw_fd(&fd), &rules)
+        .map_err(|e| io::Error::new(e.kind(), format!("{} (cgroup {})", e, dir.display())))
 }
 
 /// `oom_kill N` in `memory.oom_control` (v1) or `memory.events` (v2).

@@ -14,7 +14,7 @@
 //! | `monitor.rs` | start sequence and the event loop (output, log, attach, control, exit) |
 //! | `container.rs` | the container's process, from clone to exec |
 //! | `rootfs.rs` | mounts, pivot_root, masked and read-only paths |
-//! | `cgroup.rs` | cgroup v1/v2/hybrid directories, devices, cpuset, removal |
+//! | `cgroup.rs`, `devices.rs` | cgroup v1/v2/hybrid directories, device rules (v1 text, v2 eBPF), cpuset, removal |
 //! | `stdio.rs`, `attach.rs`, `logfile.rs` | pipes and terminal, attach framing, json-file log |
 //! | `user.rs`, `caps.rs`, `exec.rs` | user lookup, capabilities, PATH lookup and exec errors |
 //! | `init_process.rs` | the `--init` PID 1 |
@@ -25,6 +25,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod container;
 pub mod control;
+pub mod devices;
 pub mod exec;
 pub mod init_process;
 pub mod logfile;
