@@ -241,9 +241,10 @@ fn wait_blocking(pid: i32) {
     {}
 }
 
-/// One stream of container output.
+/// One stream of container output. Slots stay in place (indices are poll tokens);
+/// a closed one has no descriptor.
 struct Output {
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
     stream: Stream,
     splitter: LineSplitter,
 }
@@ -295,6 +296,8 @@ struct EventLoop {
     log_error: Option<String>,
     master: Option<OwnedFd>,
     outputs: Vec<Output>,
+    /// Reused buffer for reading output.
+    read_buf: Vec<u8>,
     stdin: Option<Stdin>,
     conns: Vec<Conn>,
     /// Exit status and time, once the process was reaped.
@@ -314,12 +317,12 @@ impl EventLoop {
                 stderr,
             } => {
                 outputs.push(Output {
-                    fd: stdout,
+                    fd: Some(stdout),
                     stream: Stream::Stdout,
                     splitter: LineSplitter::default(),
                 });
                 outputs.push(Output {
-                    fd: stderr,
+                    fd: Some(stderr),
                     stream: Stream::Stderr,
                     splitter: LineSplitter::default(),
                 });
@@ -333,7 +336,7 @@ impl EventLoop {
                 if let Some(m) = &r.master {
                     if let Ok(out) = dup(m.as_raw_fd()) {
                         outputs.push(Output {
-                            fd: out,
+                            fd: Some(out),
                             stream: Stream::Stdout,
                             splitter: LineSplitter::default(),
                         });
@@ -350,8 +353,8 @@ impl EventLoop {
                 }
             }
         }
-        for o in &outputs {
-            let _ = sys::set_nonblocking(o.fd.as_raw_fd(), true);
+        for fd in outputs.iter().filter_map(|o| o.fd.as_ref()) {
+            let _ = sys::set_nonblocking(fd.as_raw_fd(), true);
         }
         if let Some(s) = &stdin {
             let _ = sys::set_nonblocking(s.fd.as_raw_fd(), true);
@@ -380,6 +383,7 @@ impl EventLoop {
             log_error: None,
             master: r.master,
             outputs,
+            read_buf: Vec::new(),
             stdin,
             conns,
             exited: None,
@@ -453,7 +457,9 @@ impl EventLoop {
         }
         if self.exited.is_none() && !self.attach_backlogged() {
             for (i, o) in self.outputs.iter().enumerate() {
-                add(o.fd.as_raw_fd(), libc::POLLIN, Token::Output(i));
+                if let Some(fd) = &o.fd {
+                    add(fd.as_raw_fd(), libc::POLLIN, Token::Output(i));
+                }
             }
         }
         if let Some(s) = &self.stdin
@@ -511,31 +517,37 @@ impl EventLoop {
     /// Reads one chunk (or, when `drain`, everything available) of output `i`.
     /// Returns false once the output is closed.
     fn read_output(&mut self, i: usize, drain: bool) -> bool {
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            let Some(out) = self.outputs.get(i) else {
-                return false;
+        let mut buf = std::mem::take(&mut self.read_buf);
+        buf.resize(READ_CHUNK, 0);
+        let open = loop {
+            let Some((fd, stream)) = self
+                .outputs
+                .get(i)
+                .and_then(|o| Some((o.fd.as_ref()?.as_raw_fd(), o.stream)))
+            else {
+                break false;
             };
-            let stream = out.stream;
-            match sys::read(out.fd.as_raw_fd(), &mut buf) {
+            match sys::read(fd, &mut buf) {
                 Ok(0) => {
                     self.close_output(i);
-                    return false;
+                    break false;
                 }
                 Ok(n) => {
                     self.deliver(i, stream, &buf[..n]);
                     if !drain {
-                        return true;
+                        break true;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
                 // EIO: the terminal's last slave descriptor closed.
                 Err(_) => {
                     self.close_output(i);
-                    return false;
+                    break false;
                 }
             }
-        }
+        };
+        self.read_buf = buf;
+        open
     }
 
     fn deliver(&mut self, i: usize, stream: Stream, chunk: &[u8]) {
@@ -567,10 +579,12 @@ impl EventLoop {
     }
 
     fn close_output(&mut self, i: usize) {
-        if i >= self.outputs.len() {
+        let Some(out) = self.outputs.get_mut(i) else {
+            return;
+        };
+        if out.fd.take().is_none() {
             return;
         }
-        let mut out = self.outputs.remove(i);
         if let Some(log) = &mut self.log {
             let mut now = SystemTime::now;
             let mut result = Ok(());
@@ -588,11 +602,10 @@ impl EventLoop {
 
     /// After the exit: everything the pipes still hold goes out.
     fn drain_outputs(&mut self) {
-        while !self.outputs.is_empty() {
-            // read_output removes the output once it is closed; an output that would
-            // block has no writer left in a dead namespace only if it is empty.
-            if self.read_output(0, true) {
-                self.close_output(0);
+        for i in 0..self.outputs.len() {
+            // Every writer died with the namespace: what would block is the end.
+            if self.read_output(i, true) {
+                self.close_output(i);
             }
         }
         self.flush_log();
@@ -883,16 +896,19 @@ impl EventLoop {
         for c in &mut self.conns {
             if matches!(c.role, Role::Waiting) {
                 c.out.push(&answer);
+                c.role = Role::Replied;
             }
             if let Some(fd) = &c.fd {
                 let _ = c.out.flush_to(fd.as_raw_fd());
             }
         }
-        self.conns.clear();
+        self.conns.retain(|c| !matches!(c.role, Role::Replied));
 
         // Nobody is left to tell when this fails: a daemon that comes back finds no
         // record and reports the container's end as unknown.
         let _ = crate::store::write_json(&self.spec.state_dir.join(EXIT_FILE), &record);
+        // Only now may a request go unanswered: its sender finds the record.
+        self.conns.clear();
         self.listener = None;
         // A cgroup the kernel still holds is harmless and reused by the next start.
         let _ = self.cgroup.remove();
