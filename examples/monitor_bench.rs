@@ -57,6 +57,11 @@ fn main() {
         ms(times[times.len() - 1])
     );
     let _ = std::fs::remove_dir_all(&tmp);
+    if let Ok(hierarchies) = dockerd::init::cgroup::detect() {
+        for h in hierarchies {
+            let _ = std::fs::remove_dir(h.mount_point.join("dockerd-bench"));
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -181,7 +181,7 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
         exec::execve(&path, &spec.args, &env)
     };
     let err = if spec.init {
-        init_process::run(spec.tty, exec_now)
+        init_process::run(spec.tty, &spec.args, exec_now)
     } else {
         if spec.tty
             && let Err(e) = stdio::set_controlling_terminal(0)
