@@ -606,29 +606,34 @@ async fn init_is_pid_1_and_reaps_orphans() {
 #[tokio::test]
 async fn tty_is_a_terminal_and_resize_reaches_it() {
     let env = Env::new();
-    let mut spec = env.spec(&[
-        "sh",
-        "-c",
-        "test -t 0 && test -t 1 && echo is-a-tty; tty; stty size; read x; stty size",
-    ]);
-    spec.tty = true;
-    spec.open_stdin = true;
-    spec.console_size = Some((24, 80));
-    let id = spec.id.clone();
-    let (_, mut conn) = env.start(spec).await.unwrap();
-    let mut raw = read_until(&mut conn, "24 80").await;
-    env.runtime.resize(&id, 30, 100).await.unwrap();
-    conn.write_all(b"go\n").await.unwrap();
-    raw.extend(read_to_end(&mut conn).await);
-    // A TTY's output is raw (no frames), with the terminal's CRLF line ends.
-    let text = String::from_utf8_lossy(&raw);
-    assert!(text.contains("is-a-tty\r\n"), "{text:?}");
-    assert!(text.contains("/dev/pts/0\r\n"), "{text:?}");
-    assert!(text.contains("24 80\r\n"), "{text:?}");
-    assert!(text.contains("30 100\r\n"), "{text:?}");
-    assert_eq!(env.runtime.wait(&id).await.exit_code, 0);
-    let err = env.runtime.resize(&id, 1, 1).await.unwrap_err();
-    assert!(err.to_string().contains("is not running"), "{err}");
+    for init in [false, true] {
+        let mut spec = env.spec(&[
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo is-a-tty; tty; echo ctty > /dev/tty; stty size; \
+             read x; stty size",
+        ]);
+        spec.tty = true;
+        spec.open_stdin = true;
+        spec.init = init;
+        spec.console_size = Some((24, 80));
+        let id = spec.id.clone();
+        let (_, mut conn) = env.start(spec).await.unwrap();
+        let mut raw = read_until(&mut conn, "24 80").await;
+        env.runtime.resize(&id, 30, 100).await.unwrap();
+        conn.write_all(b"go\n").await.unwrap();
+        raw.extend(read_to_end(&mut conn).await);
+        // A TTY's output is raw (no frames), with the terminal's CRLF line ends.
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("is-a-tty\r\n"), "init {init}: {text:?}");
+        assert!(text.contains("/dev/pts/0\r\n"), "init {init}: {text:?}");
+        assert!(text.contains("ctty\r\n"), "init {init}: {text:?}");
+        assert!(text.contains("24 80\r\n"), "init {init}: {text:?}");
+        assert!(text.contains("30 100\r\n"), "init {init}: {text:?}");
+        assert_eq!(env.runtime.wait(&id).await.exit_code, 0);
+        let err = env.runtime.resize(&id, 1, 1).await.unwrap_err();
+        assert!(err.to_string().contains("is not running"), "{err}");
+    }
 }
 
 #[tokio::test]
@@ -864,4 +869,44 @@ fn the_device_program_enforces_the_default_rules() {
         String::from_utf8_lossy(&out.stdout),
         "null-ok\nkmsg-denied\n"
     );
+}
+
+#[tokio::test]
+async fn a_deep_exec_root_still_reaches_the_monitor() {
+    let mut env = Env::new();
+    // <exec-root>/containers/<64 hex>/monitor.sock is longer than a socket address.
+    let deep = env.tmp.path().join("x".repeat(60));
+    env.runtime = Runtime::new(&deep).with_monitor_exe(dockerd());
+    let mut spec = env.spec(&["sh", "-c", "read line; echo got $line"]);
+    spec.open_stdin = true;
+    let id = spec.id.clone();
+    assert!(
+        env.runtime
+            .state_dir(&id)
+            .join("monitor.sock")
+            .as_os_str()
+            .len()
+            > 108
+    );
+    let (started, _initial) = env.start(spec).await.unwrap();
+    assert_eq!(
+        env.runtime.state(&id).await,
+        MonitorState::Running { pid: started.pid }
+    );
+    let mut attach = env
+        .runtime
+        .attach(
+            &id,
+            AttachStreams {
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            },
+        )
+        .await
+        .unwrap();
+    attach.write_all(b"deep\n").await.unwrap();
+    let (out, _) = demux(&read_to_end(&mut attach).await);
+    assert_eq!(String::from_utf8_lossy(&out), "got deep\n");
+    assert_eq!(env.runtime.wait(&id).await.exit_code, 0);
 }
