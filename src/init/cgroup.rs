@@ -203,8 +203,12 @@ impl ContainerCgroup {
             let created = create_levels(&h.mount_point, &rel)?;
             dirs.push((h.clone(), dir.clone()));
             if h.has("cpuset") {
-                for level in &created {
-                    init_cpuset(level)?;
+                // Every level, not only new ones: a parent made by another tool may
+                // have been left without CPUs, which would make joining fail.
+                let mut level = h.mount_point.clone();
+                for part in rel.components() {
+                    level.push(part);
+                    init_cpuset(&level)?;
                 }
             }
             if h.kind == Kind::V2 {
