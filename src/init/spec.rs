@@ -16,8 +16,10 @@
 //! While the container runs, the monitor listens on `state_dir/monitor.sock` (stream).
 //! Each connection starts with one [`Request`] JSON line:
 //! - `Attach`: from then on the monitor sends output frames in Docker's multiplexed
-//!   format (8-byte header `[stream, 0, 0, 0, len_be32]`, stream 1 = stdout, 2 = stderr;
-//!   with a TTY everything is stream 1) for the selected streams, and reads raw stdin
+//!   format (8-byte header `[stream, 0, 0, 0, len_be32]`, stream 1 = stdout, 2 = stderr)
+//!   for the selected streams — with a TTY it sends the raw terminal bytes unframed,
+//!   exactly what Docker's attach carries, so the daemon can splice the connection
+//!   to its client unchanged in both cases — and reads raw stdin
 //!   bytes from the connection if `stdin` is set. When the client shuts down its write
 //!   side, the container's stdin is closed if the spec has `stdin_once`. When the
 //!   container exits, the monitor sends all remaining output, then closes the connection.
@@ -27,10 +29,13 @@
 //! - `State`: one [`Reply`] line.
 //!
 //! # Exit
-//! When the container's process exits, the monitor drains its output, writes
-//! [`ExitRecord`] to `state_dir/exit.json` (crash-safe), answers waiters, removes the
-//! container's cgroup, closes attach connections, removes `monitor.sock`, and exits 0.
-//! The daemon may be absent throughout: it reads `exit.json` when it comes back.
+//! When the container's process exits, the monitor drains its output, closes attach
+//! connections (their output is complete), answers waiters, writes [`ExitRecord`] to
+//! `state_dir/exit.json` (crash-safe), removes the container's cgroup, removes
+//! `monitor.sock`, and exits 0. Waiters are answered before the (fsync'd, so slow)
+//! write because a daemon that got the answer records it itself; `exit.json` is for a
+//! daemon that was absent. It is in place before the socket stops accepting: a
+//! request that gets no answer finds the record there.
 
 use std::path::PathBuf;
 

@@ -1,0 +1,258 @@
+//! The container's side: what its first process does between `clone` (already in new
+//! mount, UTS, IPC, PID and, unless `--network host`, network namespaces) and `exec`.
+//! The steps read top to bottom in the order the kernel needs them:
+//!
+//! setsid → join the cgroup, then a cgroup namespace → hostname → `lo` up → root
+//! filesystem (proc, sys, cgroup, dev, binds) → pivot_root → masked and read-only
+//! paths, read-only root → stdio → user lookup → working directory → bounding set,
+//! user and groups, capabilities → `PATH` lookup → exec (through the init with
+//! `--init`).
+//!
+//! Any failure is sent to the monitor on the close-on-exec error pipe as a
+//! [`SyncMessage::Failed`] line; a successful exec closes that pipe with nothing written,
+//! which is how the monitor knows the command runs.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::caps;
+use super::cgroup::Hierarchy;
+use super::exec::{self, ExecFailure};
+use super::init_process;
+use super::netns;
+use super::rootfs;
+use super::spec::{ContainerSpec, NetworkMode, SyncMessage};
+use super::stdio::{self, ContainerStdio};
+use super::sys;
+use super::user;
+
+/// Exit status recorded for a start that failed before the command could be looked up.
+pub const EXIT_SETUP_FAILED: i32 = 128;
+
+/// What the container's process gets from the monitor across `clone`.
+pub struct ChildContext<'a> {
+    pub spec: &'a ContainerSpec,
+    /// The files to write `0` to, joining the container's cgroup in every hierarchy
+    /// the clone did not already place the process in.
+    pub cgroup_joins: Vec<PathBuf>,
+    /// The hierarchies, to mount inside the container.
+    pub hierarchies: &'a [Hierarchy],
+    pub stdio: ContainerStdio,
+    /// Write end of the error pipe (close-on-exec).
+    pub error_pipe: OwnedFd,
+}
+
+/// The namespaces the container's process is cloned into.
+pub fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    if spec.network != NetworkMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Runs in the cloned child; never returns.
+pub fn run(ctx: ChildContext<'_>) -> ! {
+    let failure = match setup_and_exec(&ctx) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    let msg = SyncMessage::Failed {
+        message: failure.message,
+        exit_code: failure.exit_code,
+    };
+    if let Ok(mut line) = serde_json::to_vec(&msg) {
+        line.push(b'\n');
+        let _ = sys::write_all(ctx.error_pipe.as_raw_fd(), &line);
+    }
+    sys::exit_now(1)
+}
+
+enum Never {}
+
+fn setup_failed(e: io::Error) -> ExecFailure {
+    ExecFailure {
+        message: crate::store::strip_os_suffix(&e),
+        exit_code: EXIT_SETUP_FAILED,
+    }
+}
+
+fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
+    let spec = ctx.spec;
+    sys::cvt(unsafe { libc::setsid() })
+        .map_err(|e| setup_failed(io::Error::new(e.kind(), format!("setsid: {e}"))))?;
+
+    for procs in &ctx.cgroup_joins {
+        std::fs::write(procs, "0")
+            .map_err(|e| setup_failed(crate::store::with_path(e, "join cgroup", procs)))?;
+    }
+    unshare(libc::CLONE_NEWCGROUP, "cgroup").map_err(setup_failed)?;
+
+    set_names(spec).map_err(setup_failed)?;
+    if spec.network != NetworkMode::Host {
+        netns::loopback_up().map_err(setup_failed)?;
+    }
+
+    let prepared = rootfs::prepare(spec, ctx.hierarchies).map_err(setup_failed)?;
+    if let (Some(console), ContainerStdio::Tty { console_socket }) = (&prepared.console, &ctx.stdio)
+    {
+        sys::send_fd(console_socket.as_raw_fd(), console.master.as_raw_fd()).map_err(|e| {
+            setup_failed(io::Error::new(
+                e.kind(),
+                format!("send the terminal to the monitor: {e}"),
+            ))
+        })?;
+    }
+    rootfs::pivot(&spec.rootfs).map_err(setup_failed)?;
+    rootfs::restrict(&spec.masked_paths, &spec.readonly_paths).map_err(setup_failed)?;
+    if spec.readonly_rootfs {
+        rootfs::readonly_root().map_err(setup_failed)?;
+    }
+
+    let null = if spec.tty || spec.open_stdin {
+        None
+    } else {
+        Some(
+            sys::open(Path::new("/dev/null"), libc::O_RDONLY, 0).map_err(|e| {
+                setup_failed(crate::store::with_path(e, "open", Path::new("/dev/null")))
+            })?,
+        )
+    };
+    let slave = prepared.console.as_ref().map(|c| &c.slave);
+    stdio::install(&ctx.stdio, slave, null.as_ref()).map_err(setup_failed)?;
+    drop(prepared);
+
+    let passwd = user::read_optional(Path::new("/etc/passwd")).map_err(setup_failed)?;
+    let group = user::read_optional(Path::new("/etc/group")).map_err(setup_failed)?;
+    let who = user::resolve(&spec.user, passwd.as_deref(), group.as_deref()).map_err(|m| {
+        ExecFailure {
+            message: m,
+            exit_code: EXIT_SETUP_FAILED,
+        }
+    })?;
+    let env = user::with_home(&spec.env, &who.home);
+
+    rootfs::ensure_dir(&spec.cwd).map_err(setup_failed)?;
+
+    let wanted = if spec.privileged {
+        caps::all_known()
+    } else {
+        caps::parse(&spec.capabilities).map_err(|m| ExecFailure {
+            message: m,
+            exit_code: EXIT_SETUP_FAILED,
+        })?
+    };
+    let keep = caps::CapSet(wanted.0 & caps::current_bounding().0);
+    caps::limit_bounding(keep).map_err(setup_failed)?;
+    switch_user(&who).map_err(setup_failed)?;
+    caps::apply(keep).map_err(setup_failed)?;
+
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    sys::chdir(Path::new(cwd)).map_err(|e| {
+        setup_failed(io::Error::new(
+            e.kind(),
+            format!(
+                "chdir to cwd ({cwd:?}) set in config.json failed: {}",
+                crate::store::strip_os_suffix(&e)
+            ),
+        ))
+    })?;
+
+    let Some(name) = spec.args.first() else {
+        return Err(ExecFailure {
+            message: "no command specified".into(),
+            exit_code: EXIT_SETUP_FAILED,
+        });
+    };
+    let path = exec::look_path(name, exec::env_value(&env, "PATH").unwrap_or(""))?;
+
+    unsafe { libc::umask(0o022) };
+    // Nothing the monitor holds may reach the command.
+    let _ = sys::cloexec_from(3);
+
+    let exec_now = || {
+        sys::reset_signals();
+        exec::execve(&path, &spec.args, &env)
+    };
+    let err = if spec.init {
+        init_process::run(spec.tty, &spec.args, exec_now)
+    } else {
+        if spec.tty
+            && let Err(e) = stdio::set_controlling_terminal(0)
+        {
+            return Err(setup_failed(e));
+        }
+        exec_now()
+    };
+    Err(exec::exec_failure(&path, &err))
+}
+
+fn unshare(flag: libc::c_int, name: &str) -> io::Result<()> {
+    sys::cvt(unsafe { libc::unshare(flag) })
+        .map(drop)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "create {name} namespace: {}",
+                    crate::store::strip_os_suffix(&e)
+                ),
+            )
+        })
+}
+
+fn set_names(spec: &ContainerSpec) -> io::Result<()> {
+    if !spec.hostname.is_empty() {
+        nix::unistd::sethostname(&spec.hostname).map_err(|e| {
+            io::Error::other(format!(
+                "set hostname {:?}: {}",
+                spec.hostname,
+                e.desc().to_lowercase()
+            ))
+        })?;
+    }
+    if !spec.domainname.is_empty() {
+        let name = &spec.domainname;
+        sys::cvt(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map_err(
+            |e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "set domain name {name:?}: {}",
+                        crate::store::strip_os_suffix(&e)
+                    ),
+                )
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn switch_user(who: &user::ExecUser) -> io::Result<()> {
+    let groups: Vec<libc::gid_t> = who.sgids.clone();
+    sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("setgroups: {}", crate::store::strip_os_suffix(&e)),
+        )
+    })?;
+    sys::cvt(unsafe { libc::setresgid(who.gid, who.gid, who.gid) }).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("setgid {}: {}", who.gid, crate::store::strip_os_suffix(&e)),
+        )
+    })?;
+    sys::cvt(unsafe { libc::setresuid(who.uid, who.uid, who.uid) }).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("setuid {}: {}", who.uid, crate::store::strip_os_suffix(&e)),
+        )
+    })?;
+    Ok(())
+}
