@@ -1,6 +1,6 @@
 //! Timestamps in the forms Docker prints them, without a calendar dependency:
-//! RFC 3339 in UTC with nanoseconds, either fixed at nine digits (logrus, json-file
-//! logs) or with trailing zeros trimmed (Go's `RFC3339Nano`, used in inspect output).
+//! RFC 3339 in UTC with nanoseconds, either fixed at nine digits (logrus) or with
+//! trailing zeros trimmed (Go's `RFC3339Nano`: inspect output, json-file log lines).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::stream::{self, Deframer, MULTIPLEXED, RAW};
+use super::stream::{self, MULTIPLEXED, RAW};
 use super::{ApiState, Ctx, Response, body, page_not_found, response};
 use crate::engine::containers::inspect::{LIST_FILTERS, ListOptions};
 use crate::engine::containers::lifecycle::WaitCondition;
@@ -169,7 +169,9 @@ fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
             let Some(e) = entry else { break };
             let mut payload = Vec::with_capacity(e.data.len() + 32);
             if timestamps {
-                payload.extend_from_slice(e.time.as_bytes());
+                // Docker prints log timestamps with nine fractional digits.
+                let ts = crate::timefmt::rfc3339_fixed(crate::timefmt::from_nanos(e.time_nanos));
+                payload.extend_from_slice(ts.as_bytes());
                 payload.push(b' ');
             }
             payload.extend_from_slice(&e.data);
@@ -235,31 +237,10 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
             return;
         };
         let (mut mon_rd, mut mon_wr) = monitor.into_split();
+        // The monitor already speaks what the client expects: frames without a TTY,
+        // raw bytes with one.
         let to_client = async {
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut deframer = Deframer::default();
-            loop {
-                let n = match mon_rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let ok = if tty {
-                    deframer.push(&buf[..n]);
-                    let mut ok = true;
-                    while let Some((_, payload)) = deframer.next_frame() {
-                        if client_wr.write_all(&payload).await.is_err() {
-                            ok = false;
-                            break;
-                        }
-                    }
-                    ok
-                } else {
-                    client_wr.write_all(&buf[..n]).await.is_ok()
-                };
-                if !ok {
-                    break;
-                }
-            }
+            let _ = tokio::io::copy(&mut mon_rd, &mut client_wr).await;
             let _ = client_wr.flush().await;
             let _ = client_wr.shutdown().await;
         };

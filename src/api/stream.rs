@@ -19,50 +19,15 @@ pub fn frame(stream: u8, payload: &[u8]) -> Bytes {
     b.freeze()
 }
 
-/// Splits a byte stream of frames back into (stream, payload), keeping a partial
-/// frame for the next call.
-#[derive(Default)]
-pub struct Deframer {
-    buf: BytesMut,
-}
-
-impl Deframer {
-    pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-
-    /// The next complete frame, if any.
-    pub fn next_frame(&mut self) -> Option<(u8, Bytes)> {
-        if self.buf.len() < 8 {
-            return None;
-        }
-        let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
-        if self.buf.len() < 8 + len {
-            return None;
-        }
-        let stream = self.buf[0];
-        let mut f = self.buf.split_to(8 + len);
-        let payload = f.split_off(8).freeze();
-        Some((stream, payload))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn frames_round_trip_across_splits() {
-        let mut all = Vec::new();
-        all.extend_from_slice(&frame(1, b"hello\n"));
-        all.extend_from_slice(&frame(2, b"oops\n"));
-        assert_eq!(&all[..8], &[1, 0, 0, 0, 0, 0, 0, 6]);
-        let mut d = Deframer::default();
-        d.push(&all[..5]);
-        assert!(d.next_frame().is_none());
-        d.push(&all[5..]);
-        assert_eq!(d.next_frame().unwrap(), (1, Bytes::from_static(b"hello\n")));
-        assert_eq!(d.next_frame().unwrap(), (2, Bytes::from_static(b"oops\n")));
-        assert!(d.next_frame().is_none());
+    fn frame_header_is_dockers() {
+        let f = frame(1, b"hello\n");
+        assert_eq!(&f[..8], &[1, 0, 0, 0, 0, 0, 0, 6]);
+        assert_eq!(&f[8..], b"hello\n");
+        assert_eq!(frame(2, b"")[0], 2);
     }
 }

@@ -141,10 +141,10 @@ fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig, wa
     if config.user.is_empty() {
         config.user = image.user.clone();
     }
-    let mut env = image.env.clone();
+    let mut env = image.env.clone().unwrap_or_default();
     spec::merge_env(&mut env, &config.env);
     config.env = env;
-    let mut labels = image.labels.clone();
+    let mut labels = image.labels.clone().unwrap_or_default();
     labels.extend(std::mem::take(&mut config.labels));
     config.labels = labels;
     if config.working_dir.is_empty() {
@@ -154,14 +154,14 @@ fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig, wa
     if !entrypoint_given {
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             config.cmd = image.cmd.clone();
-            config.args_escaped = image.args_escaped;
+            config.args_escaped = image.args_escaped.then_some(true);
         }
         if config.entrypoint.is_none() {
             config.entrypoint = image.entrypoint.clone();
         }
     }
     if config.stop_signal.is_none() {
-        config.stop_signal = image.stop_signal.clone().filter(|s| !s.is_empty());
+        config.stop_signal = Some(image.stop_signal.clone()).filter(|s| !s.is_empty());
     }
     if let Some(ports) = &image.exposed_ports {
         let merged = config.exposed_ports.get_or_insert_with(BTreeMap::new);
@@ -178,9 +178,6 @@ fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig, wa
     }
     if image.healthcheck.as_ref().is_some_and(|h| !h.is_null()) {
         warnings.push("The image declares a health check; health checks are not run by this daemon yet".to_string());
-    }
-    if config.domainname.is_empty() {
-        config.domainname = String::new();
     }
 }
 

@@ -189,7 +189,7 @@ impl Engine {
             "AppArmorProfile": "",
             "ExecIDs": null,
             "HostConfig": r.host_config,
-            "GraphDriver": self.images.rw_layer_graph_driver(&c.id),
+            "GraphDriver": { "Name": c.driver, "Data": self.images.rw_layer_graph_data(&c.id).ok() },
             "Mounts": Self::mounts(&r),
             "Config": c.config,
             "NetworkSettings": self.network_settings(&r, false),
@@ -197,7 +197,7 @@ impl Engine {
         if size {
             let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
             doc["SizeRw"] = json!(rw);
-            doc["SizeRootFs"] = json!(rw + self.images.image_size(&c.image).unwrap_or(0));
+            doc["SizeRootFs"] = json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
         }
         Ok(doc)
     }
@@ -308,7 +308,7 @@ impl Engine {
             if opts.size {
                 let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
                 entry["SizeRw"] = json!(rw);
-                entry["SizeRootFs"] = json!(rw + self.images.image_size(&c.image).unwrap_or(0));
+                entry["SizeRootFs"] = json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
             }
             out.push(entry);
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {

@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: this daemon ("ours") against Docker Engine 20.10 ("docker").
+
+Run through bench/compare.sh, which builds and installs what is needed. Each workload runs
+alternately against the two daemons (A B A B ...) for --rounds rounds after a warm-up, and
+is reported as min / median / max and the ratio of medians, expressed as "times better for
+ours" (time: docker/ours; throughput: ours/docker; memory: docker/ours).
+
+Both daemons run isolated: their own data-root, exec-root, unix socket and pidfile, each in
+a network namespace this script creates (so Docker's bridge and iptables rules live and die
+there). Everything is stopped and removed at the end.
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OURS_BIN = os.path.join(ROOT, "target/release/dockerd")
+LOADCLIENT = os.path.join(ROOT, "target/release/examples/loadclient")
+DOCKER_BIN = "/usr/sbin/dockerd"
+CLI = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else shutil.which("docker")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def ping(sock_path, timeout=0.5):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+
+
+def tree_pids(root_pid):
+    """root_pid and all its descendants."""
+    children = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(p))
+        except (OSError, ValueError):
+            pass
+    out, todo = [], [root_pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def exe_of(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+class Engine:
+    """One daemon under test, in its own directory and network namespace."""
+
+    def __init__(self, name, work):
+        self.name = name
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "docker.sock")
+        self.netns = f"bench-{name}-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
+        self.proc = None
+        self.generation = 0
+
+    def argv(self, data, exec_root, sock, pidfile, config):
+        if self.name == "ours":
+            return [OURS_BIN, "-H", f"unix://{sock}", "--data-root", data, "--exec-root", exec_root,
+                    "--pidfile", pidfile, "--config-file", config]
+        return [DOCKER_BIN, "-H", f"unix://{sock}", "--data-root", data, "--exec-root", exec_root,
+                "--pidfile", pidfile, "--config-file", config, "--containerd-namespace", f"bench{os.getpid()}",
+                "--containerd-plugins-namespace", f"bench{os.getpid()}-plugins"]
+
+    def start(self, fresh=False, env=None):
+        """Starts the daemon; returns seconds from exec to the first answered /_ping."""
+        self.generation += 1
+        base = os.path.join(self.dir, f"gen{self.generation}") if fresh else self.dir
+        os.makedirs(base, exist_ok=True)
+        sock = os.path.join(base, "docker.sock") if fresh else self.sock
+        config = os.path.join(base, "daemon.json")
+        with open(config, "w") as f:
+            f.write("{}")
+        argv = ["nsenter", f"--net=/run/netns/{self.netns}", "--"] + self.argv(
+            os.path.join(base, "data"), os.path.join(base, "exec"), sock, os.path.join(base, "docker.pid"), config)
+        logf = open(os.path.join(base, "daemon.log"), "ab")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        while not ping(sock):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {base}/daemon.log")
+            if time.perf_counter() - t0 > 60:
+                raise RuntimeError(f"{self.name} did not answer within 60s")
+            time.sleep(0.0005)
+        elapsed = time.perf_counter() - t0
+        self.proc, self.sock_now, self.base_now = proc, sock, base
+        return elapsed
+
+    def stop(self):
+        if not self.proc:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        time.sleep(0.5)
+
+    def cli(self, *args, check=True, capture=True):
+        r = subprocess.run([CLI, "-H", f"unix://{self.sock_now}"] + list(args),
+                           stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, env=dict(os.environ, DOCKER_CONFIG=os.path.join(self.dir, "cli")))
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{self.name}: docker {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
+        return r
+
+    def timed(self, *args):
+        t0 = time.perf_counter()
+        self.cli(*args)
+        return time.perf_counter() - t0
+
+    def engine_rss_kib(self):
+        """The daemon and its helpers: for ours, the daemon and its container monitors;
+        for Docker, dockerd, containerd and the containerd shims."""
+        if not self.proc:
+            return 0
+        pids = set(tree_pids(self.proc.pid))
+        if self.name == "ours":
+            ours = os.path.realpath(OURS_BIN)
+            for p in all_pids():
+                if exe_of(p) == ours and " init" in cmdline(p):
+                    pids.add(p)
+            keep = {p for p in pids if exe_of(p) == ours}
+        else:
+            for p in all_pids():
+                if "containerd-shim" in exe_of(p) and f"bench{os.getpid()}" in cmdline(p):
+                    pids.add(p)
+            keep = {p for p in pids if any(n in exe_of(p) for n in ("dockerd", "containerd"))}
+        return sum(rss_kib(p) for p in keep)
+
+    def cleanup(self):
+        self.stop()
+        # Anything left that belongs to this engine: shims, monitors, container processes.
+        for p in all_pids():
+            c = cmdline(p)
+            if self.dir in c or f"bench{os.getpid()}" in c:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(0.5)
+        mounts = []
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4]
+                if mp.startswith(self.dir):
+                    mounts.append(mp)
+        for mp in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", self.netns], stderr=subprocess.DEVNULL)
+
+
+def stats(values):
+    v = sorted(values)
+    return {"min": v[0], "median": statistics.median(v), "max": v[-1], "samples": v}
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="dockerd-bench-")
+        self.results = []
+        self.engines = []
+
+    def record(self, key, title, unit, better, ours, docker, goal=None, note=""):
+        o, d = stats(ours), stats(docker)
+        ratio = (d["median"] / o["median"]) if better == "lower" else (o["median"] / d["median"])
+        entry = {"key": key, "title": title, "unit": unit, "better": better, "ours": o, "docker": d,
+                 "ratio": ratio, "goal": goal, "met": (goal is None or ratio >= goal), "note": note}
+        self.results.append(entry)
+        log(f"  {title}: ours median {o['median']:.4g} {unit}, docker median {d['median']:.4g} {unit} "
+            f"→ {ratio:.2f}× {'(goal ' + str(goal) + '×: ' + ('met' if entry['met'] else 'MISSED') + ')' if goal else ''}")
+
+    def alternate(self, fn, rounds, warmup=1):
+        """Runs fn(engine) A B A B …; returns {name: [values]} without the warm-up."""
+        out = {e.name: [] for e in self.engines}
+        for i in range(warmup + rounds):
+            for e in self.engines:
+                v = fn(e)
+                if i >= warmup:
+                    out[e.name].append(v)
+        return out["ours"], out["docker"]
+
+    def make_rootfs_tars(self):
+        root = os.path.join(self.work, "rootfs")
+        os.makedirs(os.path.join(root, "bin"))
+        os.makedirs(os.path.join(root, "etc"))
+        shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
+        applets = subprocess.run(["/bin/busybox", "--list"], stdout=subprocess.PIPE, check=True).stdout.decode().split()
+        for a in applets:
+            if a != "busybox":
+                os.symlink("busybox", os.path.join(root, "bin", a))
+        with open(os.path.join(root, "etc/passwd"), "w") as f:
+            f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        with open(os.path.join(root, "etc/group"), "w") as f:
+            f.write("root:x:0:\nnogroup:x:65534:\n")
+        self.small_tar = os.path.join(self.work, "busybox.tar")
+        subprocess.run(["tar", "-C", root, "-cf", self.small_tar, "."], check=True)
+        # The 200 MiB root: busybox plus incompressible data in files of mixed sizes.
+        data = os.path.join(root, "data")
+        os.makedirs(data)
+        remaining = 200 * 1024 * 1024 - os.path.getsize(self.small_tar)
+        i = 0
+        sizes = [64 << 20, 32 << 20, 16 << 20] + [1 << 20] * 64 + [64 << 10] * 256
+        for size in sizes:
+            if remaining <= 0:
+                break
+            size = min(size, remaining)
+            with open(os.path.join(data, f"f{i}"), "wb") as f:
+                f.write(os.urandom(size))
+            remaining -= size
+            i += 1
+        self.big_tar = os.path.join(self.work, "big.tar")
+        subprocess.run(["tar", "-C", root, "-cf", self.big_tar, "."], check=True)
+
+    def run(self):
+        rounds = self.args.rounds
+        log(f"work directory {self.work}")
+        self.make_rootfs_tars()
+        ours, docker = Engine("ours", self.work), Engine("docker", self.work)
+        self.engines = [ours, docker]
+        try:
+            self.startup_and_idle_memory(rounds)
+            for e in self.engines:
+                e.start()
+                e.cli("import", "-c", 'CMD ["sh"]', self.small_tar, "bench/busybox:1")
+            img = "bench/busybox:1"
+
+            log("docker run --rm IMG true (--network none)")
+            o, d = self.alternate(lambda e: e.timed("run", "--rm", "--network", "none", img, "true"), rounds, warmup=2)
+            self.record("run_none", "docker run --rm --network none IMG true", "s", "lower", o, d, goal=5)
+
+            log("docker run --rm IMG true (default network)")
+            o, d = self.alternate(lambda e: e.timed("run", "--rm", img, "true"), rounds, warmup=2)
+            self.record("run_default", "docker run --rm IMG true (default network)", "s", "lower", o, d, goal=5,
+                        note="ours: private network namespace with loopback only; Docker: bridge with veth and NAT")
+
+            self.parallel_run(img, rounds)
+            self.api_throughput(img, rounds)
+            self.import_load_save(rounds)
+        finally:
+            for e in self.engines:
+                e.cleanup()
+            shutil.rmtree(self.work, ignore_errors=True)
+        return self.results
+
+    def startup_and_idle_memory(self, rounds):
+        log("daemon start to first answered /_ping; idle memory after start")
+        mem = {"ours": [], "docker": []}
+
+        def cold(e):
+            t = e.start(fresh=True)
+            time.sleep(1.0)
+            mem[e.name].append(e.engine_rss_kib() / 1024)
+            e.stop()
+            return t
+        o, d = self.alternate(cold, rounds)
+        self.record("start", "daemon start to first answered /_ping", "s", "lower", o, d, goal=20)
+        self.record("idle_rss", "idle resident memory after start", "MiB", "lower", mem["ours"], mem["docker"], goal=10)
+
+        # Ours only: exec to READY=1, and the first request through socket activation.
+        ready, activated = [], []
+        for i in range(rounds):
+            d = tempfile.mkdtemp(dir=self.work)
+            nsock = os.path.join(d, "notify")
+            n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            n.bind(nsock)
+            n.settimeout(30)
+            cfg = os.path.join(d, "daemon.json")
+            open(cfg, "w").write("{}")
+            args = [OURS_BIN, "-H", f"unix://{d}/s.sock", "--data-root", f"{d}/data", "--exec-root", f"{d}/exec",
+                    "--pidfile", f"{d}/pid", "--config-file", cfg]
+            t0 = time.perf_counter()
+            p = subprocess.Popen(args, env=dict(os.environ, NOTIFY_SOCKET=nsock), stderr=subprocess.DEVNULL)
+            while b"READY=1" not in n.recv(4096):
+                pass
+            ready.append(time.perf_counter() - t0)
+            p.send_signal(signal.SIGTERM)
+            p.wait()
+            # Socket activation: the activator holds the socket; the first request execs the daemon.
+            sa_sock = os.path.join(d, "sa.sock")
+            sa = subprocess.Popen(["systemd-socket-activate", "-l", sa_sock] + [OURS_BIN, "-H", "fd://", "--data-root", f"{d}/data2",
+                                   "--exec-root", f"{d}/exec2", "--pidfile", f"{d}/pid2", "--config-file", cfg],
+                                  stderr=subprocess.DEVNULL)
+            while not os.path.exists(sa_sock):
+                time.sleep(0.001)
+            t0 = time.perf_counter()
+            assert ping(sa_sock, timeout=30)
+            activated.append(time.perf_counter() - t0)
+            sa.send_signal(signal.SIGTERM)
+            sa.wait()
+            n.close()
+        for name, vals in (("exec → READY=1", ready), ("first request through systemd-socket-activate, cold", activated)):
+            s = stats(vals)
+            self.results.append({"key": "ours_" + ("ready" if "READY" in name else "activation"), "title": name,
+                                 "unit": "s", "better": "lower", "ours": s, "docker": None, "ratio": None,
+                                 "goal": None, "met": True, "note": "this daemon only"})
+            log(f"  {name}: median {s['median'] * 1000:.2f} ms")
+
+    def parallel_run(self, img, rounds):
+        log("50 × docker run -d IMG sleep 300 in parallel; memory with 50 running; docker rm -f of all")
+        mem = {"ours": [], "docker": []}
+        rm_times = {"ours": [], "docker": []}
+
+        def fifty(e):
+            t0 = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=50) as ex:
+                ids = list(ex.map(lambda _: e.cli("run", "-d", img, "sleep", "300").stdout.decode().strip(), range(50)))
+            elapsed = time.perf_counter() - t0
+            time.sleep(1.0)
+            mem[e.name].append(e.engine_rss_kib() / 1024)
+            t1 = time.perf_counter()
+            e.cli("rm", "-f", *ids)
+            rm_times[e.name].append(time.perf_counter() - t1)
+            return elapsed
+        o, d = self.alternate(fifty, rounds)
+        # The warm-up round's extra samples are dropped so each list has `rounds` values.
+        for k in mem:
+            mem[k] = mem[k][-rounds:]
+            rm_times[k] = rm_times[k][-rounds:]
+        self.record("run_d_50", "50 × docker run -d IMG sleep 300, in parallel (total)", "s", "lower", o, d, goal=4)
+        self.record("rm_f_50", "docker rm -f of those 50", "s", "lower", rm_times["ours"], rm_times["docker"])
+        self.record("rss_50", "resident memory with 50 running containers", "MiB", "lower", mem["ours"], mem["docker"],
+                    goal=10)
+
+    def api_throughput(self, img, rounds):
+        log("API round trips: GET /_ping and GET /containers/json?all=1 with 100 containers")
+        for e in self.engines:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
+                list(ex.map(lambda i: e.cli("create", "--name", f"c{i}", img, "true"), range(100)))
+
+        def rps(path):
+            def f(e):
+                r = subprocess.run([LOADCLIENT, e.sock_now, path, "--connections", "8", "--seconds", str(self.args.load_seconds)],
+                                   stdout=subprocess.PIPE, check=True)
+                return json.loads(r.stdout)["rps"]
+            return f
+        o, d = self.alternate(rps("/_ping"), rounds)
+        self.record("ping_rps", "GET /_ping throughput (8 keep-alive connections)", "req/s", "higher", o, d, goal=3)
+        o, d = self.alternate(rps("/v1.41/containers/json?all=1"), rounds)
+        self.record("list_rps", "GET /containers/json?all=1 throughput, 100 containers", "req/s", "higher", o, d, goal=3)
+        for e in self.engines:
+            e.cli("rm", "-f", *[f"c{i}" for i in range(100)])
+
+    def import_load_save(self, rounds):
+        log("docker import / save / load of a 200 MiB root tarball")
+        imp, save, load = {"ours": [], "docker": []}, {"ours": [], "docker": []}, {"ours": [], "docker": []}
+
+        def cycle(e):
+            t = e.timed("import", self.big_tar, "bench/big:1")
+            out = os.path.join(self.work, f"saved-{e.name}.tar")
+            s = e.timed("save", "-o", out, "bench/big:1")
+            e.cli("rmi", "bench/big:1")
+            lt = e.timed("load", "-i", out)
+            e.cli("rmi", "bench/big:1")
+            os.unlink(out)
+            save[e.name].append(s)
+            load[e.name].append(lt)
+            return t
+        o, d = self.alternate(cycle, rounds)
+        self.record("import", "docker import of a 200 MiB root tarball", "s", "lower", o, d)
+        self.record("save", "docker save of that image", "s", "lower", save["ours"][-rounds:], save["docker"][-rounds:])
+        self.record("load", "docker load of that archive", "s", "lower", load["ours"][-rounds:], load["docker"][-rounds:])
+
+
+def svg_chart(results, meta):
+    rows = [r for r in results if r["ratio"] is not None]
+    width, left, bar_h, gap, top = 860, 430, 22, 10, 70
+    height = top + len(rows) * (bar_h + gap) + 60
+    max_ratio = max([r["ratio"] for r in rows] + [r["goal"] or 0 for r in rows] + [1]) * 1.1
+    scale = (width - left - 40) / max_ratio
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="10" y="22" font-size="15" font-weight="bold">dockerd (systemd-native) vs Docker Engine 20.10: times better (median ratio)</text>',
+           f'<text x="10" y="42" fill="#555">{meta["date"]} · {meta["machine"]} · {meta["command"]}</text>']
+    x1 = left + scale
+    out.append(f'<line x1="{x1:.1f}" y1="{top - 8}" x2="{x1:.1f}" y2="{height - 45}" stroke="#888" stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{x1 - 8:.1f}" y="{height - 30}" fill="#555">1× (equal)</text>')
+    for i, r in enumerate(rows):
+        y = top + i * (bar_h + gap)
+        w = max(r["ratio"] * scale, 1)
+        color = "#2e7d32" if r["met"] and r["ratio"] >= 1 else ("#c62828" if not r["met"] else "#f9a825")
+        title = r["title"].replace("&", "&amp;").replace("<", "&lt;")
+        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{title}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}">{r["ratio"]:.1f}×</text>')
+        if r["goal"]:
+            gx = left + r["goal"] * scale
+            out.append(f'<line x1="{gx:.1f}" y1="{y - 3}" x2="{gx:.1f}" y2="{y + bar_h + 3}" stroke="black" stroke-width="2"/>')
+    out.append(f'<text x="10" y="{height - 10}" fill="#555">Black ticks: goals. Green: goal met; red: missed; yellow: no goal, slower than Docker.</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def fmt(v, unit):
+    if v is None:
+        return "—"
+    if unit == "s":
+        return f"{v * 1000:.1f} ms" if v < 10 else f"{v:.2f} s"
+    if unit == "req/s":
+        return f"{v:,.0f}"
+    return f"{v:.1f}"
+
+
+def markdown_table(results):
+    lines = ["| workload | ours (min / median / max) | Docker 20.10 (min / median / max) | ratio | goal |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        u = r["unit"]
+        o = r["ours"]
+        d = r["docker"]
+        os_ = f"{fmt(o['min'], u)} / **{fmt(o['median'], u)}** / {fmt(o['max'], u)}"
+        ds = f"{fmt(d['min'], u)} / **{fmt(d['median'], u)}** / {fmt(d['max'], u)}" if d else "—"
+        unit = "" if u == "s" else f" {u}"
+        ratio = f"{r['ratio']:.1f}×" if r["ratio"] is not None else "—"
+        goal = (f"≥ {r['goal']}× {'met' if r['met'] else '**missed**'}") if r["goal"] else ""
+        lines.append(f"| {r['title']}{unit} | {os_} | {ds} | {ratio} | {goal} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--load-seconds", type=float, default=2.0)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
+    args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    results = Bench(args).run()
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} cores, {os.uname().release}",
+        "command": "sudo bench/compare.sh" + (f" --rounds {args.rounds}" if args.rounds != 10 else ""),
+        "docker": subprocess.run([DOCKER_BIN, "--version"], stdout=subprocess.PIPE).stdout.decode().strip(),
+        "rounds": args.rounds,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=2)
+    with open(os.path.join(args.out, "chart.svg"), "w") as f:
+        f.write(svg_chart(results, meta))
+    table = markdown_table(results)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(f"\nresults: {args.out}/results.json, chart: {args.out}/chart.svg")
+
+
+if __name__ == "__main__":
+    main()
