@@ -26,8 +26,13 @@ fn main() {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=DOCKERD_GIT_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Asked of git, because in a worktree `.git` is a file and HEAD lives elsewhere;
+    // watching a path that does not exist would rebuild the crate every time.
+    for watched in ["HEAD", "refs/heads"] {
+        if let Some(path) = git_path(watched).filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
     println!("cargo:rerun-if-changed=src/cli.rs");
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -41,6 +46,23 @@ fn main() {
             out_dir.display()
         );
     }
+}
+
+/// Where git keeps `name` (`HEAD`, `refs/heads`) for this checkout, if in one.
+fn git_path(name: &str) -> Option<std::path::PathBuf> {
+    let ask = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    // --path-format needs git 2.31; older ones answer relative to this directory.
+    let out = ask(&["rev-parse", "--path-format=absolute", "--git-path", name])
+        .or_else(|| ask(&["rev-parse", "--git-path", name]))?;
+    let path = String::from_utf8(out.stdout).ok()?;
+    let path = path.trim();
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
 }
 
 /// Writes `man/dockerd.8` and `completions/{dockerd.bash,_dockerd,dockerd.fish}`.
