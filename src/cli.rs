@@ -2,6 +2,9 @@
 //! names and defaults, so unit files and habits carry over unchanged.
 //!
 //! Parsing only; merging with daemon.json and validation live in `config`.
+//!
+//! This file depends on nothing but clap: `build.rs` compiles it too, to generate the
+//! `dockerd(8)` man page and the shell completions from these very definitions.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,6 +14,9 @@ use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 /// Default daemon.json location, as Docker Engine's.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/docker/daemon.json";
+
+/// The runtime built into this daemon: containers run under its own `dockerd init` monitor.
+pub const BUILTIN_RUNTIME: &str = "native";
 
 /// A self-sufficient runtime for containers, made to be started by systemd.
 #[derive(Parser, Debug, Clone)]
@@ -83,7 +89,7 @@ pub struct Flags {
     pub log_opts: Vec<String>,
 
     /// Default OCI runtime for containers
-    #[arg(long, value_name = "string", default_value = crate::config::BUILTIN_RUNTIME)]
+    #[arg(long, value_name = "string", default_value = BUILTIN_RUNTIME)]
     pub default_runtime: String,
 
     /// Register an additional OCI compatible runtime (name=path)

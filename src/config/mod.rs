@@ -16,8 +16,7 @@ use serde_json::{Map, Value};
 use crate::cli::Parsed;
 pub use hosts::Host;
 
-/// The runtime built into this daemon: containers run under its own `dockerd init` monitor.
-pub const BUILTIN_RUNTIME: &str = "native";
+pub use crate::cli::BUILTIN_RUNTIME;
 
 /// A configuration problem, worded for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
