@@ -106,7 +106,9 @@ pub fn apply(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
                 for v in list {
                     let v = v.trim().to_string();
                     if v.is_empty() {
-                        return Err(Error::invalid("VOLUME specified can not be an empty string"));
+                        return Err(Error::invalid(
+                            "VOLUME specified can not be an empty string",
+                        ));
                     }
                     vols.insert(v, json!({}));
                 }
@@ -204,7 +206,10 @@ fn env_map(c: &ImageConfig) -> BTreeMap<String, String> {
     c.env
         .iter()
         .flatten()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -221,10 +226,16 @@ fn set_env(c: &mut ImageConfig, k: &str, v: &str) {
 }
 
 /// `k=v k2="v 2"` or the legacy `k value with spaces`.
-fn name_values(rest: &str, instr: &str, env: &BTreeMap<String, String>) -> Result<Vec<(String, String)>> {
+fn name_values(
+    rest: &str,
+    instr: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>> {
     let rest = rest.trim();
     if rest.is_empty() {
-        return Err(Error::invalid(format!("{instr} requires at least one argument")));
+        return Err(Error::invalid(format!(
+            "{instr} requires at least one argument"
+        )));
     }
     let first = rest.split_whitespace().next().unwrap_or("");
     if !first.contains('=') {
@@ -290,7 +301,9 @@ fn raw_words(s: &str) -> Result<Vec<String>> {
         }
     }
     if quote.is_some() {
-        return Err(Error::invalid(format!("unexpected end of statement while looking for matching quote: {s}")));
+        return Err(Error::invalid(format!(
+            "unexpected end of statement while looking for matching quote: {s}"
+        )));
     }
     if in_word {
         out.push(cur);
@@ -299,10 +312,7 @@ fn raw_words(s: &str) -> Result<Vec<String>> {
 }
 
 fn words(s: &str, env: &BTreeMap<String, String>) -> Result<Vec<String>> {
-    raw_words(s)?
-        .iter()
-        .map(|w| process_word(w, env))
-        .collect()
+    raw_words(s)?.iter().map(|w| process_word(w, env)).collect()
 }
 
 /// The whole argument as one word (USER, WORKDIR, STOPSIGNAL, legacy values).
@@ -329,7 +339,10 @@ fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
             '"' => {
                 i += 1;
                 while i < chars.len() && chars[i] != '"' {
-                    if chars[i] == '\\' && i + 1 < chars.len() && matches!(chars[i + 1], '"' | '\\' | '$') {
+                    if chars[i] == '\\'
+                        && i + 1 < chars.len()
+                        && matches!(chars[i + 1], '"' | '\\' | '$')
+                    {
                         out.push(chars[i + 1]);
                         i += 2;
                     } else if chars[i] == '$' {
@@ -358,7 +371,12 @@ fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
 }
 
 /// Expands the variable at `chars[i] == '$'`; returns the index after it.
-fn expand_var(chars: &[char], i: usize, env: &BTreeMap<String, String>, out: &mut String) -> Result<usize> {
+fn expand_var(
+    chars: &[char],
+    i: usize,
+    env: &BTreeMap<String, String>,
+    out: &mut String,
+) -> Result<usize> {
     let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut j = i + 1;
     if j < chars.len() && chars[j] == '{' {
@@ -385,7 +403,9 @@ fn expand_var(chars: &[char], i: usize, env: &BTreeMap<String, String>, out: &mu
                 }
             }
             Some(m) => {
-                return Err(Error::invalid(format!("unsupported modifier ({m}) in substitution")));
+                return Err(Error::invalid(format!(
+                    "unsupported modifier ({m}) in substitution"
+                )));
             }
         }
         return Ok(close + 1);
@@ -411,7 +431,10 @@ fn parse_port_spec(spec: &str) -> Result<Vec<String>> {
     }
     let bad = || Error::invalid(format!("invalid containerPort: {ports}"));
     let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
         None => {
             let p = ports.parse::<u16>().map_err(|_| bad())?;
             (p, p)
@@ -432,15 +455,23 @@ fn valid_signal(s: &str) -> bool {
     let name = s.to_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        return rt.is_empty() || rt.strip_prefix('+').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= 15);
+        return rt.is_empty()
+            || rt
+                .strip_prefix('+')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 15);
     }
     if let Some(rt) = name.strip_prefix("RTMAX") {
-        return rt.is_empty() || rt.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= 14);
+        return rt.is_empty()
+            || rt
+                .strip_prefix('-')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 14);
     }
     const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE",
-        "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU",
-        "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
     ];
     NAMES.contains(&name)
 }
@@ -565,7 +596,10 @@ mod tests {
 
     fn apply_all(changes: &[&str]) -> Result<ImageConfig> {
         let mut c = ImageConfig::default();
-        apply(&mut c, &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply(
+            &mut c,
+            &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         Ok(c)
     }
 
@@ -618,7 +652,8 @@ mod tests {
 
     #[test]
     fn healthcheck_and_onbuild() {
-        let c = apply_all(&["HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://x/"]).unwrap();
+        let c =
+            apply_all(&["HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://x/"]).unwrap();
         let h = c.healthcheck.unwrap();
         assert_eq!(h["Test"], json!(["CMD-SHELL", "curl -f http://x/"]));
         assert_eq!(h["Interval"], json!(5_000_000_000i64));

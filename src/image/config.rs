@@ -25,7 +25,11 @@ pub struct ImageConfig {
     pub cmd: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Value>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
     pub args_escaped: bool,
     #[serde(default)]
     pub volumes: Option<BTreeMap<String, Value>>,
@@ -37,9 +41,17 @@ pub struct ImageConfig {
     pub on_build: Option<Vec<String>>,
     #[serde(default, deserialize_with = "labels")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub stop_signal: String,
-    #[serde(default, deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shell: Option<Vec<String>>,
 }
 
@@ -48,13 +60,29 @@ pub struct ImageConfig {
 pub struct History {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub created_by: String,
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub author: String,
-    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub comment: String,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "null_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "null_default"
+    )]
     pub empty_layer: bool,
 }
 
@@ -125,7 +153,11 @@ impl ImageJson {
 
     /// The OS, with Docker's default for old documents.
     pub fn os(&self) -> &str {
-        if self.os.is_empty() { "linux" } else { &self.os }
+        if self.os.is_empty() {
+            "linux"
+        } else {
+            &self.os
+        }
     }
 }
 

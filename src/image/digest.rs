@@ -29,7 +29,9 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// True for 64 lower-case hex digits (an encoded SHA-256).
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks `sha256:<64 hex>` and returns the hex part.

@@ -94,7 +94,13 @@ impl ImageStore {
         let (_, plain) = layer_store::decompress(input, "the imported archive")?;
         let prepared = self.paths.prepare(plain)?;
         let created = crate::timefmt::rfc3339_nano(SystemTime::now());
-        let raw = import_config(&config, platform, &created, &opts.message, &prepared.meta.diff_id);
+        let raw = import_config(
+            &config,
+            platform,
+            &created,
+            &opts.message,
+            &prepared.meta.diff_id,
+        );
         let json = ImageJson::parse(&raw, "of the import")?;
         let id = self.commit_image(&raw, &json, vec![prepared], None)?;
         let mut replaced = None;
@@ -108,14 +114,23 @@ impl ImageStore {
 
 /// The config document Docker 28 writes for an import: top-level keys sorted (Go
 /// marshals a map), `config` and `container_config` in `container.Config` order.
-fn import_config(c: &ImageConfig, p: &Platform, created: &str, message: &str, diff_id: &str) -> Vec<u8> {
+fn import_config(
+    c: &ImageConfig,
+    p: &Platform,
+    created: &str,
+    message: &str,
+    diff_id: &str,
+) -> Vec<u8> {
     let mut top = Map::new();
     top.insert("architecture".into(), json!(p.architecture));
     if !message.is_empty() {
         top.insert("comment".into(), json!(message));
     }
     top.insert("config".into(), container_config(c));
-    top.insert("container_config".into(), container_config(&ImageConfig::default()));
+    top.insert(
+        "container_config".into(),
+        container_config(&ImageConfig::default()),
+    );
     top.insert("created".into(), json!(created));
     let mut history = Map::new();
     history.insert("created".into(), json!(created));
@@ -182,19 +197,47 @@ mod tests {
             cmd: Some(vec!["sh".into()]),
             ..Default::default()
         };
-        let raw = import_config(&c, &Platform::linux("amd64"), "2026-01-01T00:00:00Z", "Imported from -", "sha256:ab");
+        let raw = import_config(
+            &c,
+            &Platform::linux("amd64"),
+            "2026-01-01T00:00:00Z",
+            "Imported from -",
+            "sha256:ab",
+        );
         let s = String::from_utf8(raw).unwrap();
         assert!(s.starts_with(r#"{"architecture":"amd64","#), "{s}");
-        assert!(s.contains(r#""comment":"Imported from -","config":{"Hostname":"","Domainname":"","User":"""#), "{s}");
-        assert!(s.contains(r#""Cmd":["sh"],"Image":"","Volumes":null"#), "{s}");
-        assert!(s.ends_with(r#""os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:ab"]}}"#), "{s}");
+        assert!(
+            s.contains(
+                r#""comment":"Imported from -","config":{"Hostname":"","Domainname":"","User":"""#
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#""Cmd":["sh"],"Image":"","Volumes":null"#),
+            "{s}"
+        );
+        assert!(
+            s.ends_with(r#""os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:ab"]}}"#),
+            "{s}"
+        );
     }
 
     #[test]
     fn platforms() {
-        assert_eq!(Platform::parse("linux/arm64", "amd64").unwrap().architecture, "arm64");
-        assert_eq!(Platform::parse("linux", "amd64").unwrap().architecture, "amd64");
-        assert_eq!(Platform::parse("linux/arm/v7", "amd64").unwrap().variant, "v7");
+        assert_eq!(
+            Platform::parse("linux/arm64", "amd64")
+                .unwrap()
+                .architecture,
+            "arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux", "amd64").unwrap().architecture,
+            "amd64"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm/v7", "amd64").unwrap().variant,
+            "v7"
+        );
         assert!(Platform::parse("windows/amd64", "amd64").is_err());
         assert!(Platform::parse("linux//x", "amd64").is_err());
     }

@@ -71,7 +71,8 @@ impl LayerPaths {
     }
 
     pub fn chain_file(&self, chain_id: &str) -> PathBuf {
-        self.chains.join(format!("{}.json", digest::encoded(chain_id)))
+        self.chains
+            .join(format!("{}.json", digest::encoded(chain_id)))
     }
 
     /// Reads every committed layer's metadata.
@@ -82,9 +83,10 @@ impl LayerPaths {
                 continue;
             }
             let p = self.layers.join(&name).join("layer.json");
-            match fs::read(&p).map_err(|e| e.to_string()).and_then(|d| {
-                serde_json::from_slice::<LayerMeta>(&d).map_err(|e| e.to_string())
-            }) {
+            match fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|d| serde_json::from_slice::<LayerMeta>(&d).map_err(|e| e.to_string()))
+            {
                 Ok(m) if digest::encoded(&m.diff_id) == name => out.push(m),
                 Ok(_) => tracing::warn!("{} names another layer; ignoring it", p.display()),
                 Err(e) => tracing::warn!("ignoring layer {name}: {}: {e}", p.display()),
@@ -101,9 +103,10 @@ impl LayerPaths {
                 continue;
             };
             let p = self.chains.join(&name);
-            match fs::read(&p).map_err(|e| e.to_string()).and_then(|d| {
-                serde_json::from_slice::<ChainRecord>(&d).map_err(|e| e.to_string())
-            }) {
+            match fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|d| serde_json::from_slice::<ChainRecord>(&d).map_err(|e| e.to_string()))
+            {
                 Ok(c) if digest::encoded(&c.chain_id) == hex => out.push(c),
                 Ok(_) => tracing::warn!("{} names another chain; ignoring it", p.display()),
                 Err(e) => tracing::warn!("ignoring chain record {}: {e}", p.display()),
@@ -133,7 +136,9 @@ impl LayerPaths {
             .mode(0o755)
             .create(&diff)
             .map_err(|e| crate::store::with_path(e, "create directory", &diff))?;
+        let started = std::time::Instant::now();
         let unpacked = tar_safe::unpack_layer(input, &diff)?;
+        let unpacked_at = started.elapsed();
         prepared.meta = LayerMeta {
             diff_id: unpacked.diff_id.clone(),
             size: dir_size(&diff)?,
@@ -141,9 +146,19 @@ impl LayerPaths {
         };
         unpacked.split.save(&prepared.dir.join("tar-split.zst"))?;
         crate::store::write_json(&prepared.dir.join("layer.json"), &prepared.meta)?;
+        let recorded_at = started.elapsed();
         // One flush for the whole tree: a crash after the rename below must not
         // leave a layer whose files are still only in the page cache.
         syncfs(&prepared.dir)?;
+        tracing::debug!(
+            diff_id = %prepared.meta.diff_id,
+            entries = unpacked.entries,
+            bytes = unpacked.tar_size,
+            "layer unpacked in {:?}, measured and recorded in {:?}, flushed in {:?}",
+            unpacked_at,
+            recorded_at - unpacked_at,
+            started.elapsed() - recorded_at
+        );
         Ok(prepared)
     }
 
@@ -152,6 +167,7 @@ impl LayerPaths {
     pub fn commit(&self, mut prepared: PreparedLayer) -> Result<()> {
         let target = self.layer_dir(&prepared.meta.diff_id);
         if target.exists() {
+            prepared.discard_in_background();
             return Ok(());
         }
         fs::rename(&prepared.dir, &target)
@@ -195,6 +211,25 @@ pub struct PreparedLayer {
     dir: PathBuf,
     pub meta: LayerMeta,
     keep: bool,
+}
+
+impl PreparedLayer {
+    /// Drops a copy that turned out to be redundant, deleting it on another thread:
+    /// a large tree takes a while and nobody needs to wait for it (the name is a
+    /// temporary one, swept at start should the daemon die first).
+    fn discard_in_background(mut self) {
+        self.keep = true;
+        let dir = std::mem::take(&mut self.dir);
+        let spawned = std::thread::Builder::new()
+            .name("layer-cleanup".into())
+            .spawn({
+                let dir = dir.clone();
+                move || remove_tree(&dir)
+            });
+        if spawned.is_err() {
+            remove_tree(&dir);
+        }
+    }
 }
 
 impl Drop for PreparedLayer {
@@ -278,7 +313,10 @@ pub enum Compression {
 
 /// Detects the compression of `r` and returns a reader of the uncompressed bytes.
 /// xz and bzip2 are recognized and refused by name.
-pub fn decompress<'a, R: Read + 'a>(mut r: R, what: &str) -> Result<(Compression, Box<dyn Read + 'a>)> {
+pub fn decompress<'a, R: Read + 'a>(
+    mut r: R,
+    what: &str,
+) -> Result<(Compression, Box<dyn Read + 'a>)> {
     let mut head = Vec::with_capacity(6);
     while head.len() < 6 {
         let mut b = [0u8; 6];
@@ -304,15 +342,19 @@ pub fn decompress<'a, R: Read + 'a>(mut r: R, what: &str) -> Result<(Compression
     let whole = io::Cursor::new(head).chain(r);
     let out: Box<dyn Read + 'a> = match kind {
         Compression::None => Box::new(whole),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(
-            256 << 10,
-            whole,
-        ))),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
+            BufReader::with_capacity(256 << 10, whole),
+        )),
         Compression::Zstd => Box::new(
-            zstd::Decoder::new(whole).map_err(|e| Error::invalid(format!("read {what}: zstd: {e}")))?,
+            zstd::Decoder::new(whole)
+                .map_err(|e| Error::invalid(format!("read {what}: zstd: {e}")))?,
         ),
         Compression::Xz | Compression::Bzip2 => {
-            let name = if kind == Compression::Xz { "xz" } else { "bzip2" };
+            let name = if kind == Compression::Xz {
+                "xz"
+            } else {
+                "bzip2"
+            };
             return Err(Error::invalid(format!(
                 "{what} is {name}-compressed, which this daemon does not read; decompress it or use gzip or zstd"
             )));

@@ -39,7 +39,11 @@ pub enum LoadMsg {
     /// A line for the `stream` field (`Loaded image: busybox:latest\n`).
     Line(String),
     /// A finished step for a layer (shown as a progress bar when not quiet).
-    Progress { id: String, status: String, bytes: u64 },
+    Progress {
+        id: String,
+        status: String,
+        bytes: u64,
+    },
 }
 
 /// One image the load brought in.
@@ -154,7 +158,8 @@ fn check_blob_name(name: &str, actual: &str) -> Result<()> {
 }
 
 fn normalize_name(name: &str) -> std::result::Result<String, String> {
-    let comps = tar_safe::normalize(name.as_bytes())?;
+    let comps = tar_safe::normalize(name.as_bytes())
+        .map_err(|why| why.replace("layer root", "archive root"))?;
     let parts: Vec<String> = comps
         .iter()
         .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -268,8 +273,9 @@ impl ImageStore {
             let mut entry = entry.map_err(|e| archive_read_error(&e, n))?;
             n += 1;
             let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name = normalize_name(&raw_name)
-                .map_err(|why| Error::invalid(format!("invalid archive entry {raw_name:?}: {why}")))?;
+            let name = normalize_name(&raw_name).map_err(|why| {
+                Error::invalid(format!("invalid archive entry {raw_name:?}: {why}"))
+            })?;
             if name.is_empty() {
                 continue;
             }
@@ -277,7 +283,8 @@ impl ImageStore {
             let staged = match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let path = staging.dir.join(n.to_string());
-                    let mut f = File::create(&path).map_err(|e| crate::store::with_path(e, "create", &path))?;
+                    let mut f = File::create(&path)
+                        .map_err(|e| crate::store::with_path(e, "create", &path))?;
                     let mut h = Hasher::new();
                     loop {
                         let k = match entry.read(&mut buf) {
@@ -289,7 +296,8 @@ impl ImageStore {
                             break;
                         }
                         h.update(&buf[..k]);
-                        f.write_all(&buf[..k]).map_err(|e| crate::store::with_path(e, "write", &path))?;
+                        f.write_all(&buf[..k])
+                            .map_err(|e| crate::store::with_path(e, "write", &path))?;
                     }
                     if h.len() != entry.size() {
                         return Err(Error::invalid(format!(
@@ -314,7 +322,9 @@ impl ImageStore {
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
                     let t = normalize_name(&t).map_err(|why| {
-                        Error::invalid(format!("invalid archive entry {raw_name:?}: link target: {why}"))
+                        Error::invalid(format!(
+                            "invalid archive entry {raw_name:?}: link target: {why}"
+                        ))
                     })?;
                     Staged::Link(t)
                 }
@@ -378,7 +388,10 @@ impl ImageStore {
                         r.familiar_string()
                     )));
                 }
-                out(LoadMsg::Line(format!("Loaded image: {}\n", r.familiar_string())));
+                out(LoadMsg::Line(format!(
+                    "Loaded image: {}\n",
+                    r.familiar_string()
+                )));
                 tags.push(r.familiar_string());
             }
             last_tag_count = tags.len();
@@ -411,13 +424,10 @@ impl ImageStore {
         let f = File::open(blob.path).map_err(|e| crate::store::with_path(e, "open", blob.path))?;
         let what = format!("layer {name}");
         let (_, plain) = layer_store::decompress(f, &what)?;
-        let layer = self
-            .paths
-            .prepare(plain)
-            .map_err(|e| match e {
-                Error::Invalid(m) => Error::invalid(format!("{what}: {m}")),
-                other => other,
-            })?;
+        let layer = self.paths.prepare(plain).map_err(|e| match e {
+            Error::Invalid(m) => Error::invalid(format!("{what}: {m}")),
+            other => other,
+        })?;
         if layer.meta.diff_id != expected {
             return Err(Error::invalid(format!(
                 "invalid diffID for layer {index}: expected {expected:?}, got {:?}",
@@ -429,12 +439,14 @@ impl ImageStore {
 }
 
 fn archive_read_error(e: &io::Error, count: u64) -> Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block") {
+    if count == 0 {
+        Error::invalid(format!(
+            "invalid archive: the input is not a tar archive ({e})"
+        ))
+    } else if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block") {
         Error::invalid(format!(
             "invalid archive: unexpected end of data after {count} entries (truncated archive?)"
         ))
-    } else if count == 0 {
-        Error::invalid(format!("invalid archive: {e} (is this a tar file?)"))
     } else {
         Error::invalid(format!("invalid archive after {count} entries: {e}"))
     }
@@ -449,7 +461,10 @@ fn checked_config(raw: &[u8], what: &str, layer_count: usize) -> Result<ImageJso
         )));
     }
     if json.os() != "linux" {
-        return Err(Error::invalid(format!("cannot load {} image on linux", json.os())));
+        return Err(Error::invalid(format!(
+            "cannot load {} image on linux",
+            json.os()
+        )));
     }
     if json.diff_ids().len() != layer_count {
         return Err(Error::invalid(format!(
@@ -467,8 +482,9 @@ fn docker_archive_plans(staging: &Staging) -> Result<Vec<Plan>> {
     let data = staging.read("manifest.json", "the archive")?;
     let manifest: Option<Vec<ManifestItem>> = serde_json::from_slice(&data)
         .map_err(|e| Error::invalid(format!("invalid archive: manifest.json: {e}")))?;
-    let manifest = manifest
-        .ok_or_else(|| Error::invalid("invalid manifest, manifest cannot be null (but can be [])"))?;
+    let manifest = manifest.ok_or_else(|| {
+        Error::invalid("invalid manifest, manifest cannot be null (but can be [])")
+    })?;
     let mut plans = Vec::new();
     for m in manifest {
         let raw = staging.read(&m.config, "manifest.json")?;
@@ -532,20 +548,23 @@ fn oci_plans(staging: &Staging, host_arch: &str) -> Result<Vec<Plan>> {
         let manifest_desc = pick_manifest(staging, desc, host_arch, 0)?;
         let data = read_descriptor(staging, &manifest_desc, "index.json")?;
         let m: OciManifest = serde_json::from_slice(&data).map_err(|e| {
-            Error::invalid(format!("invalid archive: manifest {}: {e}", manifest_desc.digest))
+            Error::invalid(format!(
+                "invalid archive: manifest {}: {e}",
+                manifest_desc.digest
+            ))
         })?;
         let what = format!("manifest {}", manifest_desc.digest);
         let raw = read_descriptor(staging, &m.config, &what)?;
         let json = checked_config(&raw, &blob_name(&m.config.digest)?, m.layers.len())?;
         let mut layers = Vec::new();
         for l in &m.layers {
-            if l.media_type.contains("nondistributable") || l.media_type.contains("foreign") {
-                if !staging.has(&blob_name(&l.digest)?) {
-                    return Err(Error::invalid(format!(
-                        "invalid archive: foreign layer {} is not in the archive (it would have to be downloaded)",
-                        l.digest
-                    )));
-                }
+            let foreign =
+                l.media_type.contains("nondistributable") || l.media_type.contains("foreign");
+            if foreign && !staging.has(&blob_name(&l.digest)?) {
+                return Err(Error::invalid(format!(
+                    "invalid archive: foreign layer {} is not in the archive (it would have to be downloaded)",
+                    l.digest
+                )));
             }
             layers.push(blob_name(&l.digest)?);
         }
@@ -593,12 +612,19 @@ fn oci_name(d: &Descriptor) -> Option<Reference> {
 }
 
 /// Descends nested indexes to the manifest for this host.
-fn pick_manifest(staging: &Staging, d: Descriptor, host_arch: &str, depth: u32) -> Result<Descriptor> {
+fn pick_manifest(
+    staging: &Staging,
+    d: Descriptor,
+    host_arch: &str,
+    depth: u32,
+) -> Result<Descriptor> {
     if !INDEX_TYPES.contains(&d.media_type.as_str()) {
         return Ok(d);
     }
     if depth > 4 {
-        return Err(Error::invalid("invalid archive: image indexes nested too deeply"));
+        return Err(Error::invalid(
+            "invalid archive: image indexes nested too deeply",
+        ));
     }
     let data = read_descriptor(staging, &d, "index.json")?;
     let idx: OciIndex = serde_json::from_slice(&data)
@@ -655,7 +681,10 @@ impl ImageStore {
             let li = &built[v1];
             let json = ImageJson::parse(&li.raw, &format!("{v1}/json"))?;
             let parent = li.parent.as_ref().map(|p| digest::sha256_of(&built[p].raw));
-            let mut layers: Vec<String> = li.parent.as_ref().map_or(Vec::new(), |p| built[p].layers.clone());
+            let mut layers: Vec<String> = li
+                .parent
+                .as_ref()
+                .map_or(Vec::new(), |p| built[p].layers.clone());
             layers.push(format!("{v1}/layer.tar"));
             plans.push(Plan {
                 raw: li.raw.clone(),
@@ -701,7 +730,9 @@ fn legacy_build(
         return Ok(());
     }
     if depth > 500 {
-        return Err(Error::invalid("invalid archive: v1 image parents form a loop"));
+        return Err(Error::invalid(
+            "invalid archive: v1 image parents form a loop",
+        ));
     }
     let what = format!("{v1}/json");
     let v1_raw = staging.read(&what, "the archive")?;
@@ -778,24 +809,39 @@ fn legacy_history(v1: &Map<String, Value>) -> Value {
     let mut h = Map::new();
     if let Some(c) = v1.get("created").and_then(Value::as_str) {
         let c = match crate::timefmt::parse_timestamp(c) {
-            Some(n) if c.ends_with('Z') => crate::timefmt::rfc3339_nano(crate::timefmt::from_nanos(n)),
+            Some(n) if c.ends_with('Z') => {
+                crate::timefmt::rfc3339_nano(crate::timefmt::from_nanos(n))
+            }
             _ => c.to_string(),
         };
         h.insert("created".into(), Value::String(c));
     }
-    if let Some(a) = v1.get("author").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(a) = v1
+        .get("author")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         h.insert("author".into(), Value::String(a.to_string()));
     }
     let created_by = v1
         .get("container_config")
         .and_then(|c| c.get("Cmd"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default();
     if !created_by.is_empty() {
         h.insert("created_by".into(), Value::String(created_by));
     }
-    if let Some(c) = v1.get("comment").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+    if let Some(c) = v1
+        .get("comment")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
         h.insert("comment".into(), Value::String(c.to_string()));
     }
     Value::Object(h)
@@ -831,17 +877,28 @@ mod tests {
             annotations: Some([(k.to_string(), v.to_string())].into_iter().collect()),
             platform: None,
         };
-        let n = oci_name(&d("org.opencontainers.image.ref.name", "localhost/fixture/multilayer:1")).unwrap();
+        let n = oci_name(&d(
+            "org.opencontainers.image.ref.name",
+            "localhost/fixture/multilayer:1",
+        ))
+        .unwrap();
         assert_eq!(n.familiar_string(), "localhost/fixture/multilayer:1");
         assert!(oci_name(&d("org.opencontainers.image.ref.name", "latest")).is_none());
-        let n = oci_name(&d("io.containerd.image.name", "docker.io/library/busybox:latest")).unwrap();
+        let n = oci_name(&d(
+            "io.containerd.image.name",
+            "docker.io/library/busybox:latest",
+        ))
+        .unwrap();
         assert_eq!(n.familiar_string(), "busybox:latest");
     }
 
     #[test]
     fn go_json_escapes_html() {
         let v = serde_json::json!({"a": "x && y <z>"});
-        assert_eq!(go_json(&v), br#"{"a":"x \u0026\u0026 y \u003cz\u003e"}"#.to_vec());
+        assert_eq!(
+            go_json(&v),
+            br#"{"a":"x \u0026\u0026 y \u003cz\u003e"}"#.to_vec()
+        );
     }
 
     #[test]

@@ -181,6 +181,12 @@ impl ImageStore {
     /// Opens (creating) `<data-root>/image`, sweeps what a crash left behind, loads
     /// the state, and finds out whether overlay mounts work here.
     pub fn open(data_root: &Path) -> Result<ImageStore> {
+        Self::open_with(data_root, None)
+    }
+
+    /// [`ImageStore::open`] with the driver chosen by the caller instead of
+    /// detected (`Some(Driver::Vfs)` forces copies even where overlay works).
+    pub fn open_with(data_root: &Path, driver: Option<Driver>) -> Result<ImageStore> {
         let root = data_root.join("image");
         let paths = LayerPaths::new(&root);
         for d in [
@@ -193,14 +199,20 @@ impl ImageStore {
         ] {
             crate::store::create_private_dir(d)?;
         }
-        for d in [&root, &paths.layers, &paths.chains, &root.join("configs"), &root.join("meta")] {
+        for d in [
+            &root,
+            &paths.layers,
+            &paths.chains,
+            &root.join("configs"),
+            &root.join("meta"),
+        ] {
             crate::store::sweep_temp_files(d)?;
         }
         // Staged archives are never resumed.
         for name in layer_store::list_dir(&root.join("tmp"))? {
             layer_store::remove_tree(&root.join("tmp").join(name));
         }
-        let driver = rootfs::detect_driver(data_root);
+        let driver = driver.unwrap_or_else(|| rootfs::detect_driver(data_root));
         let refs = RefStore::open(&root.join("repositories.json"))?;
         let mut images = BTreeMap::new();
         for name in layer_store::list_dir(&root.join("configs"))? {
@@ -396,7 +408,12 @@ impl ImageStore {
         let st = self.lock();
         st.chains
             .values()
-            .map(|c| (c.chain_id.clone(), st.layers.get(&c.diff_id).map_or(0, |l| l.size)))
+            .map(|c| {
+                (
+                    c.chain_id.clone(),
+                    st.layers.get(&c.diff_id).map_or(0, |l| l.size),
+                )
+            })
             .collect()
     }
 
@@ -418,7 +435,9 @@ impl ImageStore {
     /// pointed at before, if another.
     fn add_tag(&self, st: &mut State, id: &str, target: &Reference) -> Result<Option<String>> {
         if target.digest.is_some() {
-            return Err(Error::invalid("refusing to create a tag with a digest reference"));
+            return Err(Error::invalid(
+                "refusing to create a tag with a digest reference",
+            ));
         }
         let prev = st.refs.add(target, id)?;
         let now = crate::timefmt::rfc3339_nano(SystemTime::now());
@@ -455,8 +474,10 @@ impl ImageStore {
         let mut st = self.lock();
         for p in prepared {
             let meta = p.meta.clone();
-            if !st.layers.contains_key(&meta.diff_id) {
-                self.paths.commit(p)?;
+            let known = st.layers.contains_key(&meta.diff_id);
+            // A layer already stored is discarded (in the background) by commit.
+            self.paths.commit(p)?;
+            if !known {
                 st.layers.insert(meta.diff_id.clone(), meta);
             }
         }
@@ -657,7 +678,15 @@ impl ImageStore {
                 });
             }
         }
-        self.delete_helper(st, &id, records, force, prune, removed_repository_ref, users)
+        self.delete_helper(
+            st,
+            &id,
+            records,
+            force,
+            prune,
+            removed_repository_ref,
+            users,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -739,7 +768,7 @@ impl ImageStore {
         let candidates: Vec<ImageDetails> = self
             .list()
             .into_iter()
-            .filter(|d| !(dangling_only && !d.repo_tags.is_empty()))
+            .filter(|d| !dangling_only || d.repo_tags.is_empty())
             .filter(|d| !(d.repo_tags.is_empty() && d.repo_digests.is_empty() && d.children > 0))
             .filter(|d| select(d))
             .collect();
@@ -750,7 +779,11 @@ impl ImageStore {
                 if !st.images.contains_key(&d.id) {
                     continue;
                 }
-                st.refs.references(&d.id).iter().map(|r| r.to_string()).collect()
+                st.refs
+                    .references(&d.id)
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect()
             };
             // Untagged: by ID. Otherwise each reference (with `dangling_only`, only
             // digest references are left: tagged images were not candidates).
@@ -949,7 +982,11 @@ fn lookup(st: &State, name: &str) -> Result<String> {
 /// A unique image whose ID starts with `prefix` (hex, optionally after `sha256:`).
 fn search_prefix(st: &State, prefix: &str) -> Option<String> {
     let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
-    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.is_empty()
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     let mut hits = st

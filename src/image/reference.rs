@@ -180,7 +180,9 @@ fn split_docker_domain(name: &str) -> (String, String) {
 fn parse_full(s: &str) -> Result<Reference> {
     let invalid = || -> Error {
         if s.is_empty() {
-            Error::invalid("invalid reference format: repository name must have at least one component")
+            Error::invalid(
+                "invalid reference format: repository name must have at least one component",
+            )
         } else {
             Error::invalid("invalid reference format")
         }
@@ -242,7 +244,10 @@ fn validate_digest(d: &str) -> Result<()> {
 pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    !b.is_empty() && b.len() <= 128 && word(b[0]) && b[1..].iter().all(|&c| word(c) || c == b'.' || c == b'-')
+    !b.is_empty()
+        && b.len() <= 128
+        && word(b[0])
+        && b[1..].iter().all(|&c| word(c) || c == b'.' || c == b'-')
 }
 
 fn valid_domain(d: &str) -> bool {
@@ -420,9 +425,15 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("team/app"), "docker.io/team/app");
-        assert_eq!(norm("docker.io/library/busybox:latest"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("docker.io/library/busybox:latest"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(norm("index.docker.io/busybox"), "docker.io/library/busybox");
-        assert_eq!(norm("localhost/fixture/multilayer:1"), "localhost/fixture/multilayer:1");
+        assert_eq!(
+            norm("localhost/fixture/multilayer:1"),
+            "localhost/fixture/multilayer:1"
+        );
         assert_eq!(norm("localhost:5000/a"), "localhost:5000/a");
         assert_eq!(norm("[::1]:5000/a:b"), "[::1]:5000/a:b");
         let d = format!("busybox@sha256:{}", "a".repeat(64));
@@ -431,7 +442,9 @@ mod tests {
 
     #[test]
     fn familiar_forms() {
-        let r = parse_normalized("docker.io/library/busybox").unwrap().with_default_tag();
+        let r = parse_normalized("docker.io/library/busybox")
+            .unwrap()
+            .with_default_tag();
         assert_eq!(r.familiar_string(), "busybox:latest");
         assert_eq!(r.familiar_name(), "busybox");
         let r = parse_normalized("fixture/busybox:1.35").unwrap();
@@ -445,11 +458,23 @@ mod tests {
     #[test]
     fn errors_use_dockers_words() {
         let e = parse_normalized("Busybox").unwrap_err().to_string();
-        assert_eq!(e, "invalid reference format: repository name (library/Busybox) must be lowercase");
+        assert_eq!(
+            e,
+            "invalid reference format: repository name (library/Busybox) must be lowercase"
+        );
         let e = parse_normalized(&"a".repeat(64)).unwrap_err().to_string();
-        assert!(e.contains("cannot specify 64-byte hexadecimal strings"), "{e}");
-        assert_eq!(parse_normalized("a:b:c").unwrap_err().to_string(), "invalid reference format");
-        assert_eq!(parse_normalized("a::b").unwrap_err().to_string(), "invalid reference format");
+        assert!(
+            e.contains("cannot specify 64-byte hexadecimal strings"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_normalized("a:b:c").unwrap_err().to_string(),
+            "invalid reference format"
+        );
+        assert_eq!(
+            parse_normalized("a::b").unwrap_err().to_string(),
+            "invalid reference format"
+        );
         assert!(parse_normalized("-a").is_err());
         assert!(parse_normalized("a..b").is_err());
         assert!(parse_normalized("a__b").is_ok());
@@ -461,12 +486,18 @@ mod tests {
     #[test]
     fn any_reference_recognizes_ids() {
         let hex = "b".repeat(64);
-        assert_eq!(parse_any(&hex).unwrap(), AnyReference::Id(format!("sha256:{hex}")));
+        assert_eq!(
+            parse_any(&hex).unwrap(),
+            AnyReference::Id(format!("sha256:{hex}"))
+        );
         assert_eq!(
             parse_any(&format!("sha256:{hex}")).unwrap(),
             AnyReference::Id(format!("sha256:{hex}"))
         );
-        assert!(matches!(parse_any("62ff1febd856").unwrap(), AnyReference::Named(_)));
+        assert!(matches!(
+            parse_any("62ff1febd856").unwrap(),
+            AnyReference::Named(_)
+        ));
     }
 
     #[test]

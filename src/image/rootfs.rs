@@ -90,7 +90,7 @@ fn try_overlay(data_root: &Path) -> io::Result<()> {
         if unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        mount_overlay(&[lower.clone()], &upper, &work, &merged)?;
+        mount_overlay(std::slice::from_ref(&lower), &upper, &work, &merged)?;
         let hidden = !merged.join("wh").exists();
         let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
         if !hidden {
@@ -149,11 +149,9 @@ impl ImageStore {
     }
 
     fn rw_record(&self, container_id: &str) -> Result<RwRecord> {
-        self.lock()
-            .rw
-            .get(container_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("no root filesystem for container {container_id}")))
+        self.lock().rw.get(container_id).cloned().ok_or_else(|| {
+            Error::not_found(format!("no root filesystem for container {container_id}"))
+        })
     }
 
     /// Creates the writable layer of a container over image `image_id`:
@@ -175,7 +173,8 @@ impl ImageStore {
             let id = lookup(&st, image_id)?;
             let diff_ids = st.images[&id].json.diff_ids().to_vec();
             let chain_ids = digest::chain_ids(&diff_ids);
-            let layer_dirs: Vec<PathBuf> = diff_ids.iter().map(|d| self.paths.diff_dir(d)).collect();
+            let layer_dirs: Vec<PathBuf> =
+                diff_ids.iter().map(|d| self.paths.diff_dir(d)).collect();
             // Reserve the name and pin the layers before any disk work.
             st.rw.insert(
                 container_id.to_string(),
@@ -217,18 +216,20 @@ impl ImageStore {
     }
 
     /// Makes the container's directories; returns the lower directories (overlay).
-    fn make_rw_dirs(&self, driver: Driver, dir: &Path, layer_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn make_rw_dirs(
+        &self,
+        driver: Driver,
+        dir: &Path,
+        layer_dirs: &[PathBuf],
+    ) -> Result<Vec<PathBuf>> {
         crate::store::create_private_dir(dir.parent().unwrap_or(dir))?;
-        fs::DirBuilder::new()
-            .mode(0o710)
-            .create(dir)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Error::conflict(format!("{} already exists", dir.display()))
-                } else {
-                    crate::store::with_path(e, "create directory", dir).into()
-                }
-            })?;
+        fs::DirBuilder::new().mode(0o710).create(dir).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::conflict(format!("{} already exists", dir.display()))
+            } else {
+                crate::store::with_path(e, "create directory", dir).into()
+            }
+        })?;
         let mk = |p: PathBuf, mode: u32| -> Result<()> {
             fs::DirBuilder::new()
                 .mode(mode)
@@ -351,9 +352,18 @@ impl ImageStore {
             if !rec.lower.is_empty() {
                 m.insert("LowerDir".to_string(), join_dirs(&rec.lower));
             }
-            m.insert("MergedDir".to_string(), dir.join("merged").display().to_string());
-            m.insert("UpperDir".to_string(), dir.join("diff").display().to_string());
-            m.insert("WorkDir".to_string(), dir.join("work").display().to_string());
+            m.insert(
+                "MergedDir".to_string(),
+                dir.join("merged").display().to_string(),
+            );
+            m.insert(
+                "UpperDir".to_string(),
+                dir.join("diff").display().to_string(),
+            );
+            m.insert(
+                "WorkDir".to_string(),
+                dir.join("work").display().to_string(),
+            );
         }
         Ok(m)
     }
@@ -395,11 +405,14 @@ fn unmount(merged: &Path, dir: &Path) -> Result<()> {
         Err(nix::errno::Errno::EINVAL) => Ok(()),
         Err(nix::errno::Errno::EBUSY) => {
             tracing::warn!("{} is busy; detaching it lazily", merged.display());
-            umount2(merged, MntFlags::MNT_DETACH).map_err(|e| {
-                Error::internal(format!("unmount {}: {}", merged.display(), e.desc()))
-            })
+            umount2(merged, MntFlags::MNT_DETACH)
+                .map_err(|e| Error::internal(format!("unmount {}: {}", merged.display(), e.desc())))
         }
-        Err(e) => Err(Error::internal(format!("unmount {}: {}", merged.display(), e.desc()))),
+        Err(e) => Err(Error::internal(format!(
+            "unmount {}: {}",
+            merged.display(),
+            e.desc()
+        ))),
     }
 }
 
@@ -420,7 +433,11 @@ fn escape_opt(p: &Path) -> String {
 /// Mounts overlayfs: `lower` top first. Long stacks that do not fit a page of
 /// mount options go through the new mount API, one `lowerdir+` at a time.
 fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> io::Result<()> {
-    let lowers = lower.iter().map(|p| escape_opt(p)).collect::<Vec<_>>().join(":");
+    let lowers = lower
+        .iter()
+        .map(|p| escape_opt(p))
+        .collect::<Vec<_>>()
+        .join(":");
     let data = format!(
         "lowerdir={lowers},upperdir={},workdir={}",
         escape_opt(upper),
@@ -429,13 +446,25 @@ fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, merged: &Path) ->
     if data.len() + ",index=off".len() < 4000 {
         use nix::mount::{MsFlags, mount};
         let with_index = format!("{data},index=off");
-        let r = mount(Some("overlay"), merged, Some("overlay"), MsFlags::empty(), Some(with_index.as_str()));
+        let r = mount(
+            Some("overlay"),
+            merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(with_index.as_str()),
+        );
         match r {
             Ok(()) => return Ok(()),
             Err(nix::errno::Errno::EINVAL) => {
                 // Older kernels do not know index=off.
-                return mount(Some("overlay"), merged, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
-                    .map_err(io::Error::from);
+                return mount(
+                    Some("overlay"),
+                    merged,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(data.as_str()),
+                )
+                .map_err(io::Error::from);
             }
             Err(e) => return Err(io::Error::from(e)),
         }
@@ -445,7 +474,12 @@ fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, merged: &Path) ->
 
 /// The new mount API (`fsopen`/`fsconfig`/`fsmount`/`move_mount`, Linux 6.8+ for
 /// `lowerdir+`), which has no length limit on the layer list.
-fn mount_overlay_fsconfig(lower: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> io::Result<()> {
+fn mount_overlay_fsconfig(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+) -> io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
@@ -462,9 +496,20 @@ fn mount_overlay_fsconfig(lower: &[PathBuf], upper: &Path, work: &Path, merged: 
     let set = |k: &CString, v: &CString| -> io::Result<()> {
         // SAFETY: valid fd and C strings.
         let r = unsafe {
-            libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
         };
-        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     };
     let lowerplus = cs("lowerdir+")?;
     for l in lower {
@@ -474,13 +519,27 @@ fn mount_overlay_fsconfig(lower: &[PathBuf], upper: &Path, work: &Path, merged: 
     set(&cs("workdir")?, &cp(work)?)?;
     // SAFETY: valid fd.
     let r = unsafe {
-        libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
     };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: valid fd.
-    let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), 1 as libc::c_uint, 0 as libc::c_uint) };
+    let mfd = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fsfd.as_raw_fd(),
+            1 as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
     if mfd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -512,8 +571,13 @@ pub fn copy_layer(src: &Path, dst: &Path) -> Result<()> {
     copy_dir_contents(src, dst, &mut links)
 }
 
-fn copy_dir_contents(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
-    let ctx = |e: io::Error, op: &str, p: &Path| -> Error { crate::store::with_path(e, op, p).into() };
+fn copy_dir_contents(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    let ctx =
+        |e: io::Error, op: &str, p: &Path| -> Error { crate::store::with_path(e, op, p).into() };
     let rd = fs::read_dir(src).map_err(|e| ctx(e, "read directory", src))?;
     for entry in rd {
         let entry = entry.map_err(|e| ctx(e, "read directory", src))?;
@@ -565,7 +629,14 @@ fn copy_dir_contents(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), Pat
         } else {
             let c = path_c(&d)?;
             // SAFETY: valid C string.
-            if unsafe { libc::mknod(c.as_ptr(), m.mode() as libc::mode_t, m.rdev() as libc::dev_t) } != 0 {
+            if unsafe {
+                libc::mknod(
+                    c.as_ptr(),
+                    m.mode() as libc::mode_t,
+                    m.rdev() as libc::dev_t,
+                )
+            } != 0
+            {
                 return Err(ctx(io::Error::last_os_error(), "mknod", &d));
             }
         }
@@ -595,13 +666,16 @@ fn path_c(p: &Path) -> Result<CString> {
 /// Owner, mode (not for symlinks), xattrs (but not overlay's own) and times.
 fn copy_meta(src: &Path, dst: &Path, m: &fs::Metadata) -> Result<()> {
     let c = path_c(dst)?;
-    let fail = |op: &str| -> Error { crate::store::with_path(io::Error::last_os_error(), op, dst).into() };
+    let fail =
+        |op: &str| -> Error { crate::store::with_path(io::Error::last_os_error(), op, dst).into() };
     // SAFETY: valid C strings and buffers throughout.
     unsafe {
         if libc::lchown(c.as_ptr(), m.uid(), m.gid()) != 0 {
             return Err(fail("chown"));
         }
-        if !m.file_type().is_symlink() && libc::chmod(c.as_ptr(), (m.mode() & 0o7777) as libc::mode_t) != 0 {
+        if !m.file_type().is_symlink()
+            && libc::chmod(c.as_ptr(), (m.mode() & 0o7777) as libc::mode_t) != 0
+        {
             return Err(fail("chmod"));
         }
     }
@@ -629,7 +703,15 @@ fn copy_meta(src: &Path, dst: &Path, m: &fs::Metadata) -> Result<()> {
         },
     ];
     // SAFETY: valid C string and two-element array.
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
         return Err(fail("set times of"));
     }
     Ok(())

@@ -66,10 +66,11 @@ impl ImageStore {
                         add(id, None);
                     } else if r.is_name_only() {
                         let mut refs = st.refs.by_name(&r.name());
-                        refs.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+                        refs.sort_by_key(|a| a.0.to_string());
                         if refs.is_empty() {
-                            let id = search_prefix(&st, name)
-                                .ok_or_else(|| Error::not_found(format!("No such image: {name}")))?;
+                            let id = search_prefix(&st, name).ok_or_else(|| {
+                                Error::not_found(format!("No such image: {name}"))
+                            })?;
                             add(id, None);
                         }
                         for (tr, id) in refs {
@@ -124,7 +125,9 @@ impl ImageStore {
                     .ok_or_else(|| Error::not_found(format!("No such image: {id}")))?;
                 for d in e.json.diff_ids() {
                     let l = st.layers.get(d).ok_or_else(|| {
-                        Error::internal(format!("layer {d} of image {id} is missing from the store"))
+                        Error::internal(format!(
+                            "layer {d} of image {id} is missing from the store"
+                        ))
                     })?;
                     layer_sizes.insert(d.clone(), l.tar_size);
                 }
@@ -138,7 +141,11 @@ impl ImageStore {
                     raw: e.raw.clone(),
                     diff_ids: e.json.diff_ids().to_vec(),
                     tags: tags.clone(),
-                    created: e.json.created_nanos().unwrap_or(0).div_euclid(1_000_000_000),
+                    created: e
+                        .json
+                        .created_nanos()
+                        .unwrap_or(0)
+                        .div_euclid(1_000_000_000),
                     parent: e.meta.parent.clone(),
                 });
             }
@@ -174,10 +181,16 @@ impl ImageStore {
             let mbytes = serde_json::to_vec(&manifest).unwrap_or_default();
             let mdigest = digest::sha256_of(&mbytes);
             let msize = mbytes.len();
-            blobs.insert(digest::encoded(&mdigest).to_string(), BlobSrc::Bytes(mbytes, 0));
+            blobs.insert(
+                digest::encoded(&mdigest).to_string(),
+                BlobSrc::Bytes(mbytes, 0),
+            );
             let mut repo_tags = Vec::new();
             for t in &img.tags {
-                let tag = t.tag.clone().unwrap_or_else(|| reference::DEFAULT_TAG.to_string());
+                let tag = t
+                    .tag
+                    .clone()
+                    .unwrap_or_else(|| reference::DEFAULT_TAG.to_string());
                 repositories.entry(t.familiar_name()).or_default().insert(
                     tag.clone(),
                     digest::encoded(img.diff_ids.last().map_or("", String::as_str)).to_string(),
@@ -191,21 +204,30 @@ impl ImageStore {
                 }));
             }
             if img.tags.is_empty() {
-                index_manifests.push(json!({ "mediaType": MT_MANIFEST, "digest": mdigest, "size": msize }));
+                index_manifests
+                    .push(json!({ "mediaType": MT_MANIFEST, "digest": mdigest, "size": msize }));
             }
             let mut item = Map::new();
-            item.insert("Config".into(), json!(format!("blobs/sha256/{}", digest::encoded(&img.id))));
+            item.insert(
+                "Config".into(),
+                json!(format!("blobs/sha256/{}", digest::encoded(&img.id))),
+            );
             item.insert(
                 "RepoTags".into(),
-                if repo_tags.is_empty() { Value::Null } else { Value::Array(repo_tags) },
+                if repo_tags.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Array(repo_tags)
+                },
             );
             item.insert(
                 "Layers".into(),
-                json!(img
-                    .diff_ids
-                    .iter()
-                    .map(|d| format!("blobs/sha256/{}", digest::encoded(d)))
-                    .collect::<Vec<_>>()),
+                json!(
+                    img.diff_ids
+                        .iter()
+                        .map(|d| format!("blobs/sha256/{}", digest::encoded(d)))
+                        .collect::<Vec<_>>()
+                ),
             );
             if let Some(p) = img.parent.as_ref().filter(|p| ids.contains(p.as_str())) {
                 item.insert("Parent".into(), json!(p));
@@ -219,11 +241,18 @@ impl ImageStore {
             let name = format!("blobs/sha256/{hex}");
             match src {
                 BlobSrc::Bytes(b, mtime) => w.file(&name, b, *mtime)?,
-                BlobSrc::Layer(d, size, mtime) => self.write_layer(&mut w, &name, d, *size, *mtime)?,
+                BlobSrc::Layer(d, size, mtime) => {
+                    self.write_layer(&mut w, &name, d, *size, *mtime)?
+                }
             }
         }
-        let index = json!({ "schemaVersion": 2, "mediaType": MT_INDEX, "manifests": index_manifests });
-        w.file("index.json", &serde_json::to_vec(&index).unwrap_or_default(), 0)?;
+        let index =
+            json!({ "schemaVersion": 2, "mediaType": MT_INDEX, "manifests": index_manifests });
+        w.file(
+            "index.json",
+            &serde_json::to_vec(&index).unwrap_or_default(),
+            0,
+        )?;
         let mut mj = serde_json::to_vec(&manifest_json).unwrap_or_default();
         mj.push(b'\n');
         w.file("manifest.json", &mj, 0)?;
@@ -236,7 +265,14 @@ impl ImageStore {
         w.finish()
     }
 
-    fn write_layer<W: Write>(&self, w: &mut TarOut<W>, name: &str, diff_id: &str, size: u64, mtime: i64) -> Result<()> {
+    fn write_layer<W: Write>(
+        &self,
+        w: &mut TarOut<W>,
+        name: &str,
+        diff_id: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<()> {
         let split = TarSplit::read_from(&self.paths.tar_split(diff_id))?;
         if split.stream_len() != size {
             return Err(Error::internal(format!(
@@ -274,7 +310,14 @@ impl<W: Write> TarOut<W> {
         TarOut { out }
     }
 
-    fn header(&mut self, name: &str, size: u64, mode: u32, mtime: i64, kind: tar::EntryType) -> Result<()> {
+    fn header(
+        &mut self,
+        name: &str,
+        size: u64,
+        mode: u32,
+        mtime: i64,
+        kind: tar::EntryType,
+    ) -> Result<()> {
         let mut h = tar::Header::new_ustar();
         h.set_path(name)
             .map_err(|e| Error::internal(format!("tar header for {name}: {e}")))?;
@@ -298,7 +341,13 @@ impl<W: Write> TarOut<W> {
     }
 
     fn file(&mut self, name: &str, data: &[u8], mtime: i64) -> Result<()> {
-        self.header(name, data.len() as u64, 0o644, mtime, tar::EntryType::Regular)?;
+        self.header(
+            name,
+            data.len() as u64,
+            0o644,
+            mtime,
+            tar::EntryType::Regular,
+        )?;
         self.out.write_all(data).map_err(out_err)?;
         self.pad(data.len() as u64)
     }
@@ -310,5 +359,8 @@ impl<W: Write> TarOut<W> {
 }
 
 fn out_err(e: io::Error) -> Error {
-    Error::internal(format!("write archive: {}", crate::store::strip_os_suffix(&e)))
+    Error::internal(format!(
+        "write archive: {}",
+        crate::store::strip_os_suffix(&e)
+    ))
 }

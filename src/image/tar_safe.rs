@@ -105,12 +105,14 @@ pub fn unpack_layer<R: Read>(input: R, root: &Path) -> Result<Unpacked> {
 }
 
 fn read_error(e: &io::Error, count: u64) -> Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block") {
+    if count == 0 {
+        Error::invalid(format!(
+            "invalid tar archive: the input is not a tar archive ({e})"
+        ))
+    } else if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block") {
         Error::invalid(format!(
             "invalid tar archive: unexpected end of data after {count} entries (truncated archive?)"
         ))
-    } else if count == 0 {
-        Error::invalid(format!("invalid tar archive: {e} (is this a tar file?)"))
     } else {
         Error::invalid(format!("invalid tar archive after {count} entries: {e}"))
     }
@@ -205,7 +207,9 @@ impl Extractor {
             tar::EntryType::XGlobalHeader => return Ok(()),
             tar::EntryType::__Nonexhaustive(b'V') => return Ok(()),
             tar::EntryType::GNUSparse => {
-                return Err(refuse("sparse files are not supported; re-create the archive without --sparse"));
+                return Err(refuse(
+                    "sparse files are not supported; re-create the archive without --sparse",
+                ));
             }
             _ => {}
         }
@@ -268,11 +272,17 @@ impl Extractor {
                 if existing.is_none_or(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
                     mkdir_at(pfd, &cname, 0o700).map_err(|e| refuse(&format!("mkdir: {e}")))?;
                 }
-                let dir = open_at(pfd, &cname, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                    .map_err(|e| refuse(&format!("open: {e}")))?;
-                fchown(dir.as_raw_fd(), meta.uid, meta.gid).map_err(|e| refuse(&format!("chown: {e}")))?;
+                let dir = open_at(
+                    pfd,
+                    &cname,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                )
+                .map_err(|e| refuse(&format!("open: {e}")))?;
+                fchown(dir.as_raw_fd(), meta.uid, meta.gid)
+                    .map_err(|e| refuse(&format!("chown: {e}")))?;
                 fchmod(dir.as_raw_fd(), meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
-                self.set_xattrs_fd(dir.as_raw_fd(), &meta.xattrs).map_err(|e| refuse(&e))?;
+                self.set_xattrs_fd(dir.as_raw_fd(), &meta.xattrs)
+                    .map_err(|e| refuse(&e))?;
                 self.dir_times.push((rel, meta.times));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -329,7 +339,8 @@ impl Extractor {
                 let fd = file.as_raw_fd();
                 fchown(fd, meta.uid, meta.gid).map_err(|e| refuse(&format!("chown: {e}")))?;
                 fchmod(fd, meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
-                self.set_xattrs_fd(fd, &meta.xattrs).map_err(|e| refuse(&e))?;
+                self.set_xattrs_fd(fd, &meta.xattrs)
+                    .map_err(|e| refuse(&e))?;
                 futimens(fd, meta.times).map_err(|e| refuse(&format!("set times: {e}")))?;
             }
             tar::EntryType::Symlink => {
@@ -342,9 +353,12 @@ impl Extractor {
                 if unsafe { libc::symlinkat(t.as_ptr(), pfd, cname.as_ptr()) } != 0 {
                     return Err(refuse(&format!("symlink: {}", errno_str())));
                 }
-                chown_at(pfd, &cname, meta.uid, meta.gid).map_err(|e| refuse(&format!("chown: {e}")))?;
-                self.set_xattrs_at(pfd, &cname, &meta.xattrs).map_err(|e| refuse(&e))?;
-                utimens_at(pfd, &cname, meta.times).map_err(|e| refuse(&format!("set times: {e}")))?;
+                chown_at(pfd, &cname, meta.uid, meta.gid)
+                    .map_err(|e| refuse(&format!("chown: {e}")))?;
+                self.set_xattrs_at(pfd, &cname, &meta.xattrs)
+                    .map_err(|e| refuse(&e))?;
+                utimens_at(pfd, &cname, meta.times)
+                    .map_err(|e| refuse(&format!("set times: {e}")))?;
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -361,7 +375,9 @@ impl Extractor {
                     if why.ends_with("does not exist in this layer") {
                         refuse(&format!("hard link target {tshown:?} is not in this layer"))
                     } else {
-                        refuse(&format!("hard link target {tshown:?} is outside the layer: {why}"))
+                        refuse(&format!(
+                            "hard link target {tshown:?} is outside the layer: {why}"
+                        ))
                     }
                 })?;
                 let tc = cstr(tname).map_err(|why| refuse(&why))?;
@@ -372,12 +388,16 @@ impl Extractor {
                         )));
                     }
                     Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-                        return Err(refuse(&format!("hard link target {tshown:?} is a directory")));
+                        return Err(refuse(&format!(
+                            "hard link target {tshown:?} is a directory"
+                        )));
                     }
                     Some(_) => {}
                 }
                 // SAFETY: valid C strings and open directory fds; flags 0 never follows.
-                if unsafe { libc::linkat(tparent.as_raw_fd(), tc.as_ptr(), pfd, cname.as_ptr(), 0) } != 0 {
+                if unsafe { libc::linkat(tparent.as_raw_fd(), tc.as_ptr(), pfd, cname.as_ptr(), 0) }
+                    != 0
+                {
                     return Err(refuse(&format!("hard link: {}", errno_str())));
                 }
             }
@@ -392,10 +412,13 @@ impl Extractor {
                 let minor = h.device_minor().ok().flatten().unwrap_or(0);
                 let dev = libc::makedev(major, minor);
                 mknod_at(pfd, &cname, fmt, dev).map_err(|e| refuse(&format!("mknod: {e}")))?;
-                chown_at(pfd, &cname, meta.uid, meta.gid).map_err(|e| refuse(&format!("chown: {e}")))?;
+                chown_at(pfd, &cname, meta.uid, meta.gid)
+                    .map_err(|e| refuse(&format!("chown: {e}")))?;
                 chmod_at(pfd, &cname, meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
-                self.set_xattrs_at(pfd, &cname, &meta.xattrs).map_err(|e| refuse(&e))?;
-                utimens_at(pfd, &cname, meta.times).map_err(|e| refuse(&format!("set times: {e}")))?;
+                self.set_xattrs_at(pfd, &cname, &meta.xattrs)
+                    .map_err(|e| refuse(&e))?;
+                utimens_at(pfd, &cname, meta.times)
+                    .map_err(|e| refuse(&format!("set times: {e}")))?;
             }
             other => {
                 return Err(refuse(&format!(
@@ -409,12 +432,17 @@ impl Extractor {
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> std::result::Result<Meta, String> {
         let h = entry.header();
-        let uid = h.uid().map_err(|e| format!("bad uid: {e}"))?;
-        let gid = h.gid().map_err(|e| format!("bad gid: {e}"))?;
+        let old = h.as_old();
+        // Like Go's archive/tar, an empty numeric field reads as zero.
+        let uid = or_zero_if_blank(h.uid(), &old.uid).map_err(|e| format!("bad uid: {e}"))?;
+        let gid = or_zero_if_blank(h.gid(), &old.gid).map_err(|e| format!("bad gid: {e}"))?;
         let uid = u32::try_from(uid).map_err(|_| format!("uid {uid} out of range"))?;
         let gid = u32::try_from(gid).map_err(|_| format!("gid {gid} out of range"))?;
-        let mode = h.mode().map_err(|e| format!("bad mode: {e}"))? & 0o7777;
-        let mtime_s = h.mtime().map_err(|e| format!("bad mtime: {e}"))?;
+        let mode = or_zero_if_blank(h.mode().map(u64::from), &old.mode)
+            .map_err(|e| format!("bad mode: {e}"))? as u32
+            & 0o7777;
+        let mtime_s =
+            or_zero_if_blank(h.mtime(), &old.mtime).map_err(|e| format!("bad mtime: {e}"))?;
         let mut mtime = ts(mtime_s as i64, 0);
         let mut atime = None;
         let mut xattrs = Vec::new();
@@ -429,10 +457,13 @@ impl Extractor {
                     atime = ext.value().ok().and_then(parse_pax_time);
                 } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                     if name.starts_with("trusted.overlay.") {
-                        tracing::debug!("dropping xattr {name} from a layer entry: reserved for overlay");
+                        tracing::debug!(
+                            "dropping xattr {name} from a layer entry: reserved for overlay"
+                        );
                         continue;
                     }
-                    let cname = CString::new(name).map_err(|_| format!("bad xattr name {name:?}"))?;
+                    let cname =
+                        CString::new(name).map_err(|_| format!("bad xattr name {name:?}"))?;
                     xattrs.push((cname, ext.value_bytes().to_vec()));
                 }
             }
@@ -460,7 +491,11 @@ impl Extractor {
         self.walk(comps, false)
     }
 
-    fn walk(&mut self, comps: &[Vec<u8>], create: bool) -> std::result::Result<Rc<OwnedFd>, String> {
+    fn walk(
+        &mut self,
+        comps: &[Vec<u8>],
+        create: bool,
+    ) -> std::result::Result<Rc<OwnedFd>, String> {
         if comps.is_empty() {
             return Ok(self.root.clone());
         }
@@ -482,8 +517,9 @@ impl Extractor {
         let Some(idx) = self.file_segs.remove(rel) else {
             return Ok(());
         };
-        let fd = open_at(pfd, name, libc::O_RDONLY | libc::O_NOFOLLOW)
-            .map_err(|e| Error::internal(format!("reopen {}: {e}", String::from_utf8_lossy(rel))))?;
+        let fd = open_at(pfd, name, libc::O_RDONLY | libc::O_NOFOLLOW).map_err(|e| {
+            Error::internal(format!("reopen {}: {e}", String::from_utf8_lossy(rel)))
+        })?;
         let mut content = Vec::new();
         File::from(fd)
             .read_to_end(&mut content)
@@ -492,7 +528,11 @@ impl Extractor {
         Ok(())
     }
 
-    fn set_xattrs_fd(&self, fd: RawFd, xattrs: &[(CString, Vec<u8>)]) -> std::result::Result<(), String> {
+    fn set_xattrs_fd(
+        &self,
+        fd: RawFd,
+        xattrs: &[(CString, Vec<u8>)],
+    ) -> std::result::Result<(), String> {
         for (k, v) in xattrs {
             // SAFETY: valid fd, C string and buffer.
             let r = unsafe { libc::fsetxattr(fd, k.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
@@ -501,14 +541,21 @@ impl Extractor {
         Ok(())
     }
 
-    fn set_xattrs_at(&self, pfd: RawFd, name: &CString, xattrs: &[(CString, Vec<u8>)]) -> std::result::Result<(), String> {
+    fn set_xattrs_at(
+        &self,
+        pfd: RawFd,
+        name: &CString,
+        xattrs: &[(CString, Vec<u8>)],
+    ) -> std::result::Result<(), String> {
         if xattrs.is_empty() {
             return Ok(());
         }
         let path = proc_path(pfd, name);
         for (k, v) in xattrs {
             // SAFETY: valid C strings and buffer; lsetxattr does not follow the last component.
-            let r = unsafe { libc::lsetxattr(path.as_ptr(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+            let r = unsafe {
+                libc::lsetxattr(path.as_ptr(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+            };
             xattr_result(r, k)?;
         }
         Ok(())
@@ -527,9 +574,17 @@ impl Extractor {
                 .map_err(|e| Error::internal(format!("set times of {shown}: {e}")))?;
             let pfd = parent.as_raw_fd();
             let c = cstr(name).map_err(Error::invalid)?;
-            utimens_at(pfd, &c, *t).map_err(|e| Error::internal(format!("set times of {shown}: {e}")))?;
+            utimens_at(pfd, &c, *t)
+                .map_err(|e| Error::internal(format!("set times of {shown}: {e}")))?;
         }
         Ok(())
+    }
+}
+
+fn or_zero_if_blank(v: io::Result<u64>, field: &[u8]) -> io::Result<u64> {
+    match v {
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        other => other,
     }
 }
 
@@ -541,7 +596,10 @@ fn xattr_result(r: libc::c_int, key: &CString) -> std::result::Result<(), String
     match e.raw_os_error() {
         // Docker ignores these too: not every filesystem takes every namespace.
         Some(libc::ENOTSUP) | Some(libc::EPERM) => {
-            tracing::warn!("ignoring xattr {} of a layer entry: {e}", key.to_string_lossy());
+            tracing::warn!(
+                "ignoring xattr {} of a layer entry: {e}",
+                key.to_string_lossy()
+            );
             Ok(())
         }
         _ => Err(format!(
@@ -575,7 +633,11 @@ pub fn normalize(name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
 }
 
 /// Opens `comps` below `root` one directory at a time, never following a symlink.
-fn walk_dirs(root: &OwnedFd, comps: &[Vec<u8>], create: bool) -> std::result::Result<OwnedFd, String> {
+fn walk_dirs(
+    root: &OwnedFd,
+    comps: &[Vec<u8>],
+    create: bool,
+) -> std::result::Result<OwnedFd, String> {
     let mut cur: Option<OwnedFd> = None;
     for (i, c) in comps.iter().enumerate() {
         let at = cur.as_ref().map_or(root.as_raw_fd(), |f| f.as_raw_fd());
@@ -596,7 +658,8 @@ fn walk_dirs(root: &OwnedFd, comps: &[Vec<u8>], create: bool) -> std::result::Re
                 return Err(format!("{} does not exist in this layer", shown()));
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
-                let is_link = lstat_at(at, &cname).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
+                let is_link = lstat_at(at, &cname)
+                    .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
                 if is_link {
                     return Err(format!(
                         "parent path runs through the symlink {}, which could point outside the layer",
@@ -672,7 +735,14 @@ fn proc_path(dirfd: RawFd, name: &CString) -> CString {
 
 pub(crate) fn open_at(dirfd: RawFd, name: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: valid C string; the mode argument is read only with O_CREAT.
-    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags | libc::O_CLOEXEC, 0o600 as libc::c_uint) };
+    let fd = unsafe {
+        libc::openat(
+            dirfd,
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
     if fd < 0 {
         return Err(os_err());
     }
@@ -757,7 +827,15 @@ fn futimens(fd: RawFd, t: Times) -> io::Result<()> {
 fn utimens_at(dirfd: RawFd, name: &CString, t: Times) -> io::Result<()> {
     let times = [t.atime, t.mtime];
     // SAFETY: valid C string and a two-element array.
-    if unsafe { libc::utimensat(dirfd, name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+    if unsafe {
+        libc::utimensat(
+            dirfd,
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
         return Err(os_err());
     }
     Ok(())
@@ -859,7 +937,13 @@ pub(crate) mod tests {
         let t = tar_of(&[
             entry("./", b'5', b"", "", 0o755),
             entry("etc/", b'5', b"", "", 0o750),
-            entry("etc/passwd", b'0', b"root:x:0:0::/root:/bin/sh\n", "", 0o644),
+            entry(
+                "etc/passwd",
+                b'0',
+                b"root:x:0:0::/root:/bin/sh\n",
+                "",
+                0o644,
+            ),
             entry("/bin/busybox", b'0', &[7u8; 3000], "", 0o4755),
             entry("bin/sh", b'2', b"", "busybox", 0o777),
             entry("bin/ash", b'1', b"", "bin/busybox", 0o755),
@@ -879,9 +963,20 @@ pub(crate) mod tests {
         assert_eq!((m.uid(), m.gid()), (1000, 1001));
         assert_eq!(m.mtime(), 1_600_000_000);
         assert_eq!(m.nlink(), 2);
-        assert_eq!(std::fs::read_link(root.join("bin/sh")).unwrap(), Path::new("busybox"));
-        assert_eq!(std::fs::read_link(root.join("abs")).unwrap(), Path::new("/etc/passwd"));
-        assert!(std::fs::symlink_metadata(root.join("run/fifo")).unwrap().file_type().is_fifo());
+        assert_eq!(
+            std::fs::read_link(root.join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
+        assert_eq!(
+            std::fs::read_link(root.join("abs")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(
+            std::fs::symlink_metadata(root.join("run/fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
         let wh = std::fs::symlink_metadata(root.join("gone/old")).unwrap();
         assert!(wh.file_type().is_char_device());
         assert_eq!(wh.rdev(), 0);
@@ -892,8 +987,14 @@ pub(crate) mod tests {
         );
         assert!(!root.join("op/.wh..wh..opq").exists());
         assert!(!root.join("op/.wh..wh.plnk").exists());
-        assert_eq!(std::fs::metadata(root.join("etc")).unwrap().mode() & 0o777, 0o750);
-        assert_eq!(std::fs::metadata(root.join("etc")).unwrap().mtime(), 1_600_000_000);
+        assert_eq!(
+            std::fs::metadata(root.join("etc")).unwrap().mode() & 0o777,
+            0o750
+        );
+        assert_eq!(
+            std::fs::metadata(root.join("etc")).unwrap().mtime(),
+            1_600_000_000
+        );
         assert_eq!(reassembled(dir.path(), &u.split), t);
     }
 
@@ -922,31 +1023,64 @@ pub(crate) mod tests {
 
     #[test]
     fn refuses_hostile_entries() {
-        refused(&tar_of(&[entry("../evil", b'0', b"x", "", 0o644)]), "climbs above the layer root");
-        refused(&tar_of(&[entry("a/../../evil", b'0', b"x", "", 0o644)]), "climbs above");
         refused(
-            &tar_of(&[entry("link", b'2', b"", "..", 0o777), entry("link/evil", b'0', b"x", "", 0o644)]),
+            &tar_of(&[entry("../evil", b'0', b"x", "", 0o644)]),
+            "climbs above the layer root",
+        );
+        refused(
+            &tar_of(&[entry("a/../../evil", b'0', b"x", "", 0o644)]),
+            "climbs above",
+        );
+        refused(
+            &tar_of(&[
+                entry("link", b'2', b"", "..", 0o777),
+                entry("link/evil", b'0', b"x", "", 0o644),
+            ]),
             "symlink",
         );
         refused(
-            &tar_of(&[entry("link", b'2', b"", "/tmp", 0o777), entry("link/x/evil", b'0', b"x", "", 0o644)]),
-            "symlink",
-        );
-        refused(&tar_of(&[entry("h", b'1', b"", "../../etc/passwd", 0o644)]), "climbs above");
-        refused(&tar_of(&[entry("h", b'1', b"", "/etc/passwd", 0o644)]), "not in this layer");
-        refused(
-            &tar_of(&[entry("l", b'2', b"", "/etc", 0o777), entry("h", b'1', b"", "l/passwd", 0o644)]),
+            &tar_of(&[
+                entry("link", b'2', b"", "/tmp", 0o777),
+                entry("link/x/evil", b'0', b"x", "", 0o644),
+            ]),
             "symlink",
         );
         refused(
-            &tar_of(&[entry("d/", b'5', b"", "", 0o755), entry("d", b'0', b"x", "", 0o644)]),
+            &tar_of(&[entry("h", b'1', b"", "../../etc/passwd", 0o644)]),
+            "climbs above",
+        );
+        refused(
+            &tar_of(&[entry("h", b'1', b"", "/etc/passwd", 0o644)]),
+            "not in this layer",
+        );
+        refused(
+            &tar_of(&[
+                entry("l", b'2', b"", "/etc", 0o777),
+                entry("h", b'1', b"", "l/passwd", 0o644),
+            ]),
+            "symlink",
+        );
+        refused(
+            &tar_of(&[
+                entry("d/", b'5', b"", "", 0o755),
+                entry("d", b'0', b"x", "", 0o644),
+            ]),
             "replace a directory",
         );
         refused(
-            &tar_of(&[entry("d/", b'5', b"", "", 0o755), entry("d", b'2', b"", "x", 0o777)]),
+            &tar_of(&[
+                entry("d/", b'5', b"", "", 0o755),
+                entry("d", b'2', b"", "x", 0o777),
+            ]),
             "replace a directory",
         );
-        refused(&tar_of(&[entry("f", b'0', b"x", "", 0o644), entry("f/g", b'0', b"x", "", 0o644)]), "not a directory");
+        refused(
+            &tar_of(&[
+                entry("f", b'0', b"x", "", 0o644),
+                entry("f/g", b'0', b"x", "", 0o644),
+            ]),
+            "not a directory",
+        );
     }
 
     #[test]
@@ -961,7 +1095,13 @@ pub(crate) mod tests {
 
     #[test]
     fn names_are_made_relative() {
-        let n = |s: &str| normalize(s.as_bytes()).map(|v| v.iter().map(|c| String::from_utf8(c.clone()).unwrap()).collect::<Vec<_>>());
+        let n = |s: &str| {
+            normalize(s.as_bytes()).map(|v| {
+                v.iter()
+                    .map(|c| String::from_utf8(c.clone()).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
         assert_eq!(n("/etc/passwd").unwrap(), vec!["etc", "passwd"]);
         assert_eq!(n("./a//b/./c/").unwrap(), vec!["a", "b", "c"]);
         assert_eq!(n("a/../b").unwrap(), vec!["b"]);

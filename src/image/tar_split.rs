@@ -79,11 +79,10 @@ impl TarSplit {
         };
         let f = File::open(path)
             .map_err(|e| Error::internal(crate::store::with_path(e, "open", path).to_string()))?;
-        let mut z = BufReader::new(
-            zstd::Decoder::new(f).map_err(|e| corrupt(&e.to_string()))?,
-        );
+        let mut z = BufReader::new(zstd::Decoder::new(f).map_err(|e| corrupt(&e.to_string()))?);
         let mut magic = vec![0u8; MAGIC.len()];
-        z.read_exact(&mut magic).map_err(|_| corrupt("short header"))?;
+        z.read_exact(&mut magic)
+            .map_err(|_| corrupt("short header"))?;
         if magic != MAGIC {
             return Err(corrupt("unknown format"));
         }
@@ -149,7 +148,10 @@ impl TarSplit {
                     let mut copied = 0u64;
                     loop {
                         let n = r.read(&mut buf).map_err(|e| {
-                            Error::internal(format!("read {}: {e}", Path::new(OsStr::from_bytes(path)).display()))
+                            Error::internal(format!(
+                                "read {}: {e}",
+                                Path::new(OsStr::from_bytes(path)).display()
+                            ))
                         })?;
                         if n == 0 {
                             break;
@@ -184,7 +186,10 @@ impl TarSplit {
 }
 
 fn write_err(e: io::Error) -> Error {
-    Error::internal(format!("write tar stream: {}", crate::store::strip_os_suffix(&e)))
+    Error::internal(format!(
+        "write tar stream: {}",
+        crate::store::strip_os_suffix(&e)
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,421 @@
+//! Test harness: runs the built `dockerd` on private sockets and directories, and
+//! talks to it with raw HTTP and with the real docker CLI.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn dockerd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dockerd")
+}
+
+/// The real docker CLI; a missing one fails the test with instructions.
+pub fn docker_cli() -> &'static str {
+    const CLI: &str = "/usr/local/bin/docker";
+    if !Path::new(CLI).exists() {
+        panic!(
+            "the docker CLI is required at {CLI}: install the docker CLI 28.x client (no engine needed)"
+        );
+    }
+    CLI
+}
+
+/// Fails with an install hint when `tool` is not on PATH.
+pub fn require_tool(tool: &str, hint: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        panic!("{tool} is required for this test: {hint}");
+    }
+}
+
+/// Generous limit for anything that should take milliseconds (slow shared CI machines).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one request (Connection: close) on a unix socket and reads the whole response.
+pub fn http(sock: &Path, method: &str, path: &str, body: Option<(&str, &[u8])>) -> HttpResponse {
+    let mut s = connect_retry(sock);
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n");
+    if let Some((ctype, data)) = body {
+        req.push_str(&format!(
+            "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
+            data.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    if let Some((_, data)) = body {
+        s.write_all(data).unwrap();
+    }
+    read_response(&mut BufReader::new(s), method == "HEAD")
+}
+
+/// Reads one HTTP/1.1 response (Content-Length, chunked, or until EOF).
+pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> HttpResponse {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if head || status == 204 || status == 304 {
+        // no body
+    } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                let mut crlf = String::new();
+                let _ = r.read_line(&mut crlf);
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        r.read_exact(&mut body).unwrap();
+    } else {
+        r.read_to_end(&mut body).unwrap();
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn connect_retry(sock: &Path) -> UnixStream {
+    let start = Instant::now();
+    loop {
+        match UnixStream::connect(sock) {
+            Ok(s) => return s,
+            Err(e) if start.elapsed() > PATIENCE => {
+                panic!("cannot connect to {}: {e}", sock.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A daemon with private state, stopped on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub stopped: Option<ExitStatus>,
+}
+
+/// How to start a [`Daemon`].
+pub struct DaemonBuilder {
+    args: Vec<String>,
+    config: Option<String>,
+    env: Vec<(String, String)>,
+    wait: bool,
+}
+
+impl Default for DaemonBuilder {
+    fn default() -> Self {
+        DaemonBuilder {
+            args: Vec::new(),
+            config: Some(String::new()),
+            env: Vec::new(),
+            wait: true,
+        }
+    }
+}
+
+impl DaemonBuilder {
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+    /// daemon.json content (default: an empty file).
+    pub fn config(mut self, json: &str) -> Self {
+        self.config = Some(json.to_string());
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    /// Do not wait for the socket to answer.
+    pub fn no_wait(mut self) -> Self {
+        self.wait = false;
+        self
+    }
+
+    pub fn start(self) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("dockerd-test")
+            .tempdir()
+            .unwrap();
+        let sock = dir.path().join("docker.sock");
+        let config = dir.path().join("daemon.json");
+        std::fs::write(&config, self.config.unwrap_or_default()).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut cmd = Command::new(dockerd_bin());
+        cmd.arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .arg("--config-file")
+            .arg(&config)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().unwrap();
+        let mut d = Daemon {
+            child,
+            dir,
+            sock,
+            stopped: None,
+        };
+        if self.wait {
+            d.wait_ready();
+        }
+        d
+    }
+}
+
+impl Daemon {
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    pub fn start() -> Daemon {
+        DaemonBuilder::default().start()
+    }
+
+    /// Waits until `/_ping` answers; panics with the daemon's log if it exits first.
+    pub fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("dockerd exited early ({status}):\n{}", self.log());
+            }
+            if UnixStream::connect(&self.sock).is_ok() {
+                let r = http(&self.sock, "GET", "/_ping", None);
+                assert_eq!(r.status, 200);
+                return;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!(
+                    "dockerd did not answer within {PATIENCE:?}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.path("exec")
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.path("docker.pid")
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.path("daemon.json")
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> HttpResponse {
+        http(&self.sock, method, path, body)
+    }
+
+    /// Runs the docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).output().unwrap()
+    }
+
+    /// A docker CLI command against this daemon, to customise (stdin, env) before running.
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_cli());
+        c.arg("-H").arg(self.host()).args(args);
+        c.env("DOCKER_CONFIG", self.path("docker-config"));
+        c.env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    /// Runs the docker CLI and returns stdout, panicking with stderr on failure.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}): {}\n--- daemon log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGTERM and wait for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Some(s) = self.stopped {
+            return s;
+        }
+        self.signal(libc::SIGTERM);
+        let s = wait_timeout(&mut self.child, PATIENCE).unwrap_or_else(|| {
+            let _ = self.child.kill();
+            panic!("dockerd did not stop within {PATIENCE:?}:\n{}", self.log())
+        });
+        self.stopped = Some(s);
+        s
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.stopped.is_none() {
+            self.signal(libc::SIGTERM);
+            if wait_timeout(&mut self.child, Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Waits for a child at most `limit`.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A bound `NOTIFY_SOCKET` that collects sd_notify datagrams.
+pub struct NotifySocket {
+    pub path: PathBuf,
+    sock: UnixDatagram,
+    pub seen: Vec<String>,
+}
+
+impl NotifySocket {
+    pub fn new(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        NotifySocket {
+            path,
+            sock,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Receives datagrams until one satisfies `pred` (returning it) or `limit` passes.
+    pub fn wait_for(&mut self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let start = Instant::now();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let left = limit.checked_sub(start.elapsed())?;
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.sock.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    self.seen.push(msg.clone());
+                    if pred(&msg) {
+                        return Some(msg);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
