@@ -274,3 +274,140 @@ fn a_restart_keeps_images_and_sweeps_leftovers() {
         .collect();
     assert_eq!(root_left.len(), 4);
 }
+
+/// A tar archive of `(name, bytes)` files.
+fn tar_files(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn sha256(data: &[u8]) -> String {
+    dockerd::image::digest::sha256_of(data)
+}
+
+#[test]
+fn deep_images_mount_past_the_mount_option_limit() {
+    // 60 distinct layers: their lower directories do not fit one page of mount
+    // options, so the mount goes through the new mount API.
+    let layers: Vec<Vec<u8>> = (0..60)
+        .map(|i| tar_files(&[(&format!("layer{i:02}.txt"), format!("{i}\n").as_bytes())]))
+        .collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))
+    .unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = vec![("config.json".into(), config)];
+    let names: Vec<String> = (0..60).map(|i| format!("l{i}.tar")).collect();
+    for (n, l) in names.iter().zip(&layers) {
+        files.push((n.clone(), l.clone()));
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        { "Config": "config.json", "RepoTags": ["deep:1"], "Layers": names }
+    ]))
+    .unwrap();
+    files.push(("manifest.json".into(), manifest));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let archive = tar_files(&refs);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open_with(dir.path(), Some(Driver::Overlay)).unwrap();
+    store.load(&archive[..], &opts(), &mut |_| {}).unwrap();
+    store.create_rw_layer("deep:1", "deep").unwrap();
+    let root = store.mount_rw_layer("deep").unwrap();
+    for i in 0..60 {
+        assert_eq!(
+            std::fs::read_to_string(root.join(format!("layer{i:02}.txt"))).unwrap(),
+            format!("{i}\n")
+        );
+    }
+    store.remove_rw_layer("deep").unwrap();
+}
+
+#[test]
+fn oci_layouts_with_zstd_layers_and_legacy_archives_load() {
+    // OCI layout, zstd layer, nested in a multi-platform index.
+    let layer = tar_files(&[("hello.txt", b"hi\n")]);
+    let zst = zstd::encode_all(&layer[..], 3).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": { "Cmd": ["cat", "/hello.txt"] },
+        "rootfs": { "type": "layers", "diff_ids": [sha256(&layer)] },
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": sha256(&zst), "size": zst.len() }],
+    }))
+    .unwrap();
+    let inner = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{}", "1".repeat(64)), "size": 1,
+              "platform": { "architecture": "arm64", "os": "linux" } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(&manifest), "size": manifest.len(),
+              "platform": { "architecture": "amd64", "os": "linux" } },
+        ],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{ "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(&inner), "size": inner.len(),
+                        "annotations": { "io.containerd.image.name": "docker.io/library/zstd:1", "org.opencontainers.image.ref.name": "1" } }],
+    }))
+    .unwrap();
+    let blob = |d: &[u8]| format!("blobs/sha256/{}", &sha256(d)[7..]);
+    let (bc, bm, bi, bz) = (blob(&config), blob(&manifest), blob(&inner), blob(&zst));
+    let archive = tar_files(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json", &index),
+        (&bc, &config),
+        (&bm, &manifest),
+        (&bi, &inner),
+        (&bz, &zst),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let mut lines = Vec::new();
+    store
+        .load(&archive[..], &opts(), &mut |m| {
+            if let LoadMsg::Line(l) = m {
+                lines.push(l)
+            }
+        })
+        .unwrap();
+    assert_eq!(lines, vec!["Loaded image: zstd:1\n"]);
+    let r = store.resolve("zstd:1").unwrap();
+    assert_eq!(r.id, sha256(&config));
+    assert_eq!(r.diff_ids, vec![sha256(&layer)]);
+
+    // The legacy layout: the Docker 20 fixture without its manifest.json.
+    let mut legacy = tar::Builder::new(Vec::new());
+    let mut a = tar::Archive::new(File::open(fixture("busybox-docker20.tar")).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("manifest.json") {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        legacy.append(&mut h, &data[..]).unwrap();
+    }
+    let legacy = legacy.into_inner().unwrap();
+    store.load(&legacy[..], &opts(), &mut |_| {}).unwrap();
+    let r = store.resolve("fixture/busybox:1.35").unwrap();
+    assert_eq!(r.diff_ids, vec![MULTI_DIFF_IDS[0]]);
+    assert_eq!(r.config.cmd, Some(vec!["sh".to_string()]));
+}

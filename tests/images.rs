@@ -390,6 +390,33 @@ fn import_and_the_image_commands() {
     ]);
     assert_eq!(by_ref.trim(), "gz");
 
+    let since: BTreeSet<String> = d
+        .docker_ok(&["images", "--format", "{{.Tag}}", "--filter", "since=bb:1"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(since, BTreeSet::from(["gz".to_string(), "zst".to_string()]));
+    let before = d.docker_ok(&["images", "--format", "{{.Tag}}", "--filter", "before=bb:gz"]);
+    assert_eq!(before.trim(), "1");
+    let list = d.request("GET", "/v1.51/images/json", None).json();
+    let item = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["RepoTags"] == serde_json::json!(["bb:1"]))
+        .unwrap()
+        .clone();
+    assert_eq!(item["Id"], id);
+    assert_eq!(item["Containers"], 0);
+    assert_eq!(item["SharedSize"], -1);
+    assert_eq!(item["ParentId"], "");
+    assert_eq!(item["RepoDigests"], serde_json::json!([]));
+    assert_eq!(item["Labels"]["purpose"], "test");
+    assert!(item["Created"].as_i64().unwrap() > 1_700_000_000);
+    let old = d.request("GET", "/v1.40/images/json", None).json();
+    assert_eq!(old[0]["Containers"], -1);
+    assert!(old[0]["VirtualSize"].is_u64());
+
     d.docker_ok(&["tag", "bb:1", "other/name:x"]);
     assert_eq!(inspect(&d, "other/name:x")["Id"], id);
     let history = d.docker_ok(&[

@@ -217,7 +217,7 @@ async fn save(state: &Arc<ApiState>, names: Vec<String>) -> Result<Response> {
             .image_save_write(&plan, &mut w)
             .and_then(|_| w.flush().map_err(|e| Error::internal(e.to_string())));
         if let Err(e) = r {
-            tracing::error!("docker save failed: {e}");
+            tracing::warn!("image save stopped: {e}");
             // An error frame makes hyper cut the connection: the client sees a
             // broken transfer, never a complete-looking truncated archive.
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));

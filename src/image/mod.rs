@@ -486,8 +486,9 @@ impl ImageStore {
         for d in diff_ids {
             let chain = digest::chain_id(parent_chain.as_deref(), d);
             if !st.layers.contains_key(d) {
-                return Err(Error::internal(format!(
-                    "layer {d} of image {id} is missing from the store"
+                // Another request removed a layer this one counted on finding.
+                return Err(Error::conflict(format!(
+                    "layer {d} of image {id} was removed while the image was being added; try again"
                 )));
             }
             if !st.chains.contains_key(&chain) {
