@@ -400,10 +400,10 @@ fn oci_layouts_with_zstd_layers_and_legacy_archives_load() {
         if e.path().unwrap().to_str() == Some("manifest.json") {
             continue;
         }
-        let mut h = e.header().clone();
+        let h = e.header().clone();
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        legacy.append(&mut h, &data[..]).unwrap();
+        legacy.append(&h, &data[..]).unwrap();
     }
     let legacy = legacy.into_inner().unwrap();
     store.load(&legacy[..], &opts(), &mut |_| {}).unwrap();
