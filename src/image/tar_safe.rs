@@ -166,7 +166,7 @@ struct Extractor {
     root: Rc<OwnedFd>,
     /// Open parent directories by relative path (bounded; tar streams visit
     /// directories in order, so a small cache serves nearly every entry).
-    dirs: HashMap<Vec<u8>, Rc<OwnedFd>>,
+    dirs: HashMap<Vec<u8>, (Rc<OwnedFd>, bool)>,
     /// Which segment holds each regular file's content, so that a later entry that
     /// replaces the file can move its old content into the recipe first.
     file_segs: HashMap<Vec<u8>, usize>,
@@ -238,39 +238,44 @@ impl Extractor {
                 return Err(refuse("whiteout without a name"));
             }
             let t = cstr(target).map_err(|why| refuse(&why))?;
-            if lstat_at(parent.as_raw_fd(), &t).is_some() {
-                return Err(refuse("the layer both creates and whites out this path"));
+            match mknod_at(parent.as_raw_fd(), &t, libc::S_IFCHR, 0) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    return Err(refuse("the layer both creates and whites out this path"));
+                }
+                Err(e) => return Err(refuse(&format!("cannot create the whiteout: {e}"))),
             }
-            mknod_at(parent.as_raw_fd(), &t, libc::S_IFCHR, 0)
-                .map_err(|e| refuse(&format!("cannot create the whiteout: {e}")))?;
             chown_at(parent.as_raw_fd(), &t, meta.uid, meta.gid)
                 .map_err(|e| refuse(&format!("chown: {e}")))?;
             return Ok(());
         }
 
-        let parent = self.parent(parents).map_err(|why| refuse(&why))?;
+        let (parent, parent_setgid) = self.parent_with_mode(parents).map_err(|why| refuse(&why))?;
         let pfd = parent.as_raw_fd();
         let cname = cstr(name).map_err(|why| refuse(&why))?;
-        let existing = lstat_at(pfd, &cname);
-        let is_dir = kind.is_dir();
-        if let Some(st) = existing {
-            let existing_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            if existing_dir && !is_dir {
-                return Err(refuse(
-                    "a later entry would replace a directory with a non-directory",
-                ));
-            }
-            if !existing_dir {
-                self.spill(&rel, pfd, &cname)?;
-                unlink_at(pfd, &cname, false)
-                    .map_err(|e| refuse(&format!("cannot replace the earlier entry: {e}")))?;
-            }
-        }
+        // A new file of root's is already root's (unless the directory passes its
+        // group on), and its creation mode stands unless the umask cut it or it
+        // has special bits (which a chown clears): only then are chown and chmod
+        // needed.
+        let needs_chown = meta.uid != 0 || meta.gid != 0 || parent_setgid;
+        let needs_chmod = meta.mode & 0o7000 != 0 || meta.mode & umask() != 0;
 
         match kind {
             tar::EntryType::Directory => {
-                if existing.is_none_or(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
-                    mkdir_at(pfd, &cname, 0o700).map_err(|e| refuse(&format!("mkdir: {e}")))?;
+                match mkdir_at(pfd, &cname, meta.mode & 0o777) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        // A directory again (metadata is updated below), or a
+                        // non-directory a directory replaces.
+                        if !self
+                            .replace_existing(pfd, &cname, &rel, true)
+                            .map_err(|e| refuse(&e))?
+                        {
+                            mkdir_at(pfd, &cname, meta.mode & 0o777)
+                                .map_err(|e| refuse(&format!("mkdir: {e}")))?;
+                        }
+                    }
+                    Err(e) => return Err(refuse(&format!("mkdir: {e}"))),
                 }
                 let dir = open_at(
                     pfd,
@@ -283,15 +288,22 @@ impl Extractor {
                 fchmod(dir.as_raw_fd(), meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
                 self.set_xattrs_fd(dir.as_raw_fd(), &meta.xattrs)
                     .map_err(|e| refuse(&e))?;
+                // Its entries usually follow: keep it open for them.
+                self.cache_dir(rel.clone(), Rc::new(dir), meta.mode & 0o2000 != 0);
                 self.dir_times.push((rel, meta.times));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let fd = open_at(
-                    pfd,
-                    &cname,
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                )
-                .map_err(|e| refuse(&format!("create: {e}")))?;
+                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+                let fd = match open_at_mode(pfd, &cname, flags, meta.mode & 0o777) {
+                    Ok(fd) => fd,
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.replace_existing(pfd, &cname, &rel, false)
+                            .map_err(|e| refuse(&e))?;
+                        open_at_mode(pfd, &cname, flags, meta.mode & 0o777)
+                            .map_err(|e| refuse(&format!("create: {e}")))?
+                    }
+                    Err(e) => return Err(refuse(&format!("create: {e}"))),
+                };
                 let mut file = File::from(fd);
                 let size = entry.size();
                 if size > 0 {
@@ -337,8 +349,12 @@ impl Extractor {
                     )));
                 }
                 let fd = file.as_raw_fd();
-                fchown(fd, meta.uid, meta.gid).map_err(|e| refuse(&format!("chown: {e}")))?;
-                fchmod(fd, meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
+                if needs_chown {
+                    fchown(fd, meta.uid, meta.gid).map_err(|e| refuse(&format!("chown: {e}")))?;
+                }
+                if needs_chmod {
+                    fchmod(fd, meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
+                }
                 self.set_xattrs_fd(fd, &meta.xattrs)
                     .map_err(|e| refuse(&e))?;
                 futimens(fd, meta.times).map_err(|e| refuse(&format!("set times: {e}")))?;
@@ -349,12 +365,26 @@ impl Extractor {
                     .ok_or_else(|| refuse("symlink without a target"))?
                     .into_owned();
                 let t = cstr(&target).map_err(|why| refuse(&why))?;
-                // SAFETY: valid C strings and an open directory fd.
-                if unsafe { libc::symlinkat(t.as_ptr(), pfd, cname.as_ptr()) } != 0 {
-                    return Err(refuse(&format!("symlink: {}", errno_str())));
+                let symlink = || -> io::Result<()> {
+                    // SAFETY: valid C strings and an open directory fd.
+                    if unsafe { libc::symlinkat(t.as_ptr(), pfd, cname.as_ptr()) } != 0 {
+                        return Err(os_err());
+                    }
+                    Ok(())
+                };
+                match symlink() {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.replace_existing(pfd, &cname, &rel, false)
+                            .map_err(|e| refuse(&e))?;
+                        symlink().map_err(|e| refuse(&format!("symlink: {e}")))?;
+                    }
+                    Err(e) => return Err(refuse(&format!("symlink: {e}"))),
                 }
-                chown_at(pfd, &cname, meta.uid, meta.gid)
-                    .map_err(|e| refuse(&format!("chown: {e}")))?;
+                if needs_chown {
+                    chown_at(pfd, &cname, meta.uid, meta.gid)
+                        .map_err(|e| refuse(&format!("chown: {e}")))?;
+                }
                 self.set_xattrs_at(pfd, &cname, &meta.xattrs)
                     .map_err(|e| refuse(&e))?;
                 utimens_at(pfd, &cname, meta.times)
@@ -394,11 +424,28 @@ impl Extractor {
                     }
                     Some(_) => {}
                 }
-                // SAFETY: valid C strings and open directory fds; flags 0 never follows.
-                if unsafe { libc::linkat(tparent.as_raw_fd(), tc.as_ptr(), pfd, cname.as_ptr(), 0) }
-                    != 0
-                {
-                    return Err(refuse(&format!("hard link: {}", errno_str())));
+                if tcomps == comps {
+                    // A link to itself: the file is already there.
+                    return Ok(());
+                }
+                let link = || -> io::Result<()> {
+                    // SAFETY: valid C strings and open directory fds; flags 0 never follows.
+                    if unsafe {
+                        libc::linkat(tparent.as_raw_fd(), tc.as_ptr(), pfd, cname.as_ptr(), 0)
+                    } != 0
+                    {
+                        return Err(os_err());
+                    }
+                    Ok(())
+                };
+                match link() {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.replace_existing(pfd, &cname, &rel, false)
+                            .map_err(|e| refuse(&e))?;
+                        link().map_err(|e| refuse(&format!("hard link: {e}")))?;
+                    }
+                    Err(e) => return Err(refuse(&format!("hard link: {e}"))),
                 }
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -411,7 +458,16 @@ impl Extractor {
                 let major = h.device_major().ok().flatten().unwrap_or(0);
                 let minor = h.device_minor().ok().flatten().unwrap_or(0);
                 let dev = libc::makedev(major, minor);
-                mknod_at(pfd, &cname, fmt, dev).map_err(|e| refuse(&format!("mknod: {e}")))?;
+                match mknod_at(pfd, &cname, fmt, dev) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.replace_existing(pfd, &cname, &rel, false)
+                            .map_err(|e| refuse(&e))?;
+                        mknod_at(pfd, &cname, fmt, dev)
+                            .map_err(|e| refuse(&format!("mknod: {e}")))?;
+                    }
+                    Err(e) => return Err(refuse(&format!("mknod: {e}"))),
+                }
                 chown_at(pfd, &cname, meta.uid, meta.gid)
                     .map_err(|e| refuse(&format!("chown: {e}")))?;
                 chmod_at(pfd, &cname, meta.mode).map_err(|e| refuse(&format!("chmod: {e}")))?;
@@ -428,6 +484,32 @@ impl Extractor {
             }
         }
         Ok(())
+    }
+
+    /// Deals with an existing entry at the path of a new one. A directory stays
+    /// when the new entry is one too (returns true: nothing to create) and refuses
+    /// a non-directory; anything else is removed, its content first moved into the
+    /// recipe.
+    fn replace_existing(
+        &mut self,
+        pfd: RawFd,
+        name: &CString,
+        rel: &[u8],
+        new_is_dir: bool,
+    ) -> std::result::Result<bool, String> {
+        let Some(st) = lstat_at(pfd, name) else {
+            return Ok(false);
+        };
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            if new_is_dir {
+                return Ok(true);
+            }
+            return Err("a later entry would replace a directory with a non-directory".to_string());
+        }
+        self.spill(rel, pfd, name).map_err(|e| e.to_string())?;
+        unlink_at(pfd, name, false)
+            .map_err(|e| format!("cannot replace the earlier entry: {e}"))?;
+        Ok(false)
     }
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> std::result::Result<Meta, String> {
@@ -483,32 +565,56 @@ impl Extractor {
     /// The parent directory of an entry, creating missing directories (0755, root)
     /// as Docker does, never passing through a symlink.
     fn parent(&mut self, comps: &[Vec<u8>]) -> std::result::Result<Rc<OwnedFd>, String> {
+        self.walk(comps, true).map(|(fd, _)| fd)
+    }
+
+    /// [`Self::parent`], and whether the directory has the set-group-ID bit (new
+    /// entries then take its group).
+    fn parent_with_mode(
+        &mut self,
+        comps: &[Vec<u8>],
+    ) -> std::result::Result<(Rc<OwnedFd>, bool), String> {
         self.walk(comps, true)
     }
 
     /// Like [`Self::parent`], but only through directories that exist.
     fn existing_parent(&mut self, comps: &[Vec<u8>]) -> std::result::Result<Rc<OwnedFd>, String> {
-        self.walk(comps, false)
+        self.walk(comps, false).map(|(fd, _)| fd)
+    }
+
+    fn cache_dir(&mut self, key: Vec<u8>, fd: Rc<OwnedFd>, setgid: bool) {
+        if self.dirs.len() >= MAX_CACHED_DIRS {
+            self.dirs.clear();
+        }
+        self.dirs.insert(key, (fd, setgid));
     }
 
     fn walk(
         &mut self,
         comps: &[Vec<u8>],
         create: bool,
-    ) -> std::result::Result<Rc<OwnedFd>, String> {
+    ) -> std::result::Result<(Rc<OwnedFd>, bool), String> {
         if comps.is_empty() {
-            return Ok(self.root.clone());
+            return Ok((self.root.clone(), false));
         }
         let key = comps.join(&b'/');
-        if let Some(fd) = self.dirs.get(&key) {
-            return Ok(fd.clone());
+        if let Some((fd, sgid)) = self.dirs.get(&key) {
+            return Ok((fd.clone(), *sgid));
         }
-        let fd = Rc::new(walk_dirs(&self.root, comps, create)?);
-        if self.dirs.len() >= MAX_CACHED_DIRS {
-            self.dirs.clear();
+        // Start from the nearest directory already open.
+        let mut start = 0;
+        let mut base = self.root.clone();
+        for i in (1..comps.len()).rev() {
+            if let Some((fd, _)) = self.dirs.get(&comps[..i].join(&b'/')) {
+                base = fd.clone();
+                start = i;
+                break;
+            }
         }
-        self.dirs.insert(key, fd.clone());
-        Ok(fd)
+        let fd = Rc::new(walk_dirs(&base, &comps[start..], create, &comps[..start])?);
+        let sgid = fstat(fd.as_raw_fd()).is_some_and(|st| st.st_mode & libc::S_ISGID != 0);
+        self.cache_dir(key, fd.clone(), sgid);
+        Ok((fd, sgid))
     }
 
     /// Before a regular file is replaced, its content moves into the recipe (its
@@ -637,13 +743,18 @@ fn walk_dirs(
     root: &OwnedFd,
     comps: &[Vec<u8>],
     create: bool,
+    prefix: &[Vec<u8>],
 ) -> std::result::Result<OwnedFd, String> {
     let mut cur: Option<OwnedFd> = None;
     for (i, c) in comps.iter().enumerate() {
         let at = cur.as_ref().map_or(root.as_raw_fd(), |f| f.as_raw_fd());
         let cname = cstr(c)?;
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-        let shown = || String::from_utf8_lossy(&comps[..=i].join(&b'/')).into_owned();
+        let shown = || {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(&comps[..=i]);
+            String::from_utf8_lossy(&all.join(&b'/')).into_owned()
+        };
         let fd = match open_at(at, &cname, flags) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
@@ -707,7 +818,7 @@ pub fn open_file_beneath(root: &OwnedFd, rel: &[u8]) -> io::Result<File> {
     let pfd = if parents.is_empty() {
         root.as_raw_fd()
     } else {
-        parent = walk_dirs(root, parents, false).map_err(io::Error::other)?;
+        parent = walk_dirs(root, parents, false, &[]).map_err(io::Error::other)?;
         parent.as_raw_fd()
     };
     let c = cstr(name).map_err(io::Error::other)?;
@@ -716,10 +827,6 @@ pub fn open_file_beneath(root: &OwnedFd, rel: &[u8]) -> io::Result<File> {
 
 fn cstr(b: &[u8]) -> std::result::Result<CString, String> {
     CString::new(b).map_err(|_| "name contains a NUL byte".to_string())
-}
-
-fn errno_str() -> String {
-    crate::store::strip_os_suffix(&io::Error::last_os_error())
 }
 
 fn os_err() -> io::Error {
@@ -734,13 +841,23 @@ fn proc_path(dirfd: RawFd, name: &CString) -> CString {
 }
 
 pub(crate) fn open_at(dirfd: RawFd, name: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
+    open_at_mode(dirfd, name, flags, 0o600)
+}
+
+/// `openat` with the creation mode (before the umask) for `O_CREAT`.
+pub(crate) fn open_at_mode(
+    dirfd: RawFd,
+    name: &CString,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     // SAFETY: valid C string; the mode argument is read only with O_CREAT.
     let fd = unsafe {
         libc::openat(
             dirfd,
             name.as_ptr(),
             flags | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
+            mode as libc::c_uint,
         )
     };
     if fd < 0 {
@@ -748,6 +865,29 @@ pub(crate) fn open_at(dirfd: RawFd, name: &CString, flags: libc::c_int) -> io::R
     }
     // SAFETY: fd was just opened and is owned here.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: RawFd) -> Option<libc::stat> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+}
+
+/// The process umask, read once from `/proc/self/status` (setting it to read it
+/// would race with other threads). Unknown: assume every bit, so modes are always
+/// set explicitly.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o777)
+    })
 }
 
 pub(crate) fn lstat_at(dirfd: RawFd, name: &CString) -> Option<libc::stat> {
@@ -893,6 +1033,18 @@ pub(crate) mod tests {
     /// A tar entry with any name and link target (the tar crate's builder refuses
     /// hostile names, which these tests need).
     pub(crate) fn entry(name: &str, kind: u8, data: &[u8], link: &str, mode: u32) -> Vec<u8> {
+        entry_owned(name, kind, data, link, mode, 1000, 1001)
+    }
+
+    fn entry_owned(
+        name: &str,
+        kind: u8,
+        data: &[u8],
+        link: &str,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    ) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
         {
             let old = h.as_old_mut();
@@ -901,8 +1053,8 @@ pub(crate) mod tests {
         }
         h.set_size(data.len() as u64);
         h.set_mode(mode);
-        h.set_uid(1000);
-        h.set_gid(1001);
+        h.set_uid(uid);
+        h.set_gid(gid);
         h.set_mtime(1_600_000_000);
         h.set_entry_type(tar::EntryType::new(kind));
         h.set_cksum();
@@ -996,6 +1148,36 @@ pub(crate) mod tests {
             1_600_000_000
         );
         assert_eq!(reassembled(dir.path(), &u.split), t);
+    }
+
+    #[test]
+    fn owners_and_modes_are_exact_whatever_the_shortcuts() {
+        let t = tar_of(&[
+            entry_owned("g/", b'5', b"", "", 0o2775, 0, 1001),
+            entry_owned("g/root-file", b'0', b"x", "", 0o644, 0, 0),
+            entry_owned("g/link", b'2', b"", "root-file", 0o777, 0, 0),
+            entry_owned("open", b'0', b"x", "", 0o777, 0, 0),
+            entry_owned("suid", b'0', b"x", "", 0o4755, 0, 0),
+            entry_owned("users", b'0', b"x", "", 0o640, 5, 6),
+        ]);
+        let (dir, r) = unpack(&t);
+        r.unwrap();
+        let root = dir.path().join("root");
+        let m = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap();
+        assert_eq!((m("g").mode() & 0o7777, m("g").gid()), (0o2775, 1001));
+        assert_eq!((m("g/root-file").uid(), m("g/root-file").gid()), (0, 0));
+        assert_eq!((m("g/link").uid(), m("g/link").gid()), (0, 0));
+        assert_eq!(m("g/root-file").mode() & 0o7777, 0o644);
+        assert_eq!(m("open").mode() & 0o7777, 0o777);
+        assert_eq!(m("suid").mode() & 0o7777, 0o4755);
+        assert_eq!(
+            (
+                m("users").uid(),
+                m("users").gid(),
+                m("users").mode() & 0o7777
+            ),
+            (5, 6, 0o640)
+        );
     }
 
     #[test]
