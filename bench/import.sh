@@ -6,6 +6,7 @@
 # ratio. Needs root (the daemon unpacks with the archive's owners) and the docker CLI.
 #
 #   bench/import.sh [SIZE_MIB]      (default 200)
+#   BENCH_DIR=/mnt/x bench/import.sh   (run on another filesystem)
 set -euo pipefail
 
 size_mib=${1:-200}
@@ -18,9 +19,8 @@ command -v docker >/dev/null || { echo "the docker CLI is needed (docker client 
 (cd "$repo" && cargo build --release -j2 --quiet)
 dockerd=$target/release/dockerd
 
-# On disk, next to where the daemon will write (not tmpfs), so both sides pay the
-# same filesystem.
-work=$(mktemp -d /var/tmp/dockerd-import-bench.XXXXXX)
+# Both sides write to the same filesystem: BENCH_DIR (default /var/tmp, on disk).
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/dockerd-import-bench.XXXXXX")
 pid=""
 cleanup() {
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
