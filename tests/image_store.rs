@@ -150,7 +150,7 @@ fn rootfs_with_overlay_and_with_copies() {
         store.unmount_rw_layer("c1").unwrap();
         // An image whose container still exists keeps its layers, even once untagged.
         store
-            .remove("fixture/multilayer:1", true, true, &|_| Vec::new())
+            .remove("fixture/multilayer:1", true, false, &|_| Vec::new())
             .unwrap();
         let root = store.mount_rw_layer("c1").unwrap();
         check_multilayer_root(&root);
@@ -199,15 +199,15 @@ fn removal_follows_dockers_rules_for_images_in_use() {
         other => panic!("expected a conflict, got {other:?}"),
     };
     assert_eq!(
-        err(store.remove("fixture/busybox:1.35", false, true, &stopped)),
+        err(store.remove("fixture/busybox:1.35", false, false, &stopped)),
         "conflict: unable to remove repository reference \"fixture/busybox:1.35\" (must force) - container 1234abcd5678 is using its referenced image 62ff1febd856"
     );
     assert_eq!(
-        err(store.remove("62ff1febd856", false, true, &stopped)),
+        err(store.remove("62ff1febd856", false, false, &stopped)),
         "conflict: unable to delete 62ff1febd856 (must be forced) - image is being used by stopped container 1234abcd5678"
     );
     assert_eq!(
-        err(store.remove("62ff1febd856", true, true, &running)),
+        err(store.remove("62ff1febd856", true, false, &running)),
         "conflict: unable to delete 62ff1febd856 (cannot be forced) - image is being used by running container 1234abcd5678"
     );
     // A second tag: either tag can go while the container uses the image.
@@ -218,10 +218,10 @@ fn removal_follows_dockers_rules_for_images_in_use() {
         )
         .unwrap();
     assert_eq!(
-        err(store.remove("62ff1febd856", false, true, &|_| Vec::new())),
+        err(store.remove("62ff1febd856", false, false, &|_| Vec::new())),
         "conflict: unable to delete 62ff1febd856 (must be forced) - image is referenced in multiple repositories"
     );
-    let r = store.remove("other/bb:2", false, true, &stopped).unwrap();
+    let r = store.remove("other/bb:2", false, false, &stopped).unwrap();
     assert_eq!(
         r,
         vec![Removed::Untagged {
@@ -230,7 +230,7 @@ fn removal_follows_dockers_rules_for_images_in_use() {
         }]
     );
     // Forced by ID with a stopped container: untag and delete, layer included.
-    let r = store.remove(BUSYBOX_ID, true, true, &stopped).unwrap();
+    let r = store.remove(BUSYBOX_ID, true, false, &stopped).unwrap();
     assert_eq!(r.len(), 3, "{r:?}");
     assert_eq!(
         r[0],

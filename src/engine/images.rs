@@ -399,7 +399,7 @@ impl Engine {
         let name_owned = name.to_string();
         let records = tokio::task::spawn_blocking(move || {
             let users = |id: &str| engine.image_users(id);
-            engine.images.remove(&name_owned, force, !noprune, &users)
+            engine.images.remove(&name_owned, force, noprune, &users)
         })
         .await
         .map_err(join_err)??;

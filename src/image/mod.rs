@@ -587,19 +587,20 @@ impl ImageStore {
         Ok(retired)
     }
 
-    /// `docker rmi`: Docker's untag-versus-delete rules. `users` names the
-    /// containers using an image ID.
+    /// `docker rmi`: Docker's untag-versus-delete rules (moby's `ImageDelete`).
+    /// `noprune` keeps untagged parents; `users` names the containers using an
+    /// image ID (a running one is a hard conflict, a stopped one needs `force`).
     pub fn remove(
         &self,
         name: &str,
         force: bool,
-        prune: bool,
+        noprune: bool,
         users: &dyn Fn(&str) -> Vec<ImageUser>,
     ) -> Result<Vec<Removed>> {
         let _w = self.layer_use.write().unwrap_or_else(|p| p.into_inner());
         let mut st = self.lock();
         let mut records = Vec::new();
-        let result = self.remove_locked(&mut st, name, force, prune, users, &mut records);
+        let result = self.remove_locked(&mut st, name, force, !noprune, users, &mut records);
         let retired = self.collect_garbage(&mut st);
         drop(st);
         remove_retired(retired?);
@@ -794,7 +795,7 @@ impl ImageStore {
                 refs
             };
             for t in targets {
-                match self.remove(&t, false, true, users) {
+                match self.remove(&t, false, false, users) {
                     Ok(r) => all.extend(r),
                     Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
                     Err(e) => tracing::warn!("failed to prune image {t}: {e}"),
