@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod error;
+mod images;
 pub mod query;
 pub mod response;
 pub mod server;
@@ -195,6 +196,7 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         .unwrap_or("");
     match first {
         "_ping" | "version" | "info" | "events" | "system" => system::route(state, ctx).await,
+        "images" => images::route(state, ctx).await,
         _ => Err(page_not_found()),
     }
 }

@@ -1,4 +1,4 @@
-//! System endpoints: `/_ping`, `/version`, `/info`, `/events`.
+//! System endpoints: `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         (Method::GET, ["version"]) => Ok(response::ok_json(&state.engine.version())),
         (Method::GET, ["info"]) => Ok(response::ok_json(&state.engine.info())),
         (Method::GET, ["events"]) => events(state, &ctx),
+        (Method::GET, ["system", "df"]) => super::images::disk_usage(state, &ctx),
         _ => Err(page_not_found()),
     }
 }

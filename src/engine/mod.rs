@@ -5,6 +5,7 @@
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod images;
 pub mod system;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub struct Engine {
     state: tokio::sync::Mutex<()>,
     data_root: PathBuf,
     exec_root: PathBuf,
+    /// Images, their layers and tags, and containers' root filesystems.
+    images: Arc<crate::image::ImageStore>,
 }
 
 impl Engine {
@@ -42,6 +45,7 @@ impl Engine {
         crate::store::create_private_dir(&exec_root)?;
         crate::store::sweep_temp_files(&data_root)?;
         let id = load_or_create_engine_id(&data_root)?;
+        let images = Arc::new(crate::image::ImageStore::open(&data_root)?);
         let name = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -54,6 +58,7 @@ impl Engine {
             state: tokio::sync::Mutex::new(()),
             data_root,
             exec_root,
+            images,
         })
     }
 
@@ -98,12 +103,16 @@ impl Engine {
 impl Engine {
     /// Object counts for `docker info`.
     pub fn counts(&self) -> system::Counts {
-        system::Counts::default()
+        system::Counts {
+            images: self.images.count(),
+            ..system::Counts::default()
+        }
     }
 
-    /// The storage driver containers' root filesystems use.
+    /// The storage driver containers' root filesystems use: `overlay2` where
+    /// overlay mounts work, else `vfs` (copies).
     pub fn storage_driver(&self) -> &'static str {
-        "overlay2"
+        self.images.driver().name()
     }
 
     /// Network drivers containers can use.
