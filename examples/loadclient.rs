@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example loadclient -- SOCKET PATH [--connections N] [--seconds S]`
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,14 +12,28 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let sock = args.next().expect("usage: loadclient SOCKET PATH [--connections N] [--seconds S]");
-    let path = args.next().expect("usage: loadclient SOCKET PATH [--connections N] [--seconds S]");
+    let sock = args
+        .next()
+        .expect("usage: loadclient SOCKET PATH [--connections N] [--seconds S]");
+    let path = args
+        .next()
+        .expect("usage: loadclient SOCKET PATH [--connections N] [--seconds S]");
     let mut conns = 8usize;
     let mut secs = 5.0f64;
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--connections" => conns = args.next().and_then(|v| v.parse().ok()).expect("--connections N"),
-            "--seconds" => secs = args.next().and_then(|v| v.parse().ok()).expect("--seconds S"),
+            "--connections" => {
+                conns = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--connections N")
+            }
+            "--seconds" => {
+                secs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--seconds S")
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -30,8 +44,13 @@ fn main() {
     let start = Instant::now();
     let workers: Vec<_> = (0..conns)
         .map(|_| {
-            let (sock, request, stop, done, errors) =
-                (sock.clone(), request.clone(), stop.clone(), done.clone(), errors.clone());
+            let (sock, request, stop, done, errors) = (
+                sock.clone(),
+                request.clone(),
+                stop.clone(),
+                done.clone(),
+                errors.clone(),
+            );
             std::thread::spawn(move || {
                 let mut stream = UnixStream::connect(&sock).expect("connect");
                 let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -63,7 +82,11 @@ fn main() {
 fn read_response<R: BufRead>(r: &mut R) -> std::io::Result<u16> {
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut len = None;
     let mut chunked = false;
     loop {
@@ -76,7 +99,9 @@ fn read_response<R: BufRead>(r: &mut R) -> std::io::Result<u16> {
         if let Some((k, v)) = l.split_once(':') {
             if k.eq_ignore_ascii_case("content-length") {
                 len = v.trim().parse::<usize>().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked") {
+            } else if k.eq_ignore_ascii_case("transfer-encoding")
+                && v.trim().eq_ignore_ascii_case("chunked")
+            {
                 chunked = true;
             }
         }

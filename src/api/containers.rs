@@ -30,19 +30,23 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
             let filters = ctx.query.filters(&["label", "label!", "until"])?;
             Ok(response::ok_json(&engine.container_prune(&filters).await?))
         }
-        (Method::GET, ["containers", id, "json"]) => {
-            Ok(response::ok_json(&engine.container_inspect(id, ctx.query.bool("size"))?))
-        }
+        (Method::GET, ["containers", id, "json"]) => Ok(response::ok_json(
+            &engine.container_inspect(id, ctx.query.bool("size"))?,
+        )),
         (Method::POST, ["containers", id, "start"]) => {
             engine.container_start(id).await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, ["containers", id, "stop"]) => {
-            engine.container_stop(id, ctx.query.int("t")?, ctx.query.get("signal")).await?;
+            engine
+                .container_stop(id, ctx.query.int("t")?, ctx.query.get("signal"))
+                .await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, ["containers", id, "restart"]) => {
-            engine.container_restart(id, ctx.query.int("t")?, ctx.query.get("signal")).await?;
+            engine
+                .container_restart(id, ctx.query.int("t")?, ctx.query.get("signal"))
+                .await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, ["containers", id, "kill"]) => {
@@ -55,28 +59,49 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         (Method::POST, ["containers", id, "resize"]) => {
             let dim = |k: &str| -> Result<u16> {
                 let v = ctx.query.get(k).unwrap_or("");
-                v.parse().map_err(|_| Error::invalid(format!("invalid resize {} {v:?}", if k == "h" { "height" } else { "width" })))
+                v.parse().map_err(|_| {
+                    Error::invalid(format!(
+                        "invalid resize {} {v:?}",
+                        if k == "h" { "height" } else { "width" }
+                    ))
+                })
             };
             engine.container_resize(id, dim("h")?, dim("w")?).await?;
             Ok(response::empty(StatusCode::OK))
         }
         (Method::POST, ["containers", id, "rename"]) => {
-            engine.container_rename(id, ctx.query.get("name").unwrap_or("")).await?;
+            engine
+                .container_rename(id, ctx.query.get("name").unwrap_or(""))
+                .await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
-        (Method::GET, ["containers", id, "top"]) => {
-            Ok(response::ok_json(&engine.container_top(id, ctx.query.get("ps_args").unwrap_or("")).await?))
-        }
+        (Method::GET, ["containers", id, "top"]) => Ok(response::ok_json(
+            &engine
+                .container_top(id, ctx.query.get("ps_args").unwrap_or(""))
+                .await?,
+        )),
         (Method::DELETE, ["containers", id]) => {
             engine.container_remove(id, ctx.query.bool("force")).await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
-            let known = ["pause", "unpause", "exec", "update", "stats", "export", "changes", "archive", "checkpoints"];
+            let known = [
+                "pause",
+                "unpause",
+                "exec",
+                "update",
+                "stats",
+                "export",
+                "changes",
+                "archive",
+                "checkpoints",
+            ];
             if known.contains(what) {
                 engine.containers.get(id)?;
-                Err(Error::not_implemented(format!("{what} is not supported by this daemon yet")))
+                Err(Error::not_implemented(format!(
+                    "{what} is not supported by this daemon yet"
+                )))
             } else {
                 Err(page_not_found())
             }
@@ -86,23 +111,34 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
 }
 
 async fn create(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
-    let body: serde_json::Value =
-        ctx.json_body().await?.ok_or_else(|| Error::invalid("config cannot be empty in order to create a container"))?;
+    let body: serde_json::Value = ctx
+        .json_body()
+        .await?
+        .ok_or_else(|| Error::invalid("config cannot be empty in order to create a container"))?;
     if let Some(p) = ctx.query.get("platform").filter(|p| !p.is_empty()) {
         let os = p.split('/').next().unwrap_or("");
         if os != "linux" {
-            return Err(Error::invalid(format!("platform {p} is not supported by this daemon (only linux)")));
+            return Err(Error::invalid(format!(
+                "platform {p} is not supported by this daemon (only linux)"
+            )));
         }
     }
     let name = ctx.query.get("name").map(str::to_string);
     let created = state.engine.container_create(body, name).await?;
-    Ok(response::json(StatusCode::CREATED, &json!({ "Id": created.id, "Warnings": created.warnings })))
+    Ok(response::json(
+        StatusCode::CREATED,
+        &json!({ "Id": created.id, "Warnings": created.warnings }),
+    ))
 }
 
 fn list(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
     let opts = ListOptions {
         all: ctx.query.bool("all"),
-        limit: ctx.query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize),
+        limit: ctx
+            .query
+            .int("limit")?
+            .filter(|l| *l > 0)
+            .map(|l| l as usize),
         size: ctx.query.bool("size"),
         filters: ctx.query.filters(LIST_FILTERS)?,
     };
@@ -132,9 +168,11 @@ fn wait(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
 fn timestamp(ctx: &Ctx, key: &str) -> Result<Option<i64>> {
     match ctx.query.get(key) {
         None | Some("") | Some("0") => Ok(None),
-        Some(v) => crate::timefmt::parse_timestamp(v)
-            .map(Some)
-            .ok_or_else(|| Error::invalid(format!("invalid value for \"{key}\": {v:?} is not a timestamp"))),
+        Some(v) => crate::timefmt::parse_timestamp(v).map(Some).ok_or_else(|| {
+            Error::invalid(format!(
+                "invalid value for \"{key}\": {v:?} is not a timestamp"
+            ))
+        }),
     }
 }
 
@@ -154,7 +192,9 @@ fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
         follow: q.bool("follow"),
     };
     if !opts.stdout && !opts.stderr {
-        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+        return Err(Error::invalid(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let timestamps = q.bool("timestamps");
     let (tty, mut rx) = state.engine.container_logs(id, opts)?;
@@ -175,7 +215,11 @@ fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
                 payload.push(b' ');
             }
             payload.extend_from_slice(&e.data);
-            let chunk = if tty { Bytes::from(payload) } else { stream::frame(e.stream, &payload) };
+            let chunk = if tty {
+                Bytes::from(payload)
+            } else {
+                stream::frame(e.stream, &payload)
+            };
             if tx.send(chunk).await.is_err() {
                 break;
             }
@@ -191,24 +235,42 @@ const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 /// connection to the container's stdio through its monitor.
 async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
     let q = &ctx.query;
-    let streams = AttachStreams { stdin: q.bool("stdin"), stdout: q.bool("stdout"), stderr: q.bool("stderr") };
+    let streams = AttachStreams {
+        stdin: q.bool("stdin"),
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+    };
     let want_stream = q.bool("stream");
     let want_logs = q.bool("logs");
     let upgrade = ctx.parts.headers.get(UPGRADE).is_some();
     if !upgrade {
-        return Err(Error::invalid("attach needs a connection upgrade: send \"Connection: Upgrade\" and \"Upgrade: tcp\""));
+        return Err(Error::invalid(
+            "attach needs a connection upgrade: send \"Connection: Upgrade\" and \"Upgrade: tcp\"",
+        ));
     }
     let engine = state.engine.clone();
     let h = engine.containers.get(id)?;
     let tty = h.record().container.config.tty;
 
     let logs_rx = if want_logs {
-        let opts = LogOptions { stdout: streams.stdout, stderr: streams.stderr, ..Default::default() };
-        if opts.stdout || opts.stderr { Some(engine.container_logs(id, opts)?.1) } else { None }
+        let opts = LogOptions {
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+            ..Default::default()
+        };
+        if opts.stdout || opts.stderr {
+            Some(engine.container_logs(id, opts)?.1)
+        } else {
+            None
+        }
     } else {
         None
     };
-    let target = if want_stream { Some(engine.container_attach(&h, streams).await?) } else { None };
+    let target = if want_stream {
+        Some(engine.container_attach(&h, streams).await?)
+    } else {
+        None
+    };
 
     let attrs = engine.container_attributes(&h.record().container);
     engine.events.emit("container", "attach", &h.id, attrs);
@@ -226,7 +288,11 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
         let (mut client_rd, mut client_wr) = tokio::io::split(client);
         if let Some(mut rx) = logs_rx {
             while let Some(e) = rx.recv().await {
-                let chunk = if tty { Bytes::from(e.data) } else { stream::frame(e.stream, &e.data) };
+                let chunk = if tty {
+                    Bytes::from(e.data)
+                } else {
+                    stream::frame(e.stream, &e.data)
+                };
                 if client_wr.write_all(&chunk).await.is_err() {
                     return;
                 }
@@ -290,7 +356,10 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
 
     let mut resp = response::empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(if tty { RAW } else { MULTIPLEXED }));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if tty { RAW } else { MULTIPLEXED }),
+    );
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
     Ok(resp)

@@ -6,12 +6,16 @@
 //! becomes Docker's `{"message": …}` in [`error`].
 
 pub mod body;
+mod containers;
 pub mod error;
 mod images;
+mod networks;
 pub mod query;
 pub mod response;
 pub mod server;
+pub mod stream;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -197,8 +201,18 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
     match first {
         "_ping" | "version" | "info" | "events" | "system" => system::route(state, ctx).await,
         "images" => images::route(state, ctx).await,
+        "containers" => containers::route(state, ctx).await,
+        "networks" => networks::route(state, ctx).await,
+        "volumes" | "plugins" | "exec" => volumes::route(state, ctx).await,
+        "build" | "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs"
+        | "distribution" | "session" | "auth" | "commit" | "grpc" => Err(not_supported(first)),
         _ => Err(page_not_found()),
     }
+}
+
+/// Docker API areas this daemon does not serve yet: a 501 that says so, not a 404.
+fn not_supported(area: &str) -> Error {
+    Error::not_implemented(format!("/{area} is not supported by this daemon yet"))
 }
 
 /// Docker's answer to an unknown route.

@@ -171,6 +171,9 @@ async fn serve(
         }
     };
 
+    notifier.status("Starting: reattaching to running containers");
+    engine.restore_containers().await;
+
     let state = Arc::new(ApiState {
         engine: engine.clone(),
         shutdown: CancellationToken::new(),

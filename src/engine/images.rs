@@ -80,9 +80,14 @@ impl Engine {
     /// Containers that use an image (by image ID), and whether each runs. Image
     /// deletion and the Containers counts ask this.
     pub fn image_users(&self, image_id: &str) -> Vec<ImageUser> {
-        // No container exists yet; the container store answers this.
-        let _ = image_id;
-        Vec::new()
+        self.containers
+            .users_of_image(image_id)
+            .into_iter()
+            .map(|(container_id, running)| ImageUser {
+                container_id,
+                running,
+            })
+            .collect()
     }
 
     /// The ID of a container using the image, if any.
@@ -513,7 +518,19 @@ impl Engine {
             doc.insert("Images".into(), Value::Null);
         }
         let empty_or_null = |want: bool| if want { json!([]) } else { Value::Null };
-        doc.insert("Containers".into(), empty_or_null(kinds.containers));
+        if kinds.containers {
+            let opts = super::containers::inspect::ListOptions {
+                all: true,
+                size: true,
+                ..Default::default()
+            };
+            doc.insert(
+                "Containers".into(),
+                Value::Array(self.container_list(&opts)?),
+            );
+        } else {
+            doc.insert("Containers".into(), Value::Null);
+        }
         doc.insert("Volumes".into(), empty_or_null(kinds.volumes));
         doc.insert("BuildCache".into(), empty_or_null(kinds.build_cache));
         Ok(Value::Object(doc))

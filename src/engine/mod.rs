@@ -2,10 +2,12 @@
 //! and events exist and what can be done to them. The `api` layer translates requests
 //! into calls here and [`Error`]s into status codes.
 
+pub mod containers;
 pub mod error;
 pub mod events;
 pub mod filters;
 pub mod images;
+pub mod networks;
 pub mod system;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,10 @@ pub struct Engine {
     exec_root: PathBuf,
     /// Images, their layers and tags, and containers' root filesystems.
     images: Arc<crate::image::ImageStore>,
+    /// Every container and its state.
+    pub containers: containers::Containers,
+    /// Starts containers under their monitors and talks to the monitors.
+    pub runtime: crate::runtime::Runtime,
 }
 
 impl Engine {
@@ -46,6 +52,12 @@ impl Engine {
         crate::store::sweep_temp_files(&data_root)?;
         let id = load_or_create_engine_id(&data_root)?;
         let images = Arc::new(crate::image::ImageStore::open(&data_root)?);
+        let log_defaults = containers::settings::LogDefaults {
+            driver: config.log_driver.clone(),
+            opts: config.log_opts.clone(),
+        };
+        let containers = containers::Containers::open(&data_root, &log_defaults)?;
+        let runtime = crate::runtime::Runtime::new(&exec_root);
         let name = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -59,6 +71,8 @@ impl Engine {
             data_root,
             exec_root,
             images,
+            containers,
+            runtime,
         })
     }
 
@@ -103,9 +117,13 @@ impl Engine {
 impl Engine {
     /// Object counts for `docker info`.
     pub fn counts(&self) -> system::Counts {
+        let (containers, running, stopped) = self.containers.counts();
         system::Counts {
+            containers,
+            running,
+            paused: 0,
+            stopped,
             images: self.images.count(),
-            ..system::Counts::default()
         }
     }
 
@@ -115,14 +133,16 @@ impl Engine {
         self.images.driver().name()
     }
 
-    /// Network drivers containers can use.
+    /// Network drivers containers can use (`bridge` is the private-namespace stand-in,
+    /// see `networks`).
     pub fn network_drivers(&self) -> Vec<&'static str> {
-        vec!["host", "null"]
+        vec!["bridge", "host", "null"]
     }
 
-    /// Isolation features applied to containers, in Docker's `name=…` form.
+    /// Isolation features applied to containers, in Docker's `name=…` form: every
+    /// container gets its own cgroup namespace. There is no seccomp profile yet.
     pub fn security_options(&self) -> Vec<String> {
-        Vec::new()
+        vec!["name=cgroupns".to_string()]
     }
 }
 

@@ -62,14 +62,20 @@ impl Engine {
 
     /// `GET /networks`.
     pub fn networks(&self) -> Vec<Value> {
-        NETWORKS.iter().map(|(n, d)| self.network_doc(n, d, false)).collect()
+        NETWORKS
+            .iter()
+            .map(|(n, d)| self.network_doc(n, d, false))
+            .collect()
     }
 
     /// `GET /networks/{id}`: by name, full ID or ID prefix.
     pub fn network(&self, name_or_id: &str) -> Result<Value> {
         for (n, d) in NETWORKS {
             let id = self.network_id(n);
-            if *n == name_or_id || id == name_or_id || (name_or_id.len() >= 3 && id.starts_with(name_or_id)) {
+            if *n == name_or_id
+                || id == name_or_id
+                || (name_or_id.len() >= 3 && id.starts_with(name_or_id))
+            {
                 return Ok(self.network_doc(n, d, true));
             }
         }

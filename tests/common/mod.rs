@@ -419,3 +419,91 @@ impl NotifySocket {
         }
     }
 }
+
+/// A root filesystem tarball from Debian's busybox-static with every applet, an
+/// /etc/passwd (root, nobody) and /etc/group (root, nogroup, staff with nobody).
+pub fn busybox_full_rootfs(dir: &Path) -> PathBuf {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "/bin/busybox is required for test images: apt-get install -y busybox-static"
+    );
+    let root = dir.join("busybox-root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy(bb, root.join("bin/busybox")).unwrap();
+    let list = Command::new(bb).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    let tarball = dir.join("busybox-full.tar");
+    let f = std::fs::File::create(&tarball).unwrap();
+    let mut b = tar::Builder::new(f);
+    b.follow_symlinks(false);
+    b.append_dir_all(".", &root).unwrap();
+    b.into_inner().unwrap().flush().unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    tarball
+}
+
+impl Daemon {
+    /// Imports a busybox image as `name` (with `CMD ["sh"]`).
+    pub fn import_busybox(&self, name: &str) {
+        let tar = busybox_full_rootfs(self.dir.path());
+        self.docker_ok(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), name]);
+        std::fs::remove_file(tar).unwrap();
+    }
+}
+
+impl Daemon {
+    /// Starts a new daemon on the same socket, directories and configuration (after
+    /// this one stopped or died), taking over the temporary directory.
+    pub fn restart(mut self) -> Daemon {
+        if self.stopped.is_none() {
+            self.stop();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let sock = self.sock.clone();
+        let stderr = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("stderr.log"))
+            .unwrap();
+        let child = Command::new(dockerd_bin())
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .arg("--config-file")
+            .arg(dir.path().join("daemon.json"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            child,
+            dir,
+            sock,
+            stopped: None,
+        };
+        d.wait_ready();
+        d
+    }
+}

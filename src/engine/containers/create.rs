@@ -21,7 +21,11 @@ pub struct Created {
 
 impl Engine {
     /// Creates a container from the create request body; `name` from the query.
-    pub async fn container_create(self: &Arc<Self>, body: Value, name: Option<String>) -> Result<Created> {
+    pub async fn container_create(
+        self: &Arc<Self>,
+        body: Value,
+        name: Option<String>,
+    ) -> Result<Created> {
         let engine = self.clone();
         tokio::task::spawn_blocking(move || engine.container_create_blocking(body, name))
             .await
@@ -30,7 +34,9 @@ impl Engine {
 
     fn container_create_blocking(&self, body: Value, name: Option<String>) -> Result<Created> {
         let Value::Object(mut body) = body else {
-            return Err(Error::invalid("invalid JSON: the container config must be an object"));
+            return Err(Error::invalid(
+                "invalid JSON: the container config must be an object",
+            ));
         };
         let host_config = match body.remove("HostConfig") {
             Some(Value::Object(m)) => m,
@@ -41,11 +47,17 @@ impl Engine {
         settings::check_config_fields(&body)?;
         let mut config: Config = serde_json::from_value(Value::Object(body))
             .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
+        let default_runtime = self.config().default_runtime.clone();
+        if default_runtime != crate::config::BUILTIN_RUNTIME {
+            return Err(settings::runtime_not_supported(&default_runtime));
+        }
         let log_defaults = self.log_defaults();
         let settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
         settings::check_networking_config(networking.as_ref(), &settings.network_name)?;
         if config.image.is_empty() {
-            return Err(Error::invalid("config cannot be empty in order to create a container"));
+            return Err(Error::invalid(
+                "config cannot be empty in order to create a container",
+            ));
         }
         if config.stdin_once && !config.open_stdin {
             config.stdin_once = false;
@@ -58,7 +70,11 @@ impl Engine {
 
         let id = crate::engine::random_id()?;
         if config.hostname.is_empty() {
-            config.hostname = if settings.network == NetworkMode::Host { self.name.clone() } else { id[..12].to_string() };
+            config.hostname = if settings.network == NetworkMode::Host {
+                self.name.clone()
+            } else {
+                id[..12].to_string()
+            };
         }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -83,7 +99,11 @@ impl Engine {
                 image: image.id.clone(),
                 name: name.clone(),
                 state: State::default(),
-                log_path: if settings.log_driver == "json-file" { log_path.display().to_string() } else { String::new() },
+                log_path: if settings.log_driver == "json-file" {
+                    log_path.display().to_string()
+                } else {
+                    String::new()
+                },
                 restart_count: 0,
                 driver: self.storage_driver().to_string(),
                 has_been_started_before: false,
@@ -96,9 +116,19 @@ impl Engine {
             let host_config = settings::complete_host_config(&host_config, &settings);
             record::save(&dir, &container, &host_config)?;
             let attrs = self.container_attributes(&container);
-            self.containers.insert(Handle::new(dir.clone(), Record { container, host_config, settings }));
+            self.containers.insert(Handle::new(
+                dir.clone(),
+                Record {
+                    container,
+                    host_config,
+                    settings,
+                },
+            ));
             self.events.emit("container", "create", &id, attrs);
-            Ok(Created { id: id.clone(), warnings })
+            Ok(Created {
+                id: id.clone(),
+                warnings,
+            })
         })();
         if result.is_err() {
             self.containers.release_name(&name, &id);
@@ -124,7 +154,10 @@ impl Engine {
     /// The daemon's log defaults, for containers that do not choose.
     pub fn log_defaults(&self) -> settings::LogDefaults {
         let c = self.config();
-        settings::LogDefaults { driver: c.log_driver.clone(), opts: c.log_opts.clone() }
+        settings::LogDefaults {
+            driver: c.log_driver.clone(),
+            opts: c.log_opts.clone(),
+        }
     }
 
     /// Event attributes for a container: image and name, plus its labels.
@@ -137,7 +170,11 @@ impl Engine {
 }
 
 /// Docker's merge of the image config into the container config (daemon/create.go).
-fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig, warnings: &mut Vec<String>) {
+fn merge_image_config(
+    config: &mut Config,
+    image: &crate::image::ImageConfig,
+    warnings: &mut Vec<String>,
+) {
     if config.user.is_empty() {
         config.user = image.user.clone();
     }
@@ -177,7 +214,10 @@ fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig, wa
         }
     }
     if image.healthcheck.as_ref().is_some_and(|h| !h.is_null()) {
-        warnings.push("The image declares a health check; health checks are not run by this daemon yet".to_string());
+        warnings.push(
+            "The image declares a health check; health checks are not run by this daemon yet"
+                .to_string(),
+        );
     }
 }
 
@@ -208,10 +248,22 @@ mod tests {
     #[test]
     fn entrypoint_and_cmd_compose() {
         assert_eq!(
-            entrypoint_and_args(&cfg(r#"{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"]}"#)).unwrap(),
-            ("/bin/sh".to_string(), vec!["-c".to_string(), "echo hi".to_string()])
+            entrypoint_and_args(&cfg(r#"{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"]}"#))
+                .unwrap(),
+            (
+                "/bin/sh".to_string(),
+                vec!["-c".to_string(), "echo hi".to_string()]
+            )
         );
-        assert_eq!(entrypoint_and_args(&cfg(r#"{"Entrypoint":[""],"Cmd":["ls"]}"#)).unwrap().0, "ls");
-        assert!(matches!(entrypoint_and_args(&cfg(r#"{}"#)), Err(Error::InvalidParameter(_))));
+        assert_eq!(
+            entrypoint_and_args(&cfg(r#"{"Entrypoint":[""],"Cmd":["ls"]}"#))
+                .unwrap()
+                .0,
+            "ls"
+        );
+        assert!(matches!(
+            entrypoint_and_args(&cfg(r#"{}"#)),
+            Err(Error::InvalidParameter(_))
+        ));
     }
 }

@@ -12,11 +12,32 @@ use crate::init::spec::NetworkMode;
 
 /// Filter keys `GET /containers/json` accepts.
 pub const LIST_FILTERS: &[&str] = &[
-    "ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network",
-    "publish", "since", "status", "volume",
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
 ];
 
-const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+const STATUSES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
 
 /// Options of `GET /containers/json`.
 #[derive(Debug, Default)]
@@ -89,7 +110,11 @@ pub fn status_text(r: &Record) -> String {
     if s.finished_at == crate::timefmt::ZERO_TIME {
         return String::new();
     }
-    format!("Exited ({}) {} ago", s.exit_code, human_duration(seconds_since(&s.finished_at)))
+    format!(
+        "Exited ({}) {} ago",
+        s.exit_code,
+        human_duration(seconds_since(&s.finished_at))
+    )
 }
 
 /// `ps`'s COMMAND: the path and arguments, arguments with spaces in single quotes.
@@ -98,13 +123,24 @@ pub fn command_text(r: &Record) -> String {
     if c.args.is_empty() {
         return c.path.clone();
     }
-    let args: Vec<String> =
-        c.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect();
+    let args: Vec<String> = c
+        .args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
     format!("{} {}", c.path, args.join(" "))
 }
 
 fn unix_seconds(rfc3339: &str) -> i64 {
-    crate::timefmt::parse_timestamp(rfc3339).unwrap_or(0).div_euclid(1_000_000_000)
+    crate::timefmt::parse_timestamp(rfc3339)
+        .unwrap_or(0)
+        .div_euclid(1_000_000_000)
 }
 
 impl Engine {
@@ -197,7 +233,8 @@ impl Engine {
         if size {
             let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
             doc["SizeRw"] = json!(rw);
-            doc["SizeRootFs"] = json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
+            doc["SizeRootFs"] =
+                json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
         }
         Ok(doc)
     }
@@ -212,13 +249,22 @@ impl Engine {
         }
         let mut exited_codes = Vec::new();
         for e in f.get("exited") {
-            exited_codes.push(e.parse::<i32>().map_err(|_| Error::invalid(format!("invalid filter 'exited={e}'")))?);
+            exited_codes.push(
+                e.parse::<i32>()
+                    .map_err(|_| Error::invalid(format!("invalid filter 'exited={e}'")))?,
+            );
         }
         let name_patterns: Vec<regex_lite::Regex> = f
             .get("name")
-            .map(|p| regex_lite::Regex::new(p).map_err(|e| Error::invalid(format!("invalid filter 'name={p}': {e}"))))
+            .map(|p| {
+                regex_lite::Regex::new(p)
+                    .map_err(|e| Error::invalid(format!("invalid filter 'name={p}': {e}")))
+            })
             .collect::<Result<_>>()?;
-        let ancestors: Vec<String> = f.get("ancestor").filter_map(|a| self.images.resolve(a).ok().map(|i| i.id)).collect();
+        let ancestors: Vec<String> = f
+            .get("ancestor")
+            .filter_map(|a| self.images.resolve(a).ok().map(|i| i.id))
+            .collect();
         let created_of = |name: &str| -> Result<i64> {
             let h = self.containers.get(name)?;
             let created = h.record().container.created.clone();
@@ -237,12 +283,16 @@ impl Engine {
             .all()
             .into_iter()
             .map(|h| {
-                let created = crate::timefmt::parse_timestamp(&h.record().container.created).unwrap_or(0);
+                let created =
+                    crate::timefmt::parse_timestamp(&h.record().container.created).unwrap_or(0);
                 (created, h)
             })
             .collect();
-        handles.sort_by(|a, b| b.0.cmp(&a.0));
-        let show_all = opts.all || opts.limit.is_some_and(|l| l > 0) || f.contains("status") || f.contains("exited");
+        handles.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
+        let show_all = opts.all
+            || opts.limit.is_some_and(|l| l > 0)
+            || f.contains("status")
+            || f.contains("exited");
 
         let mut out = Vec::new();
         for (created, h) in handles {
@@ -267,7 +317,9 @@ impl Engine {
             if f.contains("ancestor") && !ancestors.contains(&c.image) {
                 continue;
             }
-            if !exited_codes.is_empty() && (status != "exited" || !exited_codes.contains(&c.state.exit_code)) {
+            if !exited_codes.is_empty()
+                && (status != "exited" || !exited_codes.contains(&c.state.exit_code))
+            {
                 continue;
             }
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
@@ -287,7 +339,9 @@ impl Engine {
             if f.contains("publish") || f.contains("expose") || f.contains("volume") {
                 continue;
             }
-            if f.contains("isolation") && !f.get("isolation").any(|i| i == "default" || i.is_empty()) {
+            if f.contains("isolation")
+                && !f.get("isolation").any(|i| i == "default" || i.is_empty())
+            {
                 continue;
             }
             let mut entry = json!({
@@ -308,7 +362,8 @@ impl Engine {
             if opts.size {
                 let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
                 entry["SizeRw"] = json!(rw);
-                entry["SizeRootFs"] = json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
+                entry["SizeRootFs"] =
+                    json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
             }
             out.push(entry);
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {

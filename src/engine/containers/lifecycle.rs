@@ -86,7 +86,13 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         "SYS" => libc::SIGSYS,
         _ => {
             if let Some(rt) = name.strip_prefix("RTMIN") {
-                let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse().map_err(|_| Error::invalid(format!("Invalid signal: {s}")))? };
+                let off: i32 = if rt.is_empty() {
+                    0
+                } else {
+                    rt.trim_start_matches('+')
+                        .parse()
+                        .map_err(|_| Error::invalid(format!("Invalid signal: {s}")))?
+                };
                 return Ok(libc::SIGRTMIN() + off);
             }
             return Err(Error::invalid(format!("Invalid signal: {s}")));
@@ -117,7 +123,10 @@ impl Engine {
                         exit_code: 255,
                         finished_at: crate::timefmt::rfc3339_nano(SystemTime::now()),
                         oom_killed: false,
-                        error: Some("the container's monitor is gone (host rebooted or monitor killed)".to_string()),
+                        error: Some(
+                            "the container's monitor is gone (host rebooted or monitor killed)"
+                                .to_string(),
+                        ),
                     };
                     tracing::warn!(container_id = %h.id, "container monitor is gone; marking the container exited");
                     self.on_exit(&h, rec).await;
@@ -136,7 +145,9 @@ impl Engine {
     async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
         let r = h.snapshot();
         if r.container.state.removal_in_progress || h.lifecycle.borrow().removed {
-            return Err(Error::conflict("container is marked for removal and cannot be started"));
+            return Err(Error::conflict(
+                "container is marked for removal and cannot be started",
+            ));
         }
         if r.container.state.running {
             return Err(Error::NotModified("container is already running".into()));
@@ -145,7 +156,10 @@ impl Engine {
         let engine = self.clone();
         let dir = h.dir.clone();
         let settings = r.settings.clone();
-        let (hostname, domainname) = (r.container.config.hostname.clone(), r.container.config.domainname.clone());
+        let (hostname, domainname) = (
+            r.container.config.hostname.clone(),
+            r.container.config.domainname.clone(),
+        );
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = engine.images.mount_rw_layer(&id)?;
             let etc = spec::write_etc_files(&dir, &hostname, &domainname, settings.network)?;
@@ -192,7 +206,13 @@ impl Engine {
 
     /// Records a failed start as Docker does (exit code, error), cleans up, and
     /// removes the container when it was created with `--rm`.
-    async fn start_failed(self: &Arc<Self>, h: &Arc<Handle>, message: String, exit_code: i32, from_runtime: bool) -> Error {
+    async fn start_failed(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        message: String,
+        exit_code: i32,
+        from_runtime: bool,
+    ) -> Error {
         let _ = h.update(|c| {
             c.state.exit_code = exit_code;
             c.state.error = message.clone();
@@ -203,11 +223,13 @@ impl Engine {
         if from_runtime {
             self.runtime.remove_state(&h.id);
         }
+        // The start request reports the failure; waiters see only the exit code, as
+        // with Docker (an error here would make the CLI print a second message).
         h.lifecycle.send_modify(|l| {
             l.exits += 1;
             l.running = false;
             l.exit_code = exit_code;
-            l.error = Some(message.clone());
+            l.error = None;
         });
         if h.record().settings.auto_remove {
             if let Err(e) = self.remove_locked(h, true).await {
@@ -215,7 +237,12 @@ impl Engine {
             }
         }
         let lower = message.to_ascii_lowercase();
-        if exit_code == 126 || exit_code == 127 || lower.contains("executable file not found") || lower.contains("no such file or directory") || lower.contains("permission denied") {
+        if exit_code == 126
+            || exit_code == 127
+            || lower.contains("executable file not found")
+            || lower.contains("no such file or directory")
+            || lower.contains("permission denied")
+        {
             Error::invalid(format!("failed to create task for container: {message}"))
         } else {
             Error::internal(format!("failed to create task for container: {message}"))
@@ -248,7 +275,9 @@ impl Engine {
         }
         let id = h.id.clone();
         let engine = self.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await {
+        if let Ok(Err(e)) =
+            tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await
+        {
             tracing::warn!(container_id = %h.id, "failed to unmount the container's root filesystem: {e}");
         }
         self.runtime.remove_state(&h.id);
@@ -256,7 +285,10 @@ impl Engine {
         attrs.insert("exitCode".into(), rec.exit_code.to_string());
         let started = crate::timefmt::parse_timestamp(&started_at).unwrap_or(0);
         let finished = crate::timefmt::parse_timestamp(&rec.finished_at).unwrap_or(0);
-        attrs.insert("execDuration".into(), ((finished - started).max(0) / 1_000_000_000).to_string());
+        attrs.insert(
+            "execDuration".into(),
+            ((finished - started).max(0) / 1_000_000_000).to_string(),
+        );
         self.events.emit("container", "die", &h.id, attrs);
         h.lifecycle.send_modify(|l| {
             l.exits += 1;
@@ -289,7 +321,12 @@ impl Engine {
     }
 
     /// Waits until the exit count passes `after`, at most `limit`.
-    async fn wait_exit_after(h: &Handle, mut rx: watch::Receiver<Lifecycle>, after: u64, limit: Option<Duration>) -> bool {
+    async fn wait_exit_after(
+        h: &Handle,
+        mut rx: watch::Receiver<Lifecycle>,
+        after: u64,
+        limit: Option<Duration>,
+    ) -> bool {
         let wait = rx.wait_for(|l| l.exits > after || l.removed);
         let done = match limit {
             None => wait.await.is_ok(),
@@ -299,7 +336,12 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`.
-    pub async fn container_stop(self: &Arc<Self>, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn container_stop(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let h = self.containers.get(name)?;
         let _op = h.op.lock().await;
         if !h.record().container.state.running {
@@ -308,13 +350,24 @@ impl Engine {
         self.stop_locked(&h, timeout, signal).await
     }
 
-    async fn stop_locked(self: &Arc<Self>, h: &Arc<Handle>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    async fn stop_locked(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let r = h.snapshot();
-        let sig = match signal.filter(|s| !s.is_empty()).or(r.container.config.stop_signal.as_deref()) {
-            Some(s) => parse_signal(s)?,
-            None => libc::SIGTERM,
-        };
-        let secs = timeout.or(r.container.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let sig =
+            match signal
+                .filter(|s| !s.is_empty())
+                .or(r.container.config.stop_signal.as_deref())
+            {
+                Some(s) => parse_signal(s)?,
+                None => libc::SIGTERM,
+            };
+        let secs = timeout
+            .or(r.container.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let rx = h.lifecycle.subscribe();
         let before = rx.borrow().exits;
         h.update(|c| c.has_been_manually_stopped = true)?;
@@ -328,7 +381,10 @@ impl Engine {
             tracing::info!(container_id = %h.id, "Container failed to exit within {secs}s of signal {sig} - using the force");
             let _ = self.signal(h, libc::SIGKILL).await;
             if !Self::wait_exit_after(h, rx, before, Some(Duration::from_secs(30))).await {
-                return Err(Error::internal(format!("container {} did not exit after SIGKILL", h.id)));
+                return Err(Error::internal(format!(
+                    "container {} did not exit after SIGKILL",
+                    h.id
+                )));
             }
         }
         let attrs = self.container_attributes(&h.record().container);
@@ -344,7 +400,10 @@ impl Engine {
             None => libc::SIGKILL,
         };
         if !h.record().container.state.running {
-            return Err(Error::conflict(format!("cannot kill container: {name}: container {} is not running", h.id)));
+            return Err(Error::conflict(format!(
+                "cannot kill container: {name}: container {} is not running",
+                h.id
+            )));
         }
         let rx = h.lifecycle.subscribe();
         let before = rx.borrow().exits;
@@ -360,7 +419,12 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/restart`.
-    pub async fn container_restart(self: &Arc<Self>, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn container_restart(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let h = self.containers.get(name)?;
         let _op = h.op.lock().await;
         if h.record().container.state.running {
@@ -384,7 +448,10 @@ impl Engine {
         let now = rx.borrow().clone();
         let running = h.record().container.state.running;
         Ok(async move {
-            let outcome = |l: &Lifecycle| WaitOutcome { status_code: l.exit_code as i64, error: l.error.clone() };
+            let outcome = |l: &Lifecycle| WaitOutcome {
+                status_code: l.exit_code as i64,
+                error: l.error.clone(),
+            };
             match condition {
                 WaitCondition::NotRunning if !running => outcome(&now),
                 WaitCondition::NotRunning | WaitCondition::NextExit => {
@@ -425,7 +492,10 @@ impl Engine {
             let before = rx.borrow().exits;
             let _ = self.signal(h, libc::SIGKILL).await;
             if !Self::wait_exit_after(h, rx, before, Some(Duration::from_secs(30))).await {
-                return Err(Error::internal(format!("could not kill container {}", h.id)));
+                return Err(Error::internal(format!(
+                    "could not kill container {}",
+                    h.id
+                )));
             }
         }
         let _ = h.update(|c| c.state.removal_in_progress = true);
@@ -444,7 +514,10 @@ impl Engine {
                 c.state.removal_in_progress = false;
                 c.state.dead = true;
             });
-            return Err(Error::internal(format!("unable to remove filesystem for {}: {e}", h.id)));
+            return Err(Error::internal(format!(
+                "unable to remove filesystem for {}: {e}",
+                h.id
+            )));
         }
         self.runtime.remove_state(&h.id);
         self.containers.remove(&h.id);
@@ -464,7 +537,9 @@ impl Engine {
         let new = super::names::validate(new_name)?;
         let old = h.record().container.name.clone();
         if old == new {
-            return Err(Error::invalid("Renaming a container with the same name as its current name"));
+            return Err(Error::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         self.containers.reserve_name(&new, &h.id)?;
         if let Err(e) = h.update(|c| c.name = new.clone()) {
@@ -479,12 +554,28 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/resize`.
-    pub async fn container_resize(self: &Arc<Self>, name: &str, height: u16, width: u16) -> Result<()> {
+    pub async fn container_resize(
+        self: &Arc<Self>,
+        name: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<()> {
         let h = self.containers.get(name)?;
         if !h.record().container.state.running {
-            return Err(Error::conflict(format!("container {} is not running", h.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                h.id
+            )));
         }
-        self.runtime.resize(&h.id, height, width).await?;
+        if let Err(e) = self.runtime.resize(&h.id, height, width).await {
+            if !h.record().container.state.running {
+                return Err(Error::conflict(format!(
+                    "container {} is not running",
+                    h.id
+                )));
+            }
+            return Err(e);
+        }
         let mut attrs = self.container_attributes(&h.record().container);
         attrs.insert("height".into(), height.to_string());
         attrs.insert("width".into(), width.to_string());
@@ -493,13 +584,24 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/top`: `ps` on the host, rows of the container's processes.
-    pub async fn container_top(self: &Arc<Self>, name: &str, ps_args: &str) -> Result<serde_json::Value> {
+    pub async fn container_top(
+        self: &Arc<Self>,
+        name: &str,
+        ps_args: &str,
+    ) -> Result<serde_json::Value> {
         let h = self.containers.get(name)?;
         if !h.record().container.state.running {
-            return Err(Error::conflict(format!("container {} is not running", h.id)));
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                h.id
+            )));
         }
         let pids = self.runtime.pids(&format!("docker/{}", h.id))?;
-        let args: Vec<String> = if ps_args.trim().is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(str::to_string).collect() };
+        let args: Vec<String> = if ps_args.trim().is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.split_whitespace().map(str::to_string).collect()
+        };
         let out = tokio::process::Command::new("ps")
             .args(&args)
             .env_clear()
@@ -536,7 +638,10 @@ impl Engine {
             if !filters.match_labels("label", &r.container.config.labels) {
                 continue;
             }
-            if filters.get("label!").any(|cond| label_matches(cond, &r.container.config.labels)) {
+            if filters
+                .get("label!")
+                .any(|cond| label_matches(cond, &r.container.config.labels))
+            {
                 continue;
             }
             if let Some(u) = until {
@@ -561,7 +666,9 @@ impl Engine {
         let mut attrs = BTreeMap::new();
         attrs.insert("reclaimed".to_string(), reclaimed.to_string());
         self.events.emit("container", "prune", "", attrs);
-        Ok(serde_json::json!({ "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { deleted.into() }, "SpaceReclaimed": reclaimed }))
+        Ok(
+            serde_json::json!({ "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { deleted.into() }, "SpaceReclaimed": reclaimed }),
+        )
     }
 }
 
@@ -577,7 +684,8 @@ pub fn parse_until(s: &str) -> Result<i64> {
     if let Some(ts) = crate::timefmt::parse_timestamp(s) {
         return Ok(ts);
     }
-    let secs = parse_duration_secs(s).ok_or_else(|| Error::invalid(format!("invalid value for until: {s:?}")))?;
+    let secs = parse_duration_secs(s)
+        .ok_or_else(|| Error::invalid(format!("invalid value for until: {s:?}")))?;
     Ok(crate::engine::events::now_nanos() - (secs * 1e9) as i64)
 }
 
@@ -625,16 +733,49 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<serde_json::Value> {
         if fields.len() < titles.len() {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<i32>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }
         // The last column (the command) may contain spaces.
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         processes.push(row);
     }
     Ok(serde_json::json!({ "Titles": titles, "Processes": processes }))
+}
+
+impl Engine {
+    /// The container's end of an attach: the monitor's socket when it runs; otherwise
+    /// one end of a socket pair whose other end is handed to the monitor at the next
+    /// start, so that nothing the container writes first is lost.
+    pub async fn container_attach(
+        &self,
+        h: &Arc<Handle>,
+        streams: crate::init::spec::AttachStreams,
+    ) -> Result<tokio::net::UnixStream> {
+        if h.record().container.state.running {
+            match self.runtime.attach(&h.id, streams).await {
+                Ok(s) => return Ok(s),
+                Err(e) if h.record().container.state.running => {
+                    return Err(Error::internal(format!(
+                        "attach to container {}: {e}",
+                        h.id
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        h.add_pending_attach(theirs, streams);
+        Ok(tokio::net::UnixStream::from_std(ours)?)
+    }
 }
 
 #[cfg(test)]
@@ -654,7 +795,19 @@ mod tests {
     fn ps_rows_are_filtered_by_pid() {
         let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init\nroot 42 1 0 10:00 ? 00:00:00 sleep 300\n";
         let v = parse_ps(out, &[42]).unwrap();
-        assert_eq!(v["Processes"], serde_json::json!([["root", "42", "1", "0", "10:00", "?", "00:00:00", "sleep 300"]]));
+        assert_eq!(
+            v["Processes"],
+            serde_json::json!([[
+                "root",
+                "42",
+                "1",
+                "0",
+                "10:00",
+                "?",
+                "00:00:00",
+                "sleep 300"
+            ]])
+        );
     }
 
     #[test]
@@ -663,26 +816,5 @@ mod tests {
         assert_eq!(parse_duration_secs("10s"), Some(10.0));
         assert_eq!(parse_duration_secs("x"), None);
         assert!(WaitCondition::parse(Some("bogus")).is_err());
-    }
-}
-
-impl Engine {
-    /// The container's end of an attach: the monitor's socket when it runs; otherwise
-    /// one end of a socket pair whose other end is handed to the monitor at the next
-    /// start, so that nothing the container writes first is lost.
-    pub async fn container_attach(&self, h: &Arc<Handle>, streams: crate::init::spec::AttachStreams) -> Result<tokio::net::UnixStream> {
-        if h.record().container.state.running {
-            match self.runtime.attach(&h.id, streams).await {
-                Ok(s) => return Ok(s),
-                Err(e) if h.record().container.state.running => {
-                    return Err(Error::internal(format!("attach to container {}: {e}", h.id)));
-                }
-                Err(_) => {}
-            }
-        }
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-        ours.set_nonblocking(true)?;
-        h.add_pending_attach(theirs, streams);
-        Ok(tokio::net::UnixStream::from_std(ours)?)
     }
 }

@@ -53,13 +53,21 @@ fn parse_line(line: &[u8]) -> Option<LogEntry> {
         _ => return None,
     };
     let time_nanos = crate::timefmt::parse_timestamp(&l.time).unwrap_or(0);
-    Some(LogEntry { stream, time: l.time, time_nanos, data: l.log.into_bytes() })
+    Some(LogEntry {
+        stream,
+        time: l.time,
+        time_nanos,
+        data: l.log.into_bytes(),
+    })
 }
 
 impl LogOptions {
     fn wants(&self, e: &LogEntry) -> bool {
-        (if e.stream == 1 { self.stdout } else { self.stderr })
-            && self.since.is_none_or(|s| e.time_nanos >= s)
+        (if e.stream == 1 {
+            self.stdout
+        } else {
+            self.stderr
+        }) && self.since.is_none_or(|s| e.time_nanos >= s)
             && self.until.is_none_or(|u| e.time_nanos <= u)
     }
 }
@@ -82,17 +90,25 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
 impl Engine {
     /// Starts reading a container's log. Returns whether the container has a TTY (the
     /// output is then raw, not multiplexed) and the entries as they are read.
-    pub fn container_logs(self: &Arc<Self>, name: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogEntry>)> {
+    pub fn container_logs(
+        self: &Arc<Self>,
+        name: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<LogEntry>)> {
         if !opts.stdout && !opts.stderr {
             return Err(Error::invalid("You must choose at least one stream"));
         }
         let h = self.containers.get(name)?;
         let r = h.snapshot();
         if r.container.state.removal_in_progress || r.container.state.dead {
-            return Err(Error::conflict("can not get logs from container which is dead or marked for removal"));
+            return Err(Error::conflict(
+                "can not get logs from container which is dead or marked for removal",
+            ));
         }
         if r.settings.log_driver != "json-file" {
-            return Err(Error::not_implemented("configured logging driver does not support reading"));
+            return Err(Error::not_implemented(
+                "configured logging driver does not support reading",
+            ));
         }
         let tty = r.container.config.tty;
         let path = PathBuf::from(&r.container.log_path);
@@ -224,7 +240,10 @@ fn read_logs(
         if tx.is_closed() {
             return Ok(());
         }
-        if opts.until.is_some_and(|u| crate::engine::events::now_nanos() > u) {
+        if opts
+            .until
+            .is_some_and(|u| crate::engine::events::now_nanos() > u)
+        {
             return Ok(());
         }
         if !progressed {
@@ -239,7 +258,10 @@ mod tests {
 
     #[test]
     fn parses_docker_json_lines() {
-        let e = parse_line(br#"{"log":"hi\n","stream":"stderr","time":"2026-11-27T20:37:19.165023981Z"}"#).unwrap();
+        let e = parse_line(
+            br#"{"log":"hi\n","stream":"stderr","time":"2026-11-27T20:37:19.165023981Z"}"#,
+        )
+        .unwrap();
         assert_eq!(e.stream, 2);
         assert_eq!(e.data, b"hi\n");
         assert!(e.time_nanos > 0);
@@ -250,12 +272,21 @@ mod tests {
     fn reads_rotated_files_in_order_with_tail() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let line = |s: &str| format!("{{\"log\":\"{s}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-27T20:37:19.1Z\"}}\n");
+        let line = |s: &str| {
+            format!(
+                "{{\"log\":\"{s}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-27T20:37:19.1Z\"}}\n"
+            )
+        };
         std::fs::write(format!("{}.1", p.display()), line("one") + &line("two")).unwrap();
         std::fs::write(&p, line("three")).unwrap();
         let (tx, mut rx) = mpsc::channel(16);
         let (_wtx, wrx) = tokio::sync::watch::channel(super::super::Lifecycle::default());
-        let opts = LogOptions { stdout: true, stderr: true, tail: Some(2), ..Default::default() };
+        let opts = LogOptions {
+            stdout: true,
+            stderr: true,
+            tail: Some(2),
+            ..Default::default()
+        };
         read_logs(&p, &opts, &tx, wrx).unwrap();
         drop(tx);
         let mut got = Vec::new();

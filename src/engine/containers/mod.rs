@@ -67,7 +67,11 @@ impl Handle {
     pub(crate) fn new(dir: PathBuf, record: Record) -> Arc<Handle> {
         let running = record.container.state.running;
         let exit_code = record.container.state.exit_code;
-        let (tx, _) = watch::channel(Lifecycle { running, exit_code, ..Lifecycle::default() });
+        let (tx, _) = watch::channel(Lifecycle {
+            running,
+            exit_code,
+            ..Lifecycle::default()
+        });
         Arc::new(Handle {
             id: record.container.id.clone(),
             dir,
@@ -96,11 +100,19 @@ impl Handle {
     }
 
     pub fn add_pending_attach(&self, stream: UnixStream, streams: AttachStreams) {
-        self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).push((stream, streams));
+        self.pending_attach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((stream, streams));
     }
 
     pub fn take_pending_attach(&self) -> Vec<(UnixStream, AttachStreams)> {
-        std::mem::take(&mut *self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .pending_attach
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 }
 
@@ -125,7 +137,9 @@ impl Containers {
         crate::store::create_private_dir(&root)?;
         crate::store::sweep_temp_files(&root)?;
         let mut reg = Registry::default();
-        for entry in std::fs::read_dir(&root).map_err(|e| crate::store::with_path(e, "read directory", &root))? {
+        for entry in std::fs::read_dir(&root)
+            .map_err(|e| crate::store::with_path(e, "read directory", &root))?
+        {
             let entry = entry?;
             let dir = entry.path();
             if !entry.file_type()?.is_dir() {
@@ -141,9 +155,20 @@ impl Containers {
                         }
                     };
                     crate::store::sweep_temp_files(&dir)?;
-                    reg.names.insert(container.name.clone(), container.id.clone());
+                    reg.names
+                        .insert(container.name.clone(), container.id.clone());
                     let id = container.id.clone();
-                    reg.by_id.insert(id, Handle::new(dir, Record { container, host_config, settings }));
+                    reg.by_id.insert(
+                        id,
+                        Handle::new(
+                            dir,
+                            Record {
+                                container,
+                                host_config,
+                                settings,
+                            },
+                        ),
+                    );
                 }
                 Ok(None) => {
                     tracing::warn!("removing incomplete container directory {}", dir.display());
@@ -152,7 +177,10 @@ impl Containers {
                 Err(e) => tracing::error!("cannot load container from {}: {e}", dir.display()),
             }
         }
-        Ok(Containers { root, inner: Mutex::new(reg) })
+        Ok(Containers {
+            root,
+            inner: Mutex::new(reg),
+        })
     }
 
     fn reg(&self) -> MutexGuard<'_, Registry> {
@@ -172,17 +200,26 @@ impl Containers {
         if let Some(h) = reg.by_id.get(name_or_id) {
             return Ok(h.clone());
         }
-        let with_slash = if name_or_id.starts_with('/') { name_or_id.to_string() } else { format!("/{name_or_id}") };
+        let with_slash = if name_or_id.starts_with('/') {
+            name_or_id.to_string()
+        } else {
+            format!("/{name_or_id}")
+        };
         if let Some(id) = reg.names.get(&with_slash) {
             if let Some(h) = reg.by_id.get(id) {
                 return Ok(h.clone());
             }
         }
         if name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut found = reg.by_id.iter().filter(|(id, _)| id.starts_with(name_or_id));
+            let mut found = reg
+                .by_id
+                .iter()
+                .filter(|(id, _)| id.starts_with(name_or_id));
             if let Some((_, h)) = found.next() {
                 if found.next().is_some() {
-                    return Err(Error::invalid(format!("multiple IDs found with provided prefix: {name_or_id}")));
+                    return Err(Error::invalid(format!(
+                        "multiple IDs found with provided prefix: {name_or_id}"
+                    )));
                 }
                 return Ok(h.clone());
             }
@@ -230,26 +267,26 @@ impl Containers {
         reg.names.retain(|_, owner| owner != id);
     }
 
-    /// The ID of a container using `image_id`, if any (running ones first).
-    pub fn using_image(&self, image_id: &str) -> Option<(String, bool)> {
+    /// The containers using `image_id`, with whether each runs.
+    pub fn users_of_image(&self, image_id: &str) -> Vec<(String, bool)> {
         let reg = self.reg();
-        let mut found: Option<(String, bool)> = None;
-        for h in reg.by_id.values() {
-            let r = h.record();
-            if r.container.image == image_id {
-                let running = r.container.state.running;
-                if running || found.is_none() {
-                    found = Some((h.id.clone(), running));
-                }
-            }
-        }
-        found
+        reg.by_id
+            .values()
+            .filter_map(|h| {
+                let r = h.record();
+                (r.container.image == image_id).then(|| (h.id.clone(), r.container.state.running))
+            })
+            .collect()
     }
 
     /// (all, running, stopped).
     pub fn counts(&self) -> (usize, usize, usize) {
         let reg = self.reg();
-        let running = reg.by_id.values().filter(|h| h.record().container.state.running).count();
+        let running = reg
+            .by_id
+            .values()
+            .filter(|h| h.record().container.state.running)
+            .count();
         (reg.by_id.len(), running, reg.by_id.len() - running)
     }
 }

@@ -10,7 +10,10 @@ pub fn validate(name: &str) -> Result<String> {
     let ok = match chars.next() {
         Some(c) if c.is_ascii_alphanumeric() => {
             let rest: Vec<char> = chars.collect();
-            !rest.is_empty() && rest.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            !rest.is_empty()
+                && rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         }
         _ => false,
     };
@@ -23,27 +26,103 @@ pub fn validate(name: &str) -> Result<String> {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "able", "agile", "amazing", "ample", "bold", "brave", "bright", "brisk", "busy", "calm", "candid", "careful",
-    "charming", "cheerful", "clever", "cool", "cosmic", "crisp", "curious", "daring", "dazzling", "eager",
-    "earnest", "elated", "elegant", "epic", "fearless", "festive", "fervent", "fluent", "focused", "friendly",
-    "gallant", "gentle", "gifted", "glad", "graceful", "happy", "hardy", "hopeful", "humble", "jolly", "jovial",
-    "keen", "kind", "lively", "loyal", "lucid", "mellow", "merry", "mighty", "modest", "nimble", "noble",
-    "patient", "peaceful", "plucky", "polite", "proud", "quick", "quiet", "radiant", "rapid", "relaxed",
-    "serene", "sharp", "shiny", "sincere", "smart", "snappy", "spirited", "steady", "stoic", "sturdy", "sunny",
-    "swift", "tender", "thirsty", "tidy", "trusty", "upbeat", "vibrant", "vigilant", "vivid", "warm", "wise",
-    "witty", "zealous", "zen",
+    "able", "agile", "amazing", "ample", "bold", "brave", "bright", "brisk", "busy", "calm",
+    "candid", "careful", "charming", "cheerful", "clever", "cool", "cosmic", "crisp", "curious",
+    "daring", "dazzling", "eager", "earnest", "elated", "elegant", "epic", "fearless", "festive",
+    "fervent", "fluent", "focused", "friendly", "gallant", "gentle", "gifted", "glad", "graceful",
+    "happy", "hardy", "hopeful", "humble", "jolly", "jovial", "keen", "kind", "lively", "loyal",
+    "lucid", "mellow", "merry", "mighty", "modest", "nimble", "noble", "patient", "peaceful",
+    "plucky", "polite", "proud", "quick", "quiet", "radiant", "rapid", "relaxed", "serene",
+    "sharp", "shiny", "sincere", "smart", "snappy", "spirited", "steady", "stoic", "sturdy",
+    "sunny", "swift", "tender", "thirsty", "tidy", "trusty", "upbeat", "vibrant", "vigilant",
+    "vivid", "warm", "wise", "witty", "zealous", "zen",
 ];
 
 const SURNAMES: &[&str] = &[
-    "agnesi", "al_khwarizmi", "archimedes", "babbage", "banach", "bardeen", "bell", "bohr", "boole", "borg",
-    "brahmagupta", "cantor", "carson", "cerf", "chandrasekhar", "clarke", "copernicus", "curie", "darwin",
-    "descartes", "dijkstra", "dirac", "einstein", "euclid", "euler", "faraday", "fermat", "fermi", "feynman",
-    "franklin", "galileo", "gauss", "germain", "goldberg", "goodall", "hamilton", "hawking", "heisenberg",
-    "hertz", "hodgkin", "hopper", "hypatia", "johnson", "joliot", "kepler", "knuth", "kowalevski", "lamarr",
-    "lamport", "leakey", "lovelace", "maxwell", "mayer", "mccarthy", "meitner", "mendel", "mirzakhani",
-    "morse", "napier", "newton", "noether", "pascal", "pasteur", "planck", "poincare", "ramanujan", "ritchie",
-    "sammet", "shannon", "sinoussi", "snyder", "stallman", "swirles", "tesla", "thompson", "torvalds",
-    "turing", "volta", "wiles", "williams", "wing", "wozniak", "yalow", "yonath",
+    "agnesi",
+    "al_khwarizmi",
+    "archimedes",
+    "babbage",
+    "banach",
+    "bardeen",
+    "bell",
+    "bohr",
+    "boole",
+    "borg",
+    "brahmagupta",
+    "cantor",
+    "carson",
+    "cerf",
+    "chandrasekhar",
+    "clarke",
+    "copernicus",
+    "curie",
+    "darwin",
+    "descartes",
+    "dijkstra",
+    "dirac",
+    "einstein",
+    "euclid",
+    "euler",
+    "faraday",
+    "fermat",
+    "fermi",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gauss",
+    "germain",
+    "goldberg",
+    "goodall",
+    "hamilton",
+    "hawking",
+    "heisenberg",
+    "hertz",
+    "hodgkin",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "joliot",
+    "kepler",
+    "knuth",
+    "kowalevski",
+    "lamarr",
+    "lamport",
+    "leakey",
+    "lovelace",
+    "maxwell",
+    "mayer",
+    "mccarthy",
+    "meitner",
+    "mendel",
+    "mirzakhani",
+    "morse",
+    "napier",
+    "newton",
+    "noether",
+    "pascal",
+    "pasteur",
+    "planck",
+    "poincare",
+    "ramanujan",
+    "ritchie",
+    "sammet",
+    "shannon",
+    "sinoussi",
+    "snyder",
+    "stallman",
+    "swirles",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "volta",
+    "wiles",
+    "williams",
+    "wing",
+    "wozniak",
+    "yalow",
+    "yonath",
 ];
 
 /// A random `adjective_surname`; `attempt` > 0 appends a digit, as Docker does on retries.
@@ -52,7 +131,11 @@ pub fn generate(attempt: u32) -> String {
     let a = u16::from_le_bytes([bytes[0], bytes[1]]) as usize % ADJECTIVES.len();
     let s = u16::from_le_bytes([bytes[2], bytes[3]]) as usize % SURNAMES.len();
     let name = format!("{}_{}", ADJECTIVES[a], SURNAMES[s]);
-    if attempt > 0 { format!("{name}{}", bytes[0] % 10) } else { name }
+    if attempt > 0 {
+        format!("{name}{}", bytes[0] % 10)
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]
@@ -67,7 +150,10 @@ mod tests {
         assert!(validate("-web").is_err());
         assert!(validate("we b").is_err());
         let e = validate("bad name").unwrap_err().to_string();
-        assert_eq!(e, "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        assert_eq!(
+            e,
+            "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
     }
 
     #[test]

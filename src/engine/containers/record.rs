@@ -251,7 +251,8 @@ mod tests {
         assert_eq!(c.cmd, Some(vec!["echo".to_string(), "hi".to_string()]));
         assert!(c.env.is_empty());
         assert!(c.entrypoint.is_none());
-        let c: Config = serde_json::from_str(r#"{"Cmd":"echo hi","Entrypoint":null,"Labels":null}"#).unwrap();
+        let c: Config =
+            serde_json::from_str(r#"{"Cmd":"echo hi","Entrypoint":null,"Labels":null}"#).unwrap();
         assert_eq!(c.cmd, Some(vec!["echo hi".to_string()]));
     }
 

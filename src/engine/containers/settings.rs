@@ -16,8 +16,19 @@ use crate::init::spec::NetworkMode;
 
 /// HostConfig fields that are applied.
 const SUPPORTED: &[&str] = &[
-    "AutoRemove", "Init", "ReadonlyRootfs", "NetworkMode", "Privileged", "CapAdd", "CapDrop", "ConsoleSize",
-    "LogConfig", "RestartPolicy", "Binds", "ContainerIDFile",
+    "AutoRemove",
+    "Init",
+    "ReadonlyRootfs",
+    "NetworkMode",
+    "Privileged",
+    "CapAdd",
+    "CapDrop",
+    "ConsoleSize",
+    "LogConfig",
+    "RestartPolicy",
+    "Binds",
+    "ContainerIDFile",
+    "Runtime",
 ];
 
 /// Daemon-wide logging defaults (`log-driver`, `log-opts`).
@@ -72,6 +83,8 @@ fn is_unset(key: &str, v: &Value) -> bool {
     }
     match key {
         "MemorySwappiness" => v.as_i64() == Some(-1),
+        // Docker's default /dev/shm size, which the monitor mounts.
+        "ShmSize" => v.as_i64() == Some(64 << 20),
         "Isolation" => v.as_str() == Some("default"),
         "CgroupnsMode" => v.as_str() == Some("private") || v.as_str() == Some("host"),
         "IpcMode" => v.as_str() == Some("private") || v.as_str() == Some("shareable"),
@@ -91,7 +104,11 @@ fn strings(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::invalid(format!("{field} must be a list of strings"))))
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::invalid(format!("{field} must be a list of strings")))
+            })
             .collect(),
         Some(_) => Err(Error::invalid(format!("{field} must be a list of strings"))),
     }
@@ -100,7 +117,10 @@ fn strings(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
 impl HostSettings {
     /// Reads (and validates) a HostConfig. Used at create time and again when the
     /// daemon loads a container from disk.
-    pub fn from_host_config(hc: &Map<String, Value>, log_defaults: &LogDefaults) -> Result<HostSettings> {
+    pub fn from_host_config(
+        hc: &Map<String, Value>,
+        log_defaults: &LogDefaults,
+    ) -> Result<HostSettings> {
         for (k, v) in hc {
             if !SUPPORTED.contains(&k.as_str()) && !is_unset(k, v) {
                 return Err(not_supported(&format!("HostConfig.{k}")));
@@ -113,7 +133,9 @@ impl HostSettings {
             "" | "default" | "bridge" => (NetworkMode::Private, "bridge"),
             "none" => (NetworkMode::None, "none"),
             "host" => (NetworkMode::Host, "host"),
-            m if m.starts_with("container:") => return Err(not_supported("HostConfig.NetworkMode=container:…")),
+            m if m.starts_with("container:") => {
+                return Err(not_supported("HostConfig.NetworkMode=container:…"));
+            }
             other => return Err(Error::not_found(format!("network {other} not found"))),
         };
 
@@ -137,7 +159,11 @@ impl HostSettings {
                     _ => BTreeMap::new(),
                 };
                 if ty.is_empty() {
-                    let opts = if opts.is_empty() { log_defaults.opts.clone() } else { opts };
+                    let opts = if opts.is_empty() {
+                        log_defaults.opts.clone()
+                    } else {
+                        opts
+                    };
                     (log_defaults.driver.clone(), opts)
                 } else {
                     (ty.to_string(), opts)
@@ -152,9 +178,12 @@ impl HostSettings {
             )));
         }
         for (k, v) in &log_opts {
-            let known = log_driver == "json-file" && crate::config::JSON_FILE_OPTS.contains(&k.as_str());
+            let known =
+                log_driver == "json-file" && crate::config::JSON_FILE_OPTS.contains(&k.as_str());
             if !known {
-                return Err(Error::invalid(format!("unknown log opt '{k}' for {log_driver} log driver")));
+                return Err(Error::invalid(format!(
+                    "unknown log opt '{k}' for {log_driver} log driver"
+                )));
             }
             let valid = match k.as_str() {
                 "max-size" => crate::config::parse_size(v).is_some(),
@@ -162,7 +191,9 @@ impl HostSettings {
                 _ => true,
             };
             if !valid {
-                return Err(Error::invalid(format!("invalid value for log opt '{k}': {v}")));
+                return Err(Error::invalid(format!(
+                    "invalid value for log opt '{k}': {v}"
+                )));
             }
         }
 
@@ -171,6 +202,11 @@ impl HostSettings {
             if !(name.is_empty() || name == "no") {
                 return Err(not_supported(&format!("HostConfig.RestartPolicy ({name})")));
             }
+        }
+
+        match hc.get("Runtime").and_then(Value::as_str).unwrap_or("") {
+            "" | crate::config::BUILTIN_RUNTIME => {}
+            other => return Err(runtime_not_supported(other)),
         }
 
         let cap_add = strings(hc.get("CapAdd"), "CapAdd")?;
@@ -201,13 +237,25 @@ impl HostSettings {
     }
 }
 
+/// Containers run only under the built-in runtime so far.
+pub fn runtime_not_supported(name: &str) -> Error {
+    Error::not_implemented(format!(
+        "runtime \"{name}\" is not supported yet: containers run with the built-in runtime \"{}\"",
+        crate::config::BUILTIN_RUNTIME
+    ))
+}
+
 /// `/host:/container[:ro|rw]`. Named volumes and other options are not supported yet.
 fn parse_bind(spec: &str) -> Result<Bind> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid volume specification: '{spec}'"
+            )));
+        }
     };
     if !src.starts_with('/') {
         return Err(Error::not_implemented(format!(
@@ -215,34 +263,56 @@ fn parse_bind(spec: &str) -> Result<Bind> {
         )));
     }
     if !dst.starts_with('/') || dst == "/" {
-        return Err(Error::invalid(format!("invalid volume specification: '{spec}': the container path must be absolute and not /")));
+        return Err(Error::invalid(format!(
+            "invalid volume specification: '{spec}': the container path must be absolute and not /"
+        )));
     }
     let mut readonly = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => readonly = true,
             "rw" => readonly = false,
-            other => return Err(Error::not_implemented(format!("bind mount option '{other}' is not supported by this daemon yet"))),
+            other => {
+                return Err(Error::not_implemented(format!(
+                    "bind mount option '{other}' is not supported by this daemon yet"
+                )));
+            }
         }
     }
     if !std::path::Path::new(src).exists() {
-        return Err(Error::invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {src}")));
+        return Err(Error::invalid(format!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+        )));
     }
-    Ok(Bind { source: PathBuf::from(src), destination: dst.to_string(), readonly })
+    Ok(Bind {
+        source: PathBuf::from(src),
+        destination: dst.to_string(),
+        readonly,
+    })
 }
 
 /// The container's HostConfig as inspect shows it: Docker's defaults with the
 /// client's values on top.
-pub fn complete_host_config(given: &Map<String, Value>, settings: &HostSettings) -> Map<String, Value> {
+pub fn complete_host_config(
+    given: &Map<String, Value>,
+    settings: &HostSettings,
+) -> Map<String, Value> {
     let mut hc = default_host_config();
     for (k, v) in given {
         hc.insert(k.clone(), v.clone());
     }
-    hc.insert("NetworkMode".into(), json!(match settings.network {
-        NetworkMode::Private => given.get("NetworkMode").and_then(Value::as_str).filter(|m| !m.is_empty()).unwrap_or("bridge"),
-        NetworkMode::None => "none",
-        NetworkMode::Host => "host",
-    }));
+    hc.insert(
+        "NetworkMode".into(),
+        json!(match settings.network {
+            NetworkMode::Private => given
+                .get("NetworkMode")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("bridge"),
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }),
+    );
     hc.insert(
         "LogConfig".into(),
         json!({ "Type": settings.log_driver, "Config": settings.log_opts }),
@@ -300,8 +370,12 @@ fn healthcheck_disabled(v: &Value) -> bool {
 
 /// NetworkingConfig: only the network the container joins, with nothing set.
 pub fn check_networking_config(nc: Option<&Value>, network_name: &str) -> Result<()> {
-    let Some(Value::Object(nc)) = nc else { return Ok(()) };
-    let Some(Value::Object(endpoints)) = nc.get("EndpointsConfig") else { return Ok(()) };
+    let Some(Value::Object(nc)) = nc else {
+        return Ok(());
+    };
+    let Some(Value::Object(endpoints)) = nc.get("EndpointsConfig") else {
+        return Ok(());
+    };
     if endpoints.len() > 1 {
         let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
         return Err(Error::invalid(format!(
@@ -310,7 +384,9 @@ pub fn check_networking_config(nc: Option<&Value>, network_name: &str) -> Result
         )));
     }
     for (name, ep) in endpoints {
-        let same = name == network_name || name == "default" || (name == "bridge" && network_name == "bridge");
+        let same = name == network_name
+            || name == "default"
+            || (name == "bridge" && network_name == "bridge");
         if !same {
             return Err(Error::invalid(
                 "HostConfig.NetworkMode must match the identity of a network in NetworkSettings.Networks",
@@ -319,7 +395,9 @@ pub fn check_networking_config(nc: Option<&Value>, network_name: &str) -> Result
         if let Value::Object(fields) = ep {
             for (k, v) in fields {
                 if !is_unset(k, v) {
-                    return Err(not_supported(&format!("NetworkingConfig.EndpointsConfig.{name}.{k}")));
+                    return Err(not_supported(&format!(
+                        "NetworkingConfig.EndpointsConfig.{name}.{k}"
+                    )));
                 }
             }
         }
@@ -336,12 +414,16 @@ mod tests {
     }
 
     fn defaults() -> LogDefaults {
-        LogDefaults { driver: "json-file".into(), opts: BTreeMap::new() }
+        LogDefaults {
+            driver: "json-file".into(),
+            opts: BTreeMap::new(),
+        }
     }
 
     #[test]
     fn cli_defaults_are_accepted() {
-        let body: Value = serde_json::from_str(include_str!("../../../tests/data/create-body.json")).unwrap();
+        let body: Value =
+            serde_json::from_str(include_str!("../../../tests/data/create-body.json")).unwrap();
         let m = body["HostConfig"].as_object().unwrap();
         let s = HostSettings::from_host_config(m, &defaults()).unwrap();
         assert!(s.auto_remove);
@@ -353,23 +435,58 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_refused_by_name() {
-        let e = HostSettings::from_host_config(&hc(r#"{"Memory": 1048576}"#), &defaults()).unwrap_err();
+        let e =
+            HostSettings::from_host_config(&hc(r#"{"Memory": 1048576}"#), &defaults()).unwrap_err();
         assert!(matches!(e, Error::NotImplemented(_)));
         assert!(e.to_string().contains("HostConfig.Memory"), "{e}");
-        assert!(HostSettings::from_host_config(&hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#), &defaults()).is_err());
-        assert!(HostSettings::from_host_config(&hc(r#"{"RestartPolicy": {"Name": "always"}}"#), &defaults()).is_err());
-        assert!(HostSettings::from_host_config(&hc(r#"{"NetworkMode": "mynet"}"#), &defaults()).is_err());
-        assert!(HostSettings::from_host_config(&hc(r#"{"LogConfig": {"Type": "syslog"}}"#), &defaults()).is_err());
-        assert!(HostSettings::from_host_config(&hc(r#"{"MemorySwappiness": -1, "ConsoleSize": [0,0]}"#), &defaults()).is_ok());
+        assert!(
+            HostSettings::from_host_config(
+                &hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#),
+                &defaults()
+            )
+            .is_err()
+        );
+        assert!(
+            HostSettings::from_host_config(
+                &hc(r#"{"RestartPolicy": {"Name": "always"}}"#),
+                &defaults()
+            )
+            .is_err()
+        );
+        assert!(
+            HostSettings::from_host_config(&hc(r#"{"NetworkMode": "mynet"}"#), &defaults())
+                .is_err()
+        );
+        assert!(
+            HostSettings::from_host_config(
+                &hc(r#"{"LogConfig": {"Type": "syslog"}}"#),
+                &defaults()
+            )
+            .is_err()
+        );
+        assert!(
+            HostSettings::from_host_config(
+                &hc(r#"{"MemorySwappiness": -1, "ConsoleSize": [0,0]}"#),
+                &defaults()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn binds() {
         assert_eq!(
             parse_bind("/tmp:/data:ro").unwrap(),
-            Bind { source: "/tmp".into(), destination: "/data".into(), readonly: true }
+            Bind {
+                source: "/tmp".into(),
+                destination: "/data".into(),
+                readonly: true
+            }
         );
-        assert!(matches!(parse_bind("myvol:/data"), Err(Error::NotImplemented(_))));
+        assert!(matches!(
+            parse_bind("myvol:/data"),
+            Err(Error::NotImplemented(_))
+        ));
         assert!(parse_bind("/nonexistent-path-x:/data").is_err());
         assert!(parse_bind("/tmp:rel").is_err());
     }

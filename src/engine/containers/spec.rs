@@ -11,13 +11,47 @@ use super::Record;
 
 /// Every Linux capability, by number (`CAP_CHOWN` is 0).
 pub const ALL_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// `net_admin`, `NET_ADMIN`, `CAP_NET_ADMIN` → `CAP_NET_ADMIN`; `ALL` stays `ALL`.
@@ -26,7 +60,11 @@ pub fn normalize_capability(name: &str) -> Result<String> {
     if upper == "ALL" {
         return Ok(upper);
     }
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     if ALL_CAPABILITIES.contains(&full.as_str()) {
         Ok(full)
     } else {
@@ -43,7 +81,12 @@ fn daemon_bounding_set() -> Vec<&'static str> {
         .find_map(|l| l.strip_prefix("CapBnd:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(u64::MAX);
-    ALL_CAPABILITIES.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, c)| *c).collect()
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// Docker's rules: privileged gets everything; otherwise the defaults, minus CapDrop
@@ -53,12 +96,21 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
     if privileged {
         return Ok(available.iter().map(|c| c.to_string()).collect());
     }
-    let add: Vec<String> = add.iter().map(|c| normalize_capability(c)).collect::<Result<_>>()?;
-    let drop: Vec<String> = drop.iter().map(|c| normalize_capability(c)).collect::<Result<_>>()?;
+    let add: Vec<String> = add
+        .iter()
+        .map(|c| normalize_capability(c))
+        .collect::<Result<_>>()?;
+    let drop: Vec<String> = drop
+        .iter()
+        .map(|c| normalize_capability(c))
+        .collect::<Result<_>>()?;
     let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
         Vec::new()
     } else {
-        crate::runtime::defaults::default_capabilities().into_iter().filter(|c| !drop.contains(c)).collect()
+        crate::runtime::defaults::default_capabilities()
+            .into_iter()
+            .filter(|c| !drop.contains(c))
+            .collect()
     };
     if add.iter().any(|c| c == "ALL") {
         caps = available.iter().map(|c| c.to_string()).collect();
@@ -84,7 +136,10 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The process environment: Docker's PATH, HOSTNAME and (with a TTY) TERM, then the
 /// container's own variables, later ones replacing earlier ones by name.
 pub fn process_env(hostname: &str, tty: bool, env: &[String]) -> Vec<String> {
-    let mut out = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={hostname}")];
+    let mut out = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
     if tty {
         out.push("TERM=xterm".to_string());
     }
@@ -96,7 +151,10 @@ pub fn process_env(hostname: &str, tty: bool, env: &[String]) -> Vec<String> {
 pub fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
     for e in overrides {
         let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-        match base.iter_mut().find(|b| b.split_once('=').map_or(b.as_str(), |(k, _)| k) == key) {
+        match base
+            .iter_mut()
+            .find(|b| b.split_once('=').map_or(b.as_str(), |(k, _)| k) == key)
+        {
             Some(slot) => *slot = e.clone(),
             None => base.push(e.clone()),
         }
@@ -121,7 +179,10 @@ pub fn resolv_conf_content(host: &str, network: NetworkMode) -> String {
         let mut words = line.split_whitespace();
         if words.next() == Some("nameserver") {
             let addr = words.next().unwrap_or("");
-            let loopback = addr.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+            let loopback = addr
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false);
             if loopback {
                 continue;
             }
@@ -138,11 +199,20 @@ pub fn resolv_conf_content(host: &str, network: NetworkMode) -> String {
 
 /// Writes the per-container `hostname`, `hosts` and `resolv.conf` (crash-safe) and
 /// returns their paths.
-pub fn write_etc_files(dir: &Path, hostname: &str, domainname: &str, network: NetworkMode) -> Result<[PathBuf; 3]> {
+pub fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    domainname: &str,
+    network: NetworkMode,
+) -> Result<[PathBuf; 3]> {
     let hostname_path = dir.join("hostname");
     let hosts_path = dir.join("hosts");
     let resolv_path = dir.join("resolv.conf");
-    let full = if domainname.is_empty() { hostname.to_string() } else { format!("{hostname}.{domainname}") };
+    let full = if domainname.is_empty() {
+        hostname.to_string()
+    } else {
+        format!("{hostname}.{domainname}")
+    };
     crate::store::write_atomic_mode(&hostname_path, format!("{hostname}\n").as_bytes(), 0o644)?;
     let hosts = if network == NetworkMode::Host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content())
@@ -154,7 +224,11 @@ pub fn write_etc_files(dir: &Path, hostname: &str, domainname: &str, network: Ne
     };
     crate::store::write_atomic_mode(&hosts_path, hosts.as_bytes(), 0o644)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    crate::store::write_atomic_mode(&resolv_path, resolv_conf_content(&host_resolv, network).as_bytes(), 0o644)?;
+    crate::store::write_atomic_mode(
+        &resolv_path,
+        resolv_conf_content(&host_resolv, network).as_bytes(),
+        0o644,
+    )?;
     Ok([hostname_path, hosts_path, resolv_path])
 }
 
@@ -171,26 +245,51 @@ pub fn build(
     let mut args = vec![c.path.clone()];
     args.extend(c.args.iter().cloned());
     let mut mounts = Vec::new();
-    for (path, dest) in etc_files.iter().zip(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]) {
-        mounts.push(Mount { source: path.clone(), destination: dest.to_string(), readonly: s.readonly_rootfs });
+    for (path, dest) in etc_files
+        .iter()
+        .zip(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"])
+    {
+        mounts.push(Mount {
+            source: path.clone(),
+            destination: dest.to_string(),
+            readonly: s.readonly_rootfs,
+        });
     }
     for b in &s.binds {
-        mounts.push(Mount { source: b.source.clone(), destination: b.destination.clone(), readonly: b.readonly });
+        mounts.push(Mount {
+            source: b.source.clone(),
+            destination: b.destination.clone(),
+            readonly: b.readonly,
+        });
     }
     let (masked_paths, readonly_paths) = if s.privileged {
         (Vec::new(), Vec::new())
     } else {
-        (crate::runtime::defaults::default_masked_paths(), crate::runtime::defaults::default_readonly_paths())
+        (
+            crate::runtime::defaults::default_masked_paths(),
+            crate::runtime::defaults::default_readonly_paths(),
+        )
     };
-    let max_size = s.log_opts.get("max-size").and_then(|v| crate::config::parse_size(v));
-    let max_file = s.log_opts.get("max-file").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let max_size = s
+        .log_opts
+        .get("max-size")
+        .and_then(|v| crate::config::parse_size(v));
+    let max_file = s
+        .log_opts
+        .get("max-file")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     Ok(ContainerSpec {
         id: c.id.clone(),
         rootfs,
         readonly_rootfs: s.readonly_rootfs,
         args,
         env: process_env(&c.config.hostname, c.config.tty, &c.config.env),
-        cwd: if c.config.working_dir.is_empty() { "/".to_string() } else { c.config.working_dir.clone() },
+        cwd: if c.config.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            c.config.working_dir.clone()
+        },
         user: c.config.user.clone(),
         hostname: c.config.hostname.clone(),
         domainname: c.config.domainname.clone(),
@@ -206,7 +305,12 @@ pub fn build(
         mounts,
         init: s.init,
         cgroup_path: format!("docker/{}", c.id),
-        log: LogSpec { driver: s.log_driver.clone(), path: PathBuf::from(&c.log_path), max_size, max_file },
+        log: LogSpec {
+            driver: s.log_driver.clone(),
+            path: PathBuf::from(&c.log_path),
+            max_size,
+            max_file,
+        },
         state_dir,
         initial_attach,
     })
