@@ -362,6 +362,38 @@ impl Drop for Daemon {
                 let _ = self.child.wait();
             }
         }
+        reap_leftovers(self.dir.path());
+    }
+}
+
+/// Containers outlive their daemon by design; a test that ends (or fails) with some
+/// still running must not leave them, or their mounts, behind.
+pub fn reap_leftovers(dir: &Path) {
+    let mut killed = false;
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|root| root.starts_with(dir)) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                killed = true;
+            }
+        }
+    }
+    if killed {
+        // Their monitors record the exits and unmount nothing themselves; give them a moment.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in points {
+        if let Ok(c) = std::ffi::CString::new(m) {
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
     }
 }
 
