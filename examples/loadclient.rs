@@ -1,23 +1,23 @@
 //! A small HTTP load client for the Engine API over a unix socket: a fixed number of
-//! keep-alive connections, each sending `GET PATH` back to back for a fixed time.
-//! Prints requests per second. Used by `bench/compare.sh`.
+//! keep-alive connections, each sending `GET PATH` and waiting for the answer before
+//! the next one, for a fixed time. Prints requests per second as JSON. Used by
+//! `bench/compare.sh`.
+//!
+//! The client runs every connection on one thread (an event loop), so that it takes
+//! as little of the machine as possible from the daemon it measures.
 //!
 //! `cargo run --release --example loadclient -- SOCKET PATH [--connections N] [--seconds S]`
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let sock = args
-        .next()
-        .expect("usage: loadclient SOCKET PATH [--connections N] [--seconds S]");
-    let path = args
-        .next()
-        .expect("usage: loadclient SOCKET PATH [--connections N] [--seconds S]");
+    let usage = "usage: loadclient SOCKET PATH [--connections N] [--seconds S]";
+    let sock = args.next().expect(usage);
+    let path = args.next().expect(usage);
     let mut conns = 8usize;
     let mut secs = 5.0f64;
     while let Some(a) = args.next() {
@@ -34,71 +34,83 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--seconds S")
             }
-            other => panic!("unknown argument {other}"),
+            other => panic!("unknown argument {other}; {usage}"),
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: loadclient\r\n\r\n");
     let start = Instant::now();
-    let workers: Vec<_> = (0..conns)
-        .map(|_| {
-            let (sock, request, stop, done, errors) = (
-                sock.clone(),
-                request.clone(),
-                stop.clone(),
-                done.clone(),
-                errors.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut stream = UnixStream::connect(&sock).expect("connect");
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                while !stop.load(Ordering::Relaxed) {
-                    stream.write_all(request.as_bytes()).expect("write");
-                    match read_response(&mut reader) {
-                        Ok(200) => done.fetch_add(1, Ordering::Relaxed),
-                        _ => errors.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
+    let deadline = start + Duration::from_secs_f64(secs);
+    let (done, errors) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let (sock, request) = (sock.clone(), request.clone());
+            tasks.push(tokio::spawn(async move {
+                connection(&sock, request.as_bytes(), deadline).await
+            }));
+        }
+        let mut done = 0u64;
+        let mut errors = 0u64;
+        for t in tasks {
+            let (d, e) = t.await.expect("connection task");
+            done += d;
+            errors += e;
+        }
+        (done, errors)
+    });
     let elapsed = start.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
     println!(
-        "{{\"path\":\"{path}\",\"connections\":{conns},\"seconds\":{elapsed:.3},\"requests\":{n},\"errors\":{},\"rps\":{:.1}}}",
-        errors.load(Ordering::Relaxed),
-        n as f64 / elapsed
+        "{{\"path\":\"{path}\",\"connections\":{conns},\"seconds\":{elapsed:.3},\"requests\":{done},\"errors\":{errors},\"rps\":{:.1}}}",
+        done as f64 / elapsed
     );
 }
 
-/// Reads one response, returning its status.
-fn read_response<R: BufRead>(r: &mut R) -> std::io::Result<u16> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut len = None;
-    let mut chunked = false;
-    loop {
-        line.clear();
-        r.read_line(&mut line)?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
+/// One keep-alive connection: request, full response, repeat until `deadline`.
+async fn connection(sock: &str, request: &[u8], deadline: Instant) -> (u64, u64) {
+    let mut s = UnixStream::connect(sock).await.expect("connect");
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let (mut done, mut errors) = (0, 0);
+    while Instant::now() < deadline {
+        s.write_all(request).await.expect("write");
+        match read_response(&mut s, &mut buf).await {
+            Some(200) => done += 1,
+            Some(_) => errors += 1,
+            None => return (done, errors + 1),
         }
-        if let Some((k, v)) = l.split_once(':') {
+    }
+    (done, errors)
+}
+
+/// Reads one response into `buf` (leftover bytes of the next one stay), returning its status.
+async fn read_response(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<u16> {
+    loop {
+        if let Some((status, len)) = parse(buf) {
+            buf.drain(..len);
+            return Some(status);
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A complete response at the start of `buf`: (status, total length).
+fn parse(buf: &[u8]) -> Option<(u16, usize)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    let mut chunked = false;
+    for line in head.lines().skip(1) {
+        if let Some((k, v)) = line.split_once(':') {
             if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse::<usize>().ok();
+                len = v.trim().parse().ok()?;
             } else if k.eq_ignore_ascii_case("transfer-encoding")
                 && v.trim().eq_ignore_ascii_case("chunked")
             {
@@ -106,20 +118,20 @@ fn read_response<R: BufRead>(r: &mut R) -> std::io::Result<u16> {
             }
         }
     }
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
-            let mut buf = vec![0; n + 2];
-            r.read_exact(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-        }
-    } else if let Some(n) = len {
-        let mut buf = vec![0; n];
-        r.read_exact(&mut buf)?;
+    if !chunked {
+        return (buf.len() >= head_end + len).then_some((status, head_end + len));
     }
-    Ok(status)
+    let mut pos = head_end;
+    loop {
+        let line_end = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+        let size = usize::from_str_radix(std::str::from_utf8(&buf[pos..line_end]).ok()?.trim(), 16)
+            .ok()?;
+        pos = line_end + 2 + size + 2;
+        if buf.len() < pos {
+            return None;
+        }
+        if size == 0 {
+            return Some((status, pos));
+        }
+    }
 }

@@ -25,14 +25,23 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
     let m = ctx.method().clone();
     match (m, segs.as_slice()) {
         (Method::POST, ["containers", "create"]) => create(state, ctx).await,
-        (Method::GET, ["containers", "json"]) => list(state, &ctx),
+        (Method::GET, ["containers", "json"]) => list(state, &ctx).await,
         (Method::POST, ["containers", "prune"]) => {
             let filters = ctx.query.filters(&["label", "label!", "until"])?;
             Ok(response::ok_json(&engine.container_prune(&filters).await?))
         }
-        (Method::GET, ["containers", id, "json"]) => Ok(response::ok_json(
-            &engine.container_inspect(id, ctx.query.bool("size"))?,
-        )),
+        (Method::GET, ["containers", id, "json"]) => {
+            if ctx.query.bool("size") {
+                // Sizes walk the container's layer on disk: off the runtime thread.
+                let (engine, id) = (engine.clone(), id.to_string());
+                let doc = tokio::task::spawn_blocking(move || engine.container_inspect(&id, true))
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))??;
+                Ok(response::ok_json(&doc))
+            } else {
+                Ok(response::ok_json(&engine.container_inspect(id, false)?))
+            }
+        }
         (Method::POST, ["containers", id, "start"]) => {
             engine.container_start(id).await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
@@ -131,7 +140,7 @@ async fn create(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
     ))
 }
 
-fn list(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
+async fn list(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
     let opts = ListOptions {
         all: ctx.query.bool("all"),
         limit: ctx
@@ -142,6 +151,14 @@ fn list(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
         size: ctx.query.bool("size"),
         filters: ctx.query.filters(LIST_FILTERS)?,
     };
+    if opts.size {
+        // Sizes walk every container's layer on disk: off the runtime thread.
+        let engine = state.engine.clone();
+        let list = tokio::task::spawn_blocking(move || engine.container_list(&opts))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        return Ok(response::ok_json(&list));
+    }
     Ok(response::ok_json(&state.engine.container_list(&opts)?))
 }
 

@@ -96,8 +96,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
         }
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(128)
         .thread_name("dockerd")
         .enable_all()

@@ -524,10 +524,9 @@ impl Engine {
                 size: true,
                 ..Default::default()
             };
-            doc.insert(
-                "Containers".into(),
-                Value::Array(self.container_list(&opts)?),
-            );
+            let list = serde_json::to_value(self.container_list(&opts)?)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            doc.insert("Containers".into(), list);
         } else {
             doc.insert("Containers".into(), Value::Null);
         }

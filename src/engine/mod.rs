@@ -39,6 +39,8 @@ pub struct Engine {
     pub containers: containers::Containers,
     /// Starts containers under their monitors and talks to the monitors.
     pub runtime: crate::runtime::Runtime,
+    /// IDs of the built-in networks, by name.
+    network_ids: Vec<(&'static str, String)>,
 }
 
 impl Engine {
@@ -58,6 +60,7 @@ impl Engine {
         };
         let containers = containers::Containers::open(&data_root, &log_defaults)?;
         let runtime = crate::runtime::Runtime::new(&exec_root);
+        let network_ids = networks::network_ids(&id);
         let name = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -73,6 +76,7 @@ impl Engine {
             images,
             containers,
             runtime,
+            network_ids,
         })
     }
 

@@ -10,14 +10,28 @@ use super::{Engine, Error, Result};
 /// (name, driver) of the built-in networks.
 const NETWORKS: &[(&str, &str)] = &[("bridge", "bridge"), ("host", "host"), ("none", "null")];
 
+/// The built-in networks' IDs: stable 64-hex IDs derived from the engine ID, so they
+/// stay the same across restarts.
+pub fn network_ids(engine_id: &str) -> Vec<(&'static str, String)> {
+    NETWORKS
+        .iter()
+        .map(|(name, _)| {
+            let mut h = Sha256::new();
+            h.update(engine_id.as_bytes());
+            h.update(b"/network/");
+            h.update(name.as_bytes());
+            (*name, super::hex(&h.finalize()))
+        })
+        .collect()
+}
+
 impl Engine {
-    /// A stable 64-hex ID for a built-in network (the same across restarts).
-    pub fn network_id(&self, name: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(self.id.as_bytes());
-        h.update(b"/network/");
-        h.update(name.as_bytes());
-        super::hex(&h.finalize())
+    /// The ID of a built-in network (empty for an unknown name).
+    pub fn network_id(&self, name: &str) -> &str {
+        self.network_ids
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, id)| id.as_str())
     }
 
     fn network_doc(&self, name: &str, driver: &str, with_containers: bool) -> Value {

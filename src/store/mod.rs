@@ -39,6 +39,27 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> 
     result.map_err(|e| with_path(e, "write", path))
 }
 
+/// Replaces `path` atomically (temp file + rename) without waiting for the disk: for
+/// files derived from other state and rewritten before every use, where a crash may
+/// lose the write but must never leave a half-written file in place.
+pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|e| with_path(e, "write", path))
+}
+
 /// [`write_atomic_mode`] with mode 0600: metadata is the daemon's own business.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, data, 0o600)

@@ -372,8 +372,12 @@ pub fn reap_leftovers(dir: &Path) {
     let mut killed = false;
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for p in procs.flatten() {
-            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
-            if std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|root| root.starts_with(dir)) {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if std::fs::read_link(format!("/proc/{pid}/root"))
+                .is_ok_and(|root| root.starts_with(dir))
+            {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 killed = true;
             }

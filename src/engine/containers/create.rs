@@ -27,9 +27,15 @@ impl Engine {
         name: Option<String>,
     ) -> Result<Created> {
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || engine.container_create_blocking(body, name))
-            .await
-            .map_err(|e| Error::internal(format!("container create failed: {e}")))?
+        let t0 = std::time::Instant::now();
+        let created =
+            tokio::task::spawn_blocking(move || engine.container_create_blocking(body, name))
+                .await
+                .map_err(|e| Error::internal(format!("container create failed: {e}")))?;
+        if let Ok(c) = &created {
+            tracing::debug!(container_id = %c.id, "create: container and its layer written in {:?}", t0.elapsed());
+        }
+        created
     }
 
     fn container_create_blocking(&self, body: Value, name: Option<String>) -> Result<Created> {

@@ -1,9 +1,11 @@
 //! The documents clients read about containers: `GET /containers/{id}/json`
 //! (inspect) and `GET /containers/json` (list, with Docker's filters and status text).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Handle, Record};
@@ -46,6 +48,74 @@ pub struct ListOptions {
     pub limit: Option<usize>,
     pub size: bool,
     pub filters: Filters,
+}
+
+/// One entry of `GET /containers/json`, serialized directly (lists can be long and
+/// are asked for often).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Summary {
+    pub id: String,
+    pub names: [String; 1],
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    pub created: i64,
+    pub ports: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
+    pub labels: BTreeMap<String, String>,
+    pub state: &'static str,
+    pub status: String,
+    pub host_config: HostConfigSummary,
+    pub network_settings: NetworkSettingsSummary,
+    pub mounts: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostConfigSummary {
+    #[serde(rename = "NetworkMode")]
+    pub network_mode: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NetworkSettingsSummary {
+    #[serde(rename = "Networks")]
+    pub networks: BTreeMap<String, EndpointSummary>,
+}
+
+/// An endpoint as Docker's list shows it; every address is empty until bridge
+/// networking exists.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSummary {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<()>,
+    pub links: Option<()>,
+    pub aliases: Option<()>,
+    pub mac_address: String,
+    pub driver_opts: Option<()>,
+    pub gw_priority: i64,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<()>,
 }
 
 /// Go's `units.HumanDuration`, as in `Up 5 seconds`.
@@ -144,7 +214,7 @@ fn unix_seconds(rfc3339: &str) -> i64 {
 }
 
 impl Engine {
-    fn network_settings(&self, r: &Record, summary: bool) -> Value {
+    fn network_settings(&self, r: &Record) -> Value {
         let name = &r.settings.network_name;
         let endpoint = json!({
             "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
@@ -154,9 +224,6 @@ impl Engine {
         });
         let mut networks = serde_json::Map::new();
         networks.insert(name.clone(), endpoint);
-        if summary {
-            return json!({ "Networks": networks });
-        }
         let pid = r.container.state.pid;
         let sandbox_key = if r.container.state.running && r.settings.network != NetworkMode::Host {
             format!("/proc/{pid}/ns/net")
@@ -228,7 +295,7 @@ impl Engine {
             "GraphDriver": { "Name": c.driver, "Data": self.images.rw_layer_graph_data(&c.id).ok() },
             "Mounts": Self::mounts(&r),
             "Config": c.config,
-            "NetworkSettings": self.network_settings(&r, false),
+            "NetworkSettings": self.network_settings(&r),
         });
         if size {
             let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
@@ -240,7 +307,7 @@ impl Engine {
     }
 
     /// `GET /containers/json`: newest first.
-    pub fn container_list(&self, opts: &ListOptions) -> Result<Vec<Value>> {
+    pub fn container_list(&self, opts: &ListOptions) -> Result<Vec<Summary>> {
         let f = &opts.filters;
         for st in f.get("status") {
             if !STATUSES.contains(&st) {
@@ -296,7 +363,7 @@ impl Engine {
 
         let mut out = Vec::new();
         for (created, h) in handles {
-            let r = h.snapshot();
+            let r = h.record();
             let c = &r.container;
             let status = c.status();
             if !show_all && !c.state.running {
@@ -344,27 +411,44 @@ impl Engine {
             {
                 continue;
             }
-            let mut entry = json!({
-                "Id": c.id,
-                "Names": [c.name],
-                "Image": c.config.image,
-                "ImageID": c.image,
-                "Command": command_text(&r),
-                "Created": unix_seconds(&c.created),
-                "Ports": [],
-                "Labels": c.config.labels,
-                "State": status,
-                "Status": status_text(&r),
-                "HostConfig": { "NetworkMode": r.host_config.get("NetworkMode").cloned().unwrap_or(json!("bridge")) },
-                "NetworkSettings": self.network_settings(&r, true),
-                "Mounts": Self::mounts(&r),
-            });
-            if opts.size {
+            let (size_rw, size_root_fs) = if opts.size {
                 let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
-                entry["SizeRw"] = json!(rw);
-                entry["SizeRootFs"] =
-                    json!(rw + self.images.details(&c.image).map(|d| d.size).unwrap_or(0));
-            }
+                let image = self.images.details(&c.image).map(|d| d.size).unwrap_or(0);
+                (Some(rw), Some(rw + image))
+            } else {
+                (None, None)
+            };
+            let network_mode = r
+                .host_config
+                .get("NetworkMode")
+                .and_then(Value::as_str)
+                .unwrap_or("bridge")
+                .to_string();
+            let mut networks = BTreeMap::new();
+            networks.insert(
+                r.settings.network_name.clone(),
+                EndpointSummary {
+                    network_id: self.network_id(&r.settings.network_name).to_string(),
+                    ..Default::default()
+                },
+            );
+            let entry = Summary {
+                id: c.id.clone(),
+                names: [c.name.clone()],
+                image: c.config.image.clone(),
+                image_id: c.image.clone(),
+                command: command_text(&r),
+                created: unix_seconds(&c.created),
+                ports: [],
+                size_rw,
+                size_root_fs,
+                labels: c.config.labels.clone(),
+                state: status,
+                status: status_text(&r),
+                host_config: HostConfigSummary { network_mode },
+                network_settings: NetworkSettingsSummary { networks },
+                mounts: Self::mounts(&r),
+            };
             out.push(entry);
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;

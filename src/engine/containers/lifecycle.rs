@@ -107,6 +107,14 @@ impl Engine {
     pub async fn restore_containers(self: &Arc<Self>) {
         for h in self.containers.all() {
             if !h.record().container.state.running {
+                // A `--rm` container whose removal a crash interrupted.
+                let ran = h.record().container.has_been_started_before;
+                if ran && h.record().settings.auto_remove {
+                    let _op = h.op.lock().await;
+                    if let Err(e) = self.remove_locked(&h, true).await {
+                        tracing::warn!(container_id = %h.id, "failed to remove an exited --rm container: {e}");
+                    }
+                }
                 continue;
             }
             match self.runtime.state(&h.id).await {
@@ -160,9 +168,12 @@ impl Engine {
             r.container.config.hostname.clone(),
             r.container.config.domainname.clone(),
         );
+        let t0 = std::time::Instant::now();
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = engine.images.mount_rw_layer(&id)?;
+            let mounted = t0.elapsed();
             let etc = spec::write_etc_files(&dir, &hostname, &domainname, settings.network)?;
+            tracing::debug!(container_id = %id, "start: root filesystem mounted in {mounted:?}, /etc files written in {:?}", t0.elapsed() - mounted);
             Ok((rootfs, etc))
         })
         .await
@@ -177,7 +188,10 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return Err(self.start_failed(h, e.to_string(), 128, false).await),
         };
-        match self.runtime.start(spec, pending).await {
+        let t1 = std::time::Instant::now();
+        let started = self.runtime.start(spec, pending).await;
+        tracing::debug!(container_id = %h.id, "start: monitor spawned, namespaces and mounts set up, command exec'd in {:?}", t1.elapsed());
+        match started {
             Ok(started) => {
                 let now = crate::timefmt::rfc3339_nano(SystemTime::now());
                 h.update(|c| {
@@ -189,7 +203,8 @@ impl Engine {
                     c.state.started_at = now;
                     c.has_been_started_before = true;
                     c.has_been_manually_stopped = false;
-                })?;
+                })
+                .await?;
                 h.lifecycle.send_modify(|l| {
                     l.running = true;
                     l.error = None;
@@ -213,15 +228,17 @@ impl Engine {
         exit_code: i32,
         from_runtime: bool,
     ) -> Error {
-        let _ = h.update(|c| {
-            c.state.exit_code = exit_code;
-            c.state.error = message.clone();
-        });
+        let _ = h
+            .update(|c| {
+                c.state.exit_code = exit_code;
+                c.state.error = message.clone();
+            })
+            .await;
         let id = h.id.clone();
         let engine = self.clone();
         let _ = tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await;
         if from_runtime {
-            self.runtime.remove_state(&h.id);
+            self.remove_runtime_state(&h.id).await;
         }
         // The start request reports the failure; waiters see only the exit code, as
         // with Docker (an error here would make the CLI print a second message).
@@ -261,7 +278,8 @@ impl Engine {
     /// Records an exit: state, unmount, `die` event, waiters, `--rm`.
     async fn on_exit(self: &Arc<Self>, h: &Arc<Handle>, rec: ExitRecord) {
         let mut started_at = String::new();
-        let saved = h.update(|c| {
+        let auto_remove = h.record().settings.auto_remove;
+        let record_exit = |c: &mut super::record::Container| {
             started_at = c.state.started_at.clone();
             c.state.running = false;
             c.state.pid = 0;
@@ -269,18 +287,28 @@ impl Engine {
             c.state.finished_at = rec.finished_at.clone();
             c.state.oom_killed = rec.oom_killed;
             c.state.error = rec.error.clone().unwrap_or_default();
-        });
+        };
+        // A `--rm` container is removed right after; its exit need not reach the disk
+        // (a crash in between is handled at start: stopped `--rm` containers are removed).
+        let saved = if auto_remove {
+            h.update_in_memory(record_exit);
+            Ok(())
+        } else {
+            h.update(record_exit).await
+        };
         if let Err(e) = saved {
             tracing::error!(container_id = %h.id, "failed to record the container's exit: {e}");
         }
         let id = h.id.clone();
         let engine = self.clone();
+        let t0 = std::time::Instant::now();
         if let Ok(Err(e)) =
             tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await
         {
             tracing::warn!(container_id = %h.id, "failed to unmount the container's root filesystem: {e}");
         }
-        self.runtime.remove_state(&h.id);
+        self.remove_runtime_state(&h.id).await;
+        tracing::debug!(container_id = %h.id, "exit: code {} recorded, root filesystem unmounted in {:?}", rec.exit_code, t0.elapsed());
         let mut attrs = self.container_attributes(&h.record().container);
         attrs.insert("exitCode".into(), rec.exit_code.to_string());
         let started = crate::timefmt::parse_timestamp(&started_at).unwrap_or(0);
@@ -296,7 +324,7 @@ impl Engine {
             l.exit_code = rec.exit_code;
             l.error = rec.error.clone();
         });
-        if h.record().settings.auto_remove {
+        if auto_remove {
             let engine = self.clone();
             let h = h.clone();
             tokio::spawn(async move {
@@ -370,7 +398,7 @@ impl Engine {
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let rx = h.lifecycle.subscribe();
         let before = rx.borrow().exits;
-        h.update(|c| c.has_been_manually_stopped = true)?;
+        h.update(|c| c.has_been_manually_stopped = true).await?;
         if let Err(e) = self.signal(h, sig).await {
             if h.record().container.state.running {
                 return Err(e);
@@ -498,10 +526,11 @@ impl Engine {
                 )));
             }
         }
-        let _ = h.update(|c| c.state.removal_in_progress = true);
+        h.update_in_memory(|c| c.state.removal_in_progress = true);
         let id = h.id.clone();
         let dir = h.dir.clone();
         let engine = self.clone();
+        let t0 = std::time::Instant::now();
         let removed = tokio::task::spawn_blocking(move || -> Result<()> {
             engine.images.remove_rw_layer(&id)?;
             crate::store::remove_dir_all_robust(&dir)?;
@@ -510,17 +539,20 @@ impl Engine {
         .await
         .map_err(|e| Error::internal(format!("remove: {e}")))?;
         if let Err(e) = removed {
-            let _ = h.update(|c| {
-                c.state.removal_in_progress = false;
-                c.state.dead = true;
-            });
+            let _ = h
+                .update(|c| {
+                    c.state.removal_in_progress = false;
+                    c.state.dead = true;
+                })
+                .await;
             return Err(Error::internal(format!(
                 "unable to remove filesystem for {}: {e}",
                 h.id
             )));
         }
-        self.runtime.remove_state(&h.id);
+        self.remove_runtime_state(&h.id).await;
         self.containers.remove(&h.id);
+        tracing::debug!(container_id = %h.id, "remove: layer and files removed in {:?}", t0.elapsed());
         let attrs = self.container_attributes(&h.record().container);
         self.events.emit("container", "destroy", &h.id, attrs);
         h.lifecycle.send_modify(|l| l.removed = true);
@@ -542,7 +574,7 @@ impl Engine {
             ));
         }
         self.containers.reserve_name(&new, &h.id)?;
-        if let Err(e) = h.update(|c| c.name = new.clone()) {
+        if let Err(e) = h.update(|c| c.name = new.clone()).await {
             self.containers.release_name(&new, &h.id);
             return Err(e);
         }
@@ -751,6 +783,13 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<serde_json::Value> {
 }
 
 impl Engine {
+    /// Removes a container's runtime state directory; the monitor may still be writing
+    /// its last file, so this retries briefly, on a blocking thread.
+    async fn remove_runtime_state(self: &Arc<Self>, id: &str) {
+        let (engine, id) = (self.clone(), id.to_string());
+        let _ = tokio::task::spawn_blocking(move || engine.runtime.remove_state(&id)).await;
+    }
+
     /// The container's end of an attach: the monitor's socket when it runs; otherwise
     /// one end of a socket pair whose other end is handed to the monitor at the next
     /// start, so that nothing the container writes first is lost.

@@ -52,6 +52,8 @@ pub struct Handle {
     /// Attach streams opened before the container started: the monitor's ends,
     /// handed to it at start.
     pending_attach: Mutex<Vec<(UnixStream, AttachStreams)>>,
+    /// Serialises writes of `config.v2.json`.
+    persist: Mutex<()>,
 }
 
 /// The persisted container plus what is derived from it.
@@ -79,6 +81,7 @@ impl Handle {
             op: tokio::sync::Mutex::new(()),
             lifecycle: tx,
             pending_attach: Mutex::new(Vec::new()),
+            persist: Mutex::new(()),
         })
     }
 
@@ -92,11 +95,25 @@ impl Handle {
         self.record().clone()
     }
 
-    /// Changes the record and writes `config.v2.json`.
-    pub fn update(&self, f: impl FnOnce(&mut Container)) -> Result<()> {
-        let mut r = self.record();
-        f(&mut r.container);
-        record::save_state(&self.dir, &r.container)
+    /// Changes the record and writes `config.v2.json`, on a blocking thread (the
+    /// write waits for the disk). Each write stores the record as it is when the write
+    /// runs, so concurrent updates end with the newest state on disk.
+    pub async fn update(self: &Arc<Self>, f: impl FnOnce(&mut Container)) -> Result<()> {
+        f(&mut self.record().container);
+        let h = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writer = h.persist.lock().unwrap_or_else(|p| p.into_inner());
+            let c = h.record().container.clone();
+            record::save_state(&h.dir, &c)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("saving container state: {e}")))?
+    }
+
+    /// Changes the record in memory only: for states about to be superseded (an
+    /// exit followed at once by `--rm`'s removal).
+    pub fn update_in_memory(&self, f: impl FnOnce(&mut Container)) {
+        f(&mut self.record().container);
     }
 
     pub fn add_pending_attach(&self, stream: UnixStream, streams: AttachStreams) {

@@ -197,8 +197,9 @@ pub fn resolv_conf_content(host: &str, network: NetworkMode) -> String {
     out
 }
 
-/// Writes the per-container `hostname`, `hosts` and `resolv.conf` (crash-safe) and
-/// returns their paths.
+/// Writes the per-container `hostname`, `hosts` and `resolv.conf` and returns their
+/// paths. They are derived data, rewritten before every start, so they are replaced
+/// atomically but not flushed to disk.
 pub fn write_etc_files(
     dir: &Path,
     hostname: &str,
@@ -213,7 +214,7 @@ pub fn write_etc_files(
     } else {
         format!("{hostname}.{domainname}")
     };
-    crate::store::write_atomic_mode(&hostname_path, format!("{hostname}\n").as_bytes(), 0o644)?;
+    crate::store::write_replace(&hostname_path, format!("{hostname}\n").as_bytes(), 0o644)?;
     let hosts = if network == NetworkMode::Host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content())
     } else {
@@ -222,9 +223,9 @@ pub fn write_etc_files(
         h.push_str(&format!("127.0.1.1\t{full}\n"));
         h
     };
-    crate::store::write_atomic_mode(&hosts_path, hosts.as_bytes(), 0o644)?;
+    crate::store::write_replace(&hosts_path, hosts.as_bytes(), 0o644)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    crate::store::write_atomic_mode(
+    crate::store::write_replace(
         &resolv_path,
         resolv_conf_content(&host_resolv, network).as_bytes(),
         0o644,
