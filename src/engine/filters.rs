@@ -125,6 +125,21 @@ impl Filters {
     }
 }
 
+/// The `until` filter of prune endpoints: a timestamp, or a Go duration before now
+/// (`24h`, `10m`). Returns nanoseconds since the epoch.
+pub fn parse_until(v: &str) -> Result<i64> {
+    if let Some(d) = crate::timefmt::parse_go_duration(v) {
+        if v.chars().any(|c| c.is_ascii_alphabetic()) {
+            return Ok(crate::engine::events::now_nanos() - d);
+        }
+    }
+    crate::timefmt::parse_timestamp(v).ok_or_else(|| {
+        Error::invalid(format!(
+            "invalid filter 'until={v}': not a timestamp or duration"
+        ))
+    })
+}
+
 fn label_matches(cond: &str, labels: &BTreeMap<String, String>) -> bool {
     match cond.split_once('=') {
         Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
@@ -168,5 +183,15 @@ mod tests {
         ));
         let f = Filters::parse(r#"{"nope":["x"]}"#).unwrap();
         assert!(f.validate(&["type"]).is_err());
+    }
+
+    #[test]
+    fn until_accepts_durations_and_times() {
+        let now = crate::timefmt::to_nanos(std::time::SystemTime::now());
+        let t = parse_until("10m").unwrap();
+        assert!((now - t - 600_000_000_000).abs() < 5_000_000_000);
+        assert_eq!(parse_until("100").unwrap(), 100_000_000_000);
+        assert!(parse_until("2026-01-01T00:00:00Z").is_ok());
+        assert!(parse_until("soon").is_err());
     }
 }

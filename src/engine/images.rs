@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
@@ -132,7 +131,7 @@ impl Engine {
             }
         }
         for v in f.get("until") {
-            let t = parse_until(v)?;
+            let t = super::filters::parse_until(v)?;
             before = Some(before.map_or(t, |b: i64| b.min(t)));
         }
         let mut since: Option<i64> = None;
@@ -453,7 +452,10 @@ impl Engine {
         if until.len() > 1 {
             return Err(Error::invalid("more than one until filter specified"));
         }
-        let until = until.first().map(|u| parse_until(u)).transpose()?;
+        let until = until
+            .first()
+            .map(|u| super::filters::parse_until(u))
+            .transpose()?;
         let f = filters.clone();
         let engine = self.clone();
         let (records, reclaimed) = tokio::task::spawn_blocking(move || {
@@ -669,19 +671,6 @@ fn shared_sizes(all: &[ImageDetails], chain_sizes: &HashMap<String, u64>) -> Has
 
 /// Docker's `GetTimestamp` for `until`: a Go duration before now, an RFC 3339
 /// time, or Unix seconds; in nanoseconds.
-fn parse_until(v: &str) -> Result<i64> {
-    if let Some(d) = image::changes::parse_go_duration(v) {
-        if v.chars().any(|c| c.is_ascii_alphabetic()) {
-            return Ok(crate::timefmt::to_nanos(SystemTime::now()) - d);
-        }
-    }
-    crate::timefmt::parse_timestamp(v).ok_or_else(|| {
-        Error::invalid(format!(
-            "invalid filter 'until={v}': not a timestamp or duration"
-        ))
-    })
-}
-
 /// The image `Config` for inspect: the fields Docker 28 prints at this API version.
 fn inspect_config(c: Option<&image::ImageConfig>, version: ApiVersion) -> Value {
     let default = image::ImageConfig::default();
@@ -733,16 +722,6 @@ fn inspect_config(c: Option<&image::ImageConfig>, version: ApiVersion) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn until_accepts_durations_and_times() {
-        let now = crate::timefmt::to_nanos(SystemTime::now());
-        let t = parse_until("10m").unwrap();
-        assert!((now - t - 600_000_000_000).abs() < 5_000_000_000);
-        assert_eq!(parse_until("100").unwrap(), 100_000_000_000);
-        assert!(parse_until("2026-01-01T00:00:00Z").is_ok());
-        assert!(parse_until("soon").is_err());
-    }
 
     #[test]
     fn inspect_config_keeps_1_51_fields() {

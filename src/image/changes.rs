@@ -490,7 +490,7 @@ fn healthcheck(rest: &str) -> Result<Value> {
             .ok_or_else(|| Error::invalid(format!("flag --{opt} needs a value")))?;
         match k {
             "interval" | "timeout" | "start-period" | "start-interval" => {
-                let d = parse_go_duration(v)
+                let d = crate::timefmt::parse_go_duration(v)
                     .ok_or_else(|| Error::invalid(format!("time: invalid duration {v:?}")))?;
                 let key = match k {
                     "interval" => "Interval",
@@ -532,47 +532,6 @@ fn healthcheck(rest: &str) -> Result<Value> {
     m.insert("Test".into(), json!(test));
     m.extend(fields);
     Ok(Value::Object(m))
-}
-
-/// Go's `time.ParseDuration`, in nanoseconds.
-pub fn parse_go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let uend = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..uend] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * unit;
-        rest = &rest[uend..];
-    }
-    let v = total as i64;
-    Some(if neg { -v } else { v })
 }
 
 /// `path.Clean` for absolute paths.
@@ -661,8 +620,14 @@ mod tests {
         let c = apply_all(&["HEALTHCHECK NONE", "onbuild run make"]).unwrap();
         assert_eq!(c.healthcheck.unwrap()["Test"], json!(["NONE"]));
         assert_eq!(c.on_build.unwrap(), vec!["RUN make"]);
-        assert_eq!(parse_go_duration("1h30m"), Some(5_400_000_000_000));
-        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
-        assert_eq!(parse_go_duration("x"), None);
+        assert_eq!(
+            crate::timefmt::parse_go_duration("1h30m"),
+            Some(5_400_000_000_000)
+        );
+        assert_eq!(
+            crate::timefmt::parse_go_duration("1.5s"),
+            Some(1_500_000_000)
+        );
+        assert_eq!(crate::timefmt::parse_go_duration("x"), None);
     }
 }

@@ -175,7 +175,7 @@ where
 }
 
 /// Docker's `StrSlice`: an array of strings, or one string.
-fn str_slice<'de, D>(d: D) -> std::result::Result<Option<Vec<String>>, D::Error>
+pub fn str_slice<'de, D>(d: D) -> std::result::Result<Option<Vec<String>>, D::Error>
 where
     D: Deserializer<'de>,
 {

@@ -657,7 +657,7 @@ impl Engine {
     /// `POST /containers/prune`.
     pub async fn container_prune(self: &Arc<Self>, filters: &Filters) -> Result<serde_json::Value> {
         let until = match filters.get("until").next() {
-            Some(u) => Some(parse_until(u)?),
+            Some(u) => Some(crate::engine::filters::parse_until(u)?),
             None => None,
         };
         let mut deleted = Vec::new();
@@ -709,45 +709,6 @@ fn label_matches(cond: &str, labels: &BTreeMap<String, String>) -> bool {
         Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
         None => labels.contains_key(cond),
     }
-}
-
-/// `until` for prune: a timestamp, or a duration before now (`24h`, `10m`).
-pub fn parse_until(s: &str) -> Result<i64> {
-    if let Some(ts) = crate::timefmt::parse_timestamp(s) {
-        return Ok(ts);
-    }
-    let secs = parse_duration_secs(s)
-        .ok_or_else(|| Error::invalid(format!("invalid value for until: {s:?}")))?;
-    Ok(crate::engine::events::now_nanos() - (secs * 1e9) as i64)
-}
-
-/// Go durations as the CLI passes them: `1h30m`, `10m`, `45s`, `1.5h`.
-fn parse_duration_secs(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push(chars.next()?);
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        any = true;
-    }
-    (any && num.is_empty()).then_some(total)
 }
 
 /// Keeps the `ps` rows whose PID column is one of `pids`.
@@ -850,10 +811,15 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration_secs("1h30m"), Some(5400.0));
-        assert_eq!(parse_duration_secs("10s"), Some(10.0));
-        assert_eq!(parse_duration_secs("x"), None);
+    fn wait_conditions() {
+        assert_eq!(
+            WaitCondition::parse(None).unwrap(),
+            WaitCondition::NotRunning
+        );
+        assert_eq!(
+            WaitCondition::parse(Some("removed")).unwrap(),
+            WaitCondition::Removed
+        );
         assert!(WaitCondition::parse(Some("bogus")).is_err());
     }
 }

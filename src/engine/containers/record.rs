@@ -19,24 +19,7 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// Docker's `StrSlice`: a JSON array of strings, or one string (meaning a one-element
-/// list), or null.
-pub fn str_slice<'de, D>(d: D) -> std::result::Result<Option<Vec<String>>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum S {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Option::<S>::deserialize(d)? {
-        None => None,
-        Some(S::One(s)) => Some(vec![s]),
-        Some(S::Many(v)) => Some(v),
-    })
-}
+pub use crate::image::config::str_slice;
 
 /// The container configuration (`Config` in create and inspect).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
