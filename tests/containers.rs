@@ -352,6 +352,12 @@ fn inspect_and_list_documents() {
     assert!(df.contains("Containers 1"), "{df}");
     let nets = d.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert_eq!(nets, "bridge bridge\nhost host\nnone null\n");
+    // docker info says what the default network really is.
+    let warnings = info["Warnings"].to_string();
+    assert!(
+        warnings.contains("bridge networking is not available yet"),
+        "{warnings}"
+    );
 }
 
 #[test]
@@ -465,6 +471,44 @@ fn init_privileged_caps_and_binds() {
         "/proc/self/status",
     ]);
     assert_eq!(o.split_whitespace().nth(1), Some("0000000000001000"));
+    // Privileged: every capability the daemon holds, nothing masked.
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        IMG,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status; head -c1 /proc/interrupts | wc -c",
+    ]);
+    let daemon_caps = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = daemon_caps
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        o.lines().next().unwrap().split_whitespace().nth(1),
+        Some(bounding.as_str()),
+        "{o}"
+    );
+    assert_eq!(
+        o.lines().nth(1).map(str::trim),
+        Some("1"),
+        "/proc/interrupts is not masked for --privileged: {o}"
+    );
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        IMG,
+        "sh",
+        "-c",
+        "head -c1 /proc/interrupts | wc -c",
+    ]);
+    assert_eq!(o.trim(), "0", "/proc/interrupts is masked without --privileged");
     let host_dir = d.path("shared");
     std::fs::create_dir(&host_dir).unwrap();
     std::fs::write(host_dir.join("in"), "from host").unwrap();

@@ -173,6 +173,11 @@ impl Engine {
                 ));
             }
         }
+        // The default network is not a bridge yet; say so where `docker info` shows it.
+        warnings.push(
+            "WARNING: bridge networking is not available yet: containers on the default network get a private network namespace with only the loopback interface"
+                .to_string(),
+        );
         let driver = self.storage_driver();
         json!({
             "ID": self.id,
