@@ -508,7 +508,11 @@ fn init_privileged_caps_and_binds() {
         "-c",
         "head -c1 /proc/interrupts | wc -c",
     ]);
-    assert_eq!(o.trim(), "0", "/proc/interrupts is masked without --privileged");
+    assert_eq!(
+        o.trim(),
+        "0",
+        "/proc/interrupts is masked without --privileged"
+    );
     let host_dir = d.path("shared");
     std::fs::create_dir(&host_dir).unwrap();
     std::fs::write(host_dir.join("in"), "from host").unwrap();
