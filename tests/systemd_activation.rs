@@ -40,14 +40,7 @@ impl Activated {
         }
         cmd.arg(dockerd_bin())
             .args(["-H", host])
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .arg("--config-file")
-            .arg(dir.path().join("daemon.json"))
+            .args(private_state_args(dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());

@@ -228,7 +228,7 @@ async fn serve(
                     if state.engine.probe(deadline).await {
                         Ok(())
                     } else {
-                        Err("the engine's state lock is held too long".to_string())
+                        Err("the engine's state locks (containers, images) could not be taken in time".to_string())
                     }
                 }
             },

@@ -669,54 +669,10 @@ fn shared_sizes(all: &[ImageDetails], chain_sizes: &HashMap<String, u64>) -> Has
         .collect()
 }
 
-/// Docker's `GetTimestamp` for `until`: a Go duration before now, an RFC 3339
-/// time, or Unix seconds; in nanoseconds.
 /// The image `Config` for inspect: the fields Docker 28 prints at this API version.
 fn inspect_config(c: Option<&image::ImageConfig>, version: ApiVersion) -> Value {
     let default = image::ImageConfig::default();
-    let c = c.unwrap_or(&default);
-    let mut m = Map::new();
-    if version < ApiVersion::new(1, 50) {
-        m.insert("Hostname".into(), json!(""));
-        m.insert("Domainname".into(), json!(""));
-    }
-    m.insert("User".into(), json!(c.user));
-    if version < ApiVersion::new(1, 50) {
-        m.insert("AttachStdin".into(), json!(false));
-        m.insert("AttachStdout".into(), json!(false));
-        m.insert("AttachStderr".into(), json!(false));
-    }
-    if let Some(p) = c.exposed_ports.as_ref().filter(|p| !p.is_empty()) {
-        m.insert("ExposedPorts".into(), json!(p));
-    }
-    if version < ApiVersion::new(1, 50) {
-        m.insert("Tty".into(), json!(false));
-        m.insert("OpenStdin".into(), json!(false));
-        m.insert("StdinOnce".into(), json!(false));
-    }
-    m.insert("Env".into(), json!(c.env));
-    m.insert("Cmd".into(), json!(c.cmd));
-    if let Some(h) = &c.healthcheck {
-        m.insert("Healthcheck".into(), h.clone());
-    }
-    if c.args_escaped {
-        m.insert("ArgsEscaped".into(), json!(true));
-    }
-    if version < ApiVersion::new(1, 50) {
-        m.insert("Image".into(), json!(""));
-    }
-    m.insert("Volumes".into(), json!(c.volumes));
-    m.insert("WorkingDir".into(), json!(c.working_dir));
-    m.insert("Entrypoint".into(), json!(c.entrypoint));
-    m.insert("OnBuild".into(), json!(c.on_build));
-    m.insert("Labels".into(), json!(c.labels));
-    if !c.stop_signal.is_empty() {
-        m.insert("StopSignal".into(), json!(c.stop_signal));
-    }
-    if let Some(s) = &c.shell {
-        m.insert("Shell".into(), json!(s));
-    }
-    Value::Object(m)
+    image::config::config_json(c.unwrap_or(&default), version < ApiVersion::new(1, 50))
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ pub struct Engine {
     /// The host name (`docker info` → Name).
     pub name: String,
     pub events: EventBus,
-    /// Held while engine state is being changed; the watchdog's liveness probe takes
-    /// it to prove the engine is not wedged.
-    state: tokio::sync::Mutex<()>,
+    /// Set while a liveness probe's lock check runs; a probe stuck on a wedged lock
+    /// makes the next ones fail at once instead of piling up threads.
+    probing: std::sync::atomic::AtomicBool,
     data_root: PathBuf,
     exec_root: PathBuf,
     /// Images, their layers and tags, and containers' root filesystems.
@@ -70,7 +70,7 @@ impl Engine {
             id,
             name,
             events: EventBus::new(),
-            state: tokio::sync::Mutex::new(()),
+            probing: std::sync::atomic::AtomicBool::new(false),
             data_root,
             exec_root,
             images,
@@ -104,17 +104,20 @@ impl Engine {
         &self.exec_root
     }
 
-    /// Liveness: the state lock can be taken within `deadline`.
-    pub async fn probe(&self, deadline: Duration) -> bool {
-        tokio::time::timeout(deadline, self.state.lock())
-            .await
-            .is_ok()
-    }
-
-    /// Serializes state changes that must not interleave (and that the watchdog
-    /// probe waits on).
-    pub async fn lock_state(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.state.lock().await
+    /// Liveness: the engine's state locks (the container registry and every
+    /// container's record, the image store) can all be taken within `deadline`. They
+    /// are std mutexes, so this runs on a blocking thread; at most one probe waits.
+    pub async fn probe(self: &Arc<Self>, deadline: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let engine = self.clone();
+        let check = tokio::task::spawn_blocking(move || {
+            let _ = engine.counts();
+            engine.probing.store(false, Ordering::Release);
+        });
+        matches!(tokio::time::timeout(deadline, check).await, Ok(Ok(())))
     }
 }
 
@@ -205,6 +208,44 @@ fn random_uuid() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn probe_fails_while_state_is_wedged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::load(
+            &crate::cli::parse(["dockerd", "--config-file", "/dev/null"]).unwrap(),
+        )
+        .unwrap_or_else(|_| panic!("default config"));
+        config.data_root = dir.path().join("data");
+        config.exec_root = dir.path().join("exec");
+        let engine = Arc::new(Engine::open(config).unwrap());
+        assert!(engine.probe(Duration::from_secs(5)).await);
+        let engine2 = engine.clone();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _guard = engine2.containers.hold_registry();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        held_rx.recv().unwrap();
+        assert!(
+            !engine.probe(Duration::from_millis(100)).await,
+            "a held registry lock must fail the probe"
+        );
+        // The stuck check is still waiting: the next probe fails at once rather than queueing.
+        assert!(!engine.probe(Duration::from_secs(5)).await);
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        let start = std::time::Instant::now();
+        while !engine.probe(Duration::from_secs(5)).await {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "probe did not recover"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     #[test]
     fn engine_id_is_a_uuid_and_persists() {

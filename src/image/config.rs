@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Error, Result};
 
@@ -172,6 +172,55 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `container.Config` as Go marshals it from an image config (omitempty fields only
+/// when set). `with_container_fields` adds the fields that only make sense for a
+/// container (Hostname, Attach*, Tty, …, Image): image configs written on import carry
+/// them, and image inspect shows them before API 1.50.
+pub fn config_json(c: &ImageConfig, with_container_fields: bool) -> Value {
+    let mut m = serde_json::Map::new();
+    if with_container_fields {
+        m.insert("Hostname".into(), json!(""));
+        m.insert("Domainname".into(), json!(""));
+    }
+    m.insert("User".into(), json!(c.user));
+    if with_container_fields {
+        m.insert("AttachStdin".into(), json!(false));
+        m.insert("AttachStdout".into(), json!(false));
+        m.insert("AttachStderr".into(), json!(false));
+    }
+    if let Some(p) = c.exposed_ports.as_ref().filter(|p| !p.is_empty()) {
+        m.insert("ExposedPorts".into(), json!(p));
+    }
+    if with_container_fields {
+        m.insert("Tty".into(), json!(false));
+        m.insert("OpenStdin".into(), json!(false));
+        m.insert("StdinOnce".into(), json!(false));
+    }
+    m.insert("Env".into(), json!(c.env));
+    m.insert("Cmd".into(), json!(c.cmd));
+    if let Some(h) = &c.healthcheck {
+        m.insert("Healthcheck".into(), h.clone());
+    }
+    if c.args_escaped {
+        m.insert("ArgsEscaped".into(), json!(true));
+    }
+    if with_container_fields {
+        m.insert("Image".into(), json!(""));
+    }
+    m.insert("Volumes".into(), json!(c.volumes));
+    m.insert("WorkingDir".into(), json!(c.working_dir));
+    m.insert("Entrypoint".into(), json!(c.entrypoint));
+    m.insert("OnBuild".into(), json!(c.on_build));
+    m.insert("Labels".into(), json!(c.labels));
+    if !c.stop_signal.is_empty() {
+        m.insert("StopSignal".into(), json!(c.stop_signal));
+    }
+    if let Some(s) = &c.shell {
+        m.insert("Shell".into(), json!(s));
+    }
+    Value::Object(m)
 }
 
 /// Docker's `StrSlice`: an array of strings, or one string.

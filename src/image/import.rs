@@ -126,10 +126,10 @@ fn import_config(
     if !message.is_empty() {
         top.insert("comment".into(), json!(message));
     }
-    top.insert("config".into(), container_config(c));
+    top.insert("config".into(), super::config::config_json(c, true));
     top.insert(
         "container_config".into(),
-        container_config(&ImageConfig::default()),
+        super::config::config_json(&ImageConfig::default(), true),
     );
     top.insert("created".into(), json!(created));
     let mut history = Map::new();
@@ -147,44 +147,6 @@ fn import_config(
         top.insert("variant".into(), json!(p.variant));
     }
     serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
-}
-
-/// `container.Config` as Go marshals it (omitempty fields only when set).
-fn container_config(c: &ImageConfig) -> Value {
-    let mut m = Map::new();
-    m.insert("Hostname".into(), json!(""));
-    m.insert("Domainname".into(), json!(""));
-    m.insert("User".into(), json!(c.user));
-    m.insert("AttachStdin".into(), json!(false));
-    m.insert("AttachStdout".into(), json!(false));
-    m.insert("AttachStderr".into(), json!(false));
-    if let Some(p) = c.exposed_ports.as_ref().filter(|p| !p.is_empty()) {
-        m.insert("ExposedPorts".into(), json!(p));
-    }
-    m.insert("Tty".into(), json!(false));
-    m.insert("OpenStdin".into(), json!(false));
-    m.insert("StdinOnce".into(), json!(false));
-    m.insert("Env".into(), json!(c.env));
-    m.insert("Cmd".into(), json!(c.cmd));
-    if let Some(h) = &c.healthcheck {
-        m.insert("Healthcheck".into(), h.clone());
-    }
-    if c.args_escaped {
-        m.insert("ArgsEscaped".into(), json!(true));
-    }
-    m.insert("Image".into(), json!(""));
-    m.insert("Volumes".into(), json!(c.volumes));
-    m.insert("WorkingDir".into(), json!(c.working_dir));
-    m.insert("Entrypoint".into(), json!(c.entrypoint));
-    m.insert("OnBuild".into(), json!(c.on_build));
-    m.insert("Labels".into(), json!(c.labels));
-    if !c.stop_signal.is_empty() {
-        m.insert("StopSignal".into(), json!(c.stop_signal));
-    }
-    if let Some(s) = &c.shell {
-        m.insert("Shell".into(), json!(s));
-    }
-    Value::Object(m)
 }
 
 #[cfg(test)]

@@ -151,6 +151,22 @@ fn connect_retry(sock: &Path) -> UnixStream {
     }
 }
 
+/// The flags that keep a test daemon's state in `dir`: data-root, exec-root, pidfile
+/// and `dir/daemon.json` as its configuration file.
+pub fn private_state_args(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut args = Vec::new();
+    for (flag, name) in [
+        ("--data-root", "data"),
+        ("--exec-root", "exec"),
+        ("--pidfile", "docker.pid"),
+        ("--config-file", "daemon.json"),
+    ] {
+        args.push(flag.into());
+        args.push(dir.join(name).into_os_string());
+    }
+    args
+}
+
 /// A daemon with private state, stopped on drop.
 pub struct Daemon {
     pub child: Child,
@@ -210,14 +226,7 @@ impl DaemonBuilder {
         let mut cmd = Command::new(dockerd_bin());
         cmd.arg("-H")
             .arg(format!("unix://{}", sock.display()))
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .arg("--config-file")
-            .arg(&config)
+            .args(private_state_args(dir.path()))
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -520,14 +529,7 @@ impl Daemon {
         let child = Command::new(dockerd_bin())
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .arg("--config-file")
-            .arg(dir.path().join("daemon.json"))
+            .args(private_state_args(dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

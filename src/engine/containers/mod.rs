@@ -200,6 +200,12 @@ impl Containers {
         })
     }
 
+    /// Holds the registry lock, as a wedged operation would (liveness probe tests).
+    #[cfg(test)]
+    pub(crate) fn hold_registry(&self) -> impl Drop + '_ {
+        self.reg()
+    }
+
     fn reg(&self) -> MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
