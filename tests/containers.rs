@@ -616,18 +616,26 @@ fn containers_survive_daemon_restarts() {
         IMG,
         "sh",
         "-c",
-        "for i in $(seq 1 30); do echo line$i; sleep 0.1; done; exit 4",
+        // Runs until told to end, so no step below races its exit.
+        "trap 'exit 4' USR1; for i in $(seq 1 30); do echo line$i; done; \
+         while true; do sleep 0.05; done",
     ]);
+    wait_for("30 lines", &d, || {
+        d.docker_ok(&["logs", "long"]).contains("line30\n")
+    });
+    let pid = inspect(&d, "long")["State"]["Pid"].as_i64().unwrap() as i32;
     // A clean stop of the daemon leaves the container running.
     assert_eq!(d.stop().code(), Some(0));
-    std::thread::sleep(Duration::from_millis(300));
     let mut d2 = d.restart();
     let ps = d2.docker_ok(&["ps", "--format", "{{.Names}}"]);
     assert_eq!(ps, "long\n", "{}", d2.log());
-    // Now a crash: SIGKILL the daemon while the container still runs.
+    assert_eq!(inspect(&d2, "long")["State"]["Pid"], pid);
+    // Now a crash: SIGKILL the daemon while the container still runs, and end the
+    // container while no daemon is there to see it.
     d2.signal(libc::SIGKILL);
     let _ = wait_timeout(&mut d2.child, PATIENCE);
     d2.stopped = d2.child.try_wait().unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
     let d3 = d2.restart();
     assert_eq!(d3.docker_ok(&["wait", "long"]), "4\n");
     let logs = d3.docker_ok(&["logs", "long"]);

@@ -749,6 +749,42 @@ async fn a_new_runtime_finds_running_containers_and_their_exit() {
     assert_eq!(mounts_mentioning(&env.rootfs), Vec::<String>::new());
 }
 
+#[tokio::test]
+async fn output_written_right_after_attach_returns_reaches_the_stream() {
+    // The container answers each trigger file at once (a busy loop, no sleep), so a
+    // stream the monitor had not registered yet when `attach` returned misses it.
+    let env = Env::new();
+    let trigger = env.tmp.path().join("trigger");
+    std::fs::create_dir(&trigger).unwrap();
+    let mut spec = env.spec(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 30 ]; do while ! [ -e /trigger/$i ]; do :; done; echo line$i; i=$((i+1)); done",
+    ]);
+    spec.mounts.push(Mount {
+        source: trigger.clone(),
+        destination: "/trigger".into(),
+        readonly: true,
+    });
+    let id = spec.id.clone();
+    let (_, conn) = env.start(spec).await.unwrap();
+    drop(conn);
+    let streams = AttachStreams {
+        stdin: false,
+        stdout: true,
+        stderr: false,
+    };
+    for i in 0..30 {
+        let mut attach = env.runtime.attach(&id, streams).await.unwrap();
+        std::fs::File::create(trigger.join(i.to_string())).unwrap();
+        let raw = read_until(&mut attach, &format!("line{i}\n")).await;
+        let (out, _) = demux(&raw);
+        assert_eq!(String::from_utf8_lossy(&out), format!("line{i}\n"));
+    }
+    assert_eq!(env.runtime.wait(&id).await.exit_code, 0);
+    env.monitor_gone(&id).await;
+}
+
 #[test]
 fn the_monitor_refuses_to_run_by_hand() {
     let out = std::process::Command::new(dockerd())

@@ -793,7 +793,10 @@ impl EventLoop {
         };
         match req {
             Request::Attach(streams) => {
+                // Registered before anything else is read: the acknowledgement tells
+                // the client that no later output can miss it.
                 self.conns[i].role = Role::Attach(streams);
+                self.conns[i].out.push(&control::encode_line(&Reply::Ok));
                 if streams.stdin && !rest.is_empty() {
                     self.feed_stdin(rest);
                 }

@@ -15,7 +15,8 @@
 //! # Control socket
 //! While the container runs, the monitor listens on `state_dir/monitor.sock` (stream).
 //! Each connection starts with one [`Request`] JSON line:
-//! - `Attach`: from then on the monitor sends output frames in Docker's multiplexed
+//! - `Attach`: the monitor answers one `Ok` [`Reply`] line once the connection is
+//!   registered; from then on it sends output frames in Docker's multiplexed
 //!   format (8-byte header `[stream, 0, 0, 0, len_be32]`, stream 1 = stdout, 2 = stderr)
 //!   for the selected streams — with a TTY it sends the raw terminal bytes unframed,
 //!   exactly what Docker's attach carries, so the daemon can splice the connection

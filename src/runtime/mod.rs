@@ -183,14 +183,43 @@ impl Runtime {
         result
     }
 
-    /// Opens an attach stream: the request is sent; what follows on the stream is
-    /// the container's output (framed unless it has a TTY) until it exits.
+    /// Opens an attach stream: the request is sent and returns once the monitor has
+    /// registered it, so every byte the container writes from then on reaches the
+    /// stream (framed unless it has a TTY) until it exits.
     pub async fn attach(&self, id: &str, streams: AttachStreams) -> io::Result<UnixStream> {
         let mut stream = self.connect(id).await?;
         stream
             .write_all(&control::encode_line(&Request::Attach(streams)))
             .await?;
-        Ok(stream)
+        // The acknowledgement is read byte by byte: output may follow it at once and
+        // belongs to the caller.
+        let mut line = Vec::new();
+        loop {
+            let mut byte = [0u8];
+            if stream.read(&mut byte).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the container monitor closed the attach stream without answering",
+                ));
+            }
+            if byte[0] == b'\n' {
+                break;
+            }
+            line.push(byte[0]);
+            if line.len() > 4096 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the container monitor's attach answer is too long",
+                ));
+            }
+        }
+        match control::decode_line(&line)? {
+            Reply::Ok => Ok(stream),
+            Reply::Error { message } => Err(io::Error::other(message)),
+            other => Err(io::Error::other(format!(
+                "unexpected answer from the container monitor: {other:?}"
+            ))),
+        }
     }
 
     /// Sends `signal` to the container's process (its init with `--init`).
