@@ -392,22 +392,46 @@ fn oci_layouts_with_zstd_layers_and_legacy_archives_load() {
     assert_eq!(r.id, sha256(&config));
     assert_eq!(r.diff_ids, vec![sha256(&layer)]);
 
-    // The legacy layout: the Docker 20 fixture without its manifest.json.
-    let mut legacy = tar::Builder::new(Vec::new());
-    let mut a = tar::Archive::new(File::open(fixture("busybox-docker20.tar")).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_str() == Some("manifest.json") {
-            continue;
+    // The legacy layout: the Docker 20 fixtures without their manifest.json. The
+    // expected IDs are what Docker Engine 20.10.24 reported after `docker load` of
+    // these same archives: the image config is rebuilt from the v1 `json` files, so
+    // the multi-layer image gets a different ID than from its manifest form.
+    let legacy_of = |name: &str| {
+        let mut legacy = tar::Builder::new(Vec::new());
+        let mut a = tar::Archive::new(File::open(fixture(name)).unwrap());
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_str() == Some("manifest.json") {
+                continue;
+            }
+            let h = e.header().clone();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            legacy.append(&h, &data[..]).unwrap();
         }
-        let h = e.header().clone();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        legacy.append(&h, &data[..]).unwrap();
-    }
-    let legacy = legacy.into_inner().unwrap();
-    store.load(&legacy[..], &opts(), &mut |_| {}).unwrap();
+        legacy.into_inner().unwrap()
+    };
+    store
+        .load(&legacy_of("busybox-docker20.tar")[..], &opts(), &mut |_| {})
+        .unwrap();
     let r = store.resolve("fixture/busybox:1.35").unwrap();
+    assert_eq!(
+        r.id,
+        "sha256:62ff1febd85635a022b76464af8af6a86b412b4f44052cc2b8fc0edc27185128"
+    );
     assert_eq!(r.diff_ids, vec![MULTI_DIFF_IDS[0]]);
     assert_eq!(r.config.cmd, Some(vec!["sh".to_string()]));
+    store
+        .load(
+            &legacy_of("multilayer-docker20.tar")[..],
+            &opts(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let r = store.resolve("fixture/multilayer:1").unwrap();
+    assert_eq!(
+        r.id,
+        "sha256:d51e099b0fa6e773ee0b16266df3b4797356c6fee5ac5d28754a0535baa891b0"
+    );
+    assert_eq!(r.diff_ids, MULTI_DIFF_IDS.to_vec());
 }

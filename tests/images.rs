@@ -299,6 +299,67 @@ fn save_then_rmi_then_load_restores_the_same_image() {
 }
 
 #[test]
+fn legacy_archives_load_with_dockers_ids_and_parent_chain() {
+    // The multi-layer fixture without manifest.json: only `repositories` and the v1
+    // `<id>/json` + `<id>/layer.tar` chain. Every ID below is what Docker Engine
+    // 20.10.24 shows after `docker load` of this same archive (`docker images -a`,
+    // `docker history`): one image per v1 entry, chained by Parent.
+    let mut legacy = tar::Builder::new(Vec::new());
+    let mut a = tar::Archive::new(std::fs::File::open(fixture("multilayer-docker20.tar")).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("manifest.json") {
+            continue;
+        }
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        legacy.append(&h, &data[..]).unwrap();
+    }
+    let legacy = legacy.into_inner().unwrap();
+    let d = Daemon::start();
+    let o = docker_stdin(&d, &["load"], &legacy);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Loaded image: fixture/multilayer:1\n"
+    );
+    let chain = [
+        "sha256:d51e099b0fa6e773ee0b16266df3b4797356c6fee5ac5d28754a0535baa891b0",
+        "sha256:fb962a89de398f8fcfb38796878cd0863cc4f42d8995543a958d301968dcb2d8",
+        "sha256:f9e6b3f8e2c1168bdee1791f519573925ab070f331544b5bc69c3b7fb51739b6",
+        "sha256:a8c49b4f7edd4ef084314d3f0cf9d75d627ea04d0c054c5832da5ede92adce23",
+    ];
+    let history = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Size}}",
+        "fixture/multilayer:1",
+    ]);
+    let expected: String = chain
+        .iter()
+        .zip(["2B", "2B", "15B", "1.99MB"])
+        .map(|(id, size)| format!("{id} {size}\n"))
+        .collect();
+    assert_eq!(history, expected);
+    let m = inspect(&d, "fixture/multilayer:1");
+    assert_eq!(m["Parent"], chain[1]);
+    assert_eq!(m["RootFS"]["Layers"], serde_json::json!(MULTI_DIFF_IDS));
+    // Intermediate images are listed with -a only, as Docker does.
+    let all: BTreeSet<String> = d
+        .docker_ok(&["images", "-a", "--no-trunc", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(all, chain.iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        d.docker_ok(&["images", "--no-trunc", "-q"]),
+        format!("{}\n", chain[0])
+    );
+}
+
+#[test]
 fn loading_a_tag_that_points_elsewhere_moves_it() {
     let d = Daemon::start();
     let dir = tempfile::tempdir().unwrap();

@@ -355,13 +355,22 @@ impl Engine {
             }));
         }
         out.reverse();
-        if let Some(first) = out.first_mut() {
-            first["Id"] = json!(d.id);
-            first["Tags"] = if d.repo_tags.is_empty() {
+        // IDs and tags come from walking the parent chain, one image per entry from
+        // the newest; entries past the last known parent stay `<missing>`.
+        let mut image = Some(d);
+        for entry in &mut out {
+            let Some(d) = image.take() else {
+                break;
+            };
+            entry["Id"] = json!(d.id);
+            entry["Tags"] = if d.repo_tags.is_empty() {
                 Value::Null
             } else {
                 json!(d.repo_tags)
             };
+            if !d.parent.is_empty() {
+                image = self.images.details(&d.parent).ok();
+            }
         }
         Ok(out)
     }
