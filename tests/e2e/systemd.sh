@@ -9,7 +9,8 @@
 # Boots Debian bookworm (debootstrap --variant=minbase plus systemd and dbus) with
 # `systemd-nspawn --boot`, installs the .deb with dpkg, and checks, step by step,
 # what an administrator relies on: socket activation, readiness and status,
-# native journal records, reload, the watchdog, socket permissions, a clean stop.
+# native journal records, reload, the watchdog, socket permissions, a clean stop,
+# upgrade over the installed package, remove and purge.
 # Each step prints PASS or FAIL; the last line is "N passed, M failed", and the
 # exit status is non-zero when anything failed.
 #
@@ -597,6 +598,74 @@ step_reactivation() {
     return $ok
 }
 
+step_upgrade() {
+    local ok=0 out before after
+    ping_ok || {
+        log "the daemon does not answer before the upgrade"
+        return 1
+    }
+    before=$(prop dockerd.service MainPID)
+    # Installing over the installed package is Debian's upgrade path: prerm upgrade,
+    # then postinst configure OLD-VERSION, which restarts a running daemon.
+    out=$(g dpkg -i /root/dockerd.deb 2>&1) || {
+        echo "$out" | sed 's/^/    /'
+        log "dpkg -i over the installed package failed"
+        return 1
+    }
+    wait_until 30 state_is dockerd.service active || {
+        log "dockerd.service is $(prop dockerd.service ActiveState) after the upgrade"
+        ok=1
+    }
+    after=$(prop dockerd.service MainPID)
+    [[ "$after" != 0 && "$after" != "$before" ]] || {
+        log "the upgrade did not restart the daemon (MainPID $before, then $after)"
+        ok=1
+    }
+    expect "dockerd.socket after the upgrade" active "$(prop dockerd.socket ActiveState)" || ok=1
+    expect "dockerd.socket still enabled" enabled "$(g systemctl is-enabled dockerd.socket)" || ok=1
+    ping_ok || {
+        log "GET /_ping after the upgrade failed"
+        ok=1
+    }
+    return $ok
+}
+
+step_remove_purge() {
+    local ok=0 out
+    out=$(g dpkg -r dockerd 2>&1) || {
+        echo "$out" | sed 's/^/    /'
+        log "dpkg -r failed"
+        return 1
+    }
+    expect "dockerd.service after remove" inactive "$(prop dockerd.service ActiveState)" || ok=1
+    expect "dockerd.socket after remove" inactive "$(prop dockerd.socket ActiveState)" || ok=1
+    expect "dockerd.socket unit after remove" not-found "$(prop dockerd.socket LoadState)" || ok=1
+    g test ! -e /usr/bin/dockerd || {
+        log "/usr/bin/dockerd is still there after remove"
+        ok=1
+    }
+    g getent group docker >/dev/null || {
+        log "remove deleted group docker (it may carry other users' membership)"
+        ok=1
+    }
+    g test -L /etc/systemd/system/sockets.target.wants/dockerd.socket || {
+        log "remove (not purge) dropped the socket's enablement"
+        ok=1
+    }
+    out=$(g dpkg -P dockerd 2>&1) || {
+        echo "$out" | sed 's/^/    /'
+        log "dpkg -P failed"
+        return 1
+    }
+    g test ! -e /etc/systemd/system/sockets.target.wants/dockerd.socket || {
+        log "purge left the socket's enablement link"
+        ok=1
+    }
+    # shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+    expect "dpkg status after purge" "" "$(g dpkg-query -W -f='${db:Status-Abbrev}' dockerd 2>/dev/null)" || ok=1
+    return $ok
+}
+
 step_rpm() {
     local ok=0 files f scripts
     files=$(rpm -qlp "$rpm_file" 2>&1) || {
@@ -686,5 +755,7 @@ step "the watchdog restarts a hung daemon; the socket holds requests meanwhile" 
 step "only group docker may use the socket" step_permissions
 step "systemctl stop dockerd.socket dockerd stops cleanly" step_stop
 step "systemctl start dockerd.socket brings activation back" step_reactivation
+step "dpkg -i over the installed package restarts the running daemon (upgrade path)" step_upgrade
+step "dpkg -r stops and removes it; dpkg -P drops the enablement" step_remove_purge
 step "the .rpm carries the same files and scriptlets" step_rpm
 finish
