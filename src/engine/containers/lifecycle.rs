@@ -474,7 +474,9 @@ impl Engine {
         let h = self.containers.get(name)?;
         let mut rx = h.lifecycle.subscribe();
         let now = rx.borrow().clone();
-        let running = h.record().container.state.running;
+        // Running or not as waiters see it: the record says "stopped" a moment before
+        // the exit code reaches the lifecycle, and a waiter must not answer in between.
+        let running = now.running;
         Ok(async move {
             let outcome = |l: &Lifecycle| WaitOutcome {
                 status_code: l.exit_code as i64,
