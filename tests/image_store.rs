@@ -3,36 +3,13 @@
 //! (The daemon-level behaviour, through the docker CLI, is in `tests/images.rs`.)
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{BUSYBOX_ID, MULTI_DIFF_IDS, MULTI_ID, fixture, legacy_fixture};
 use dockerd::image::load::{LoadMsg, LoadOptions};
 use dockerd::image::{Driver, ImageStore};
-
-const BUSYBOX_ID: &str = "sha256:62ff1febd85635a022b76464af8af6a86b412b4f44052cc2b8fc0edc27185128";
-const MULTI_ID: &str = "sha256:4eebb71bc72256934124052437fb1ec4e5b206c25c48fd9f6efd25db1d504f08";
-const MULTI_DIFF_IDS: [&str; 4] = [
-    "sha256:0fc1a132cc13dfc4b75a03e9651721b4430c86f1c2d91321a64fbaadbe971288",
-    "sha256:be518f4b132e5efa6bb55da3270a1464515ffae5211a89209b47d6231e7ff751",
-    "sha256:40faa605c69478ac6b04a503e9e352b223698587da7a77408dce6e5750881a4e",
-    "sha256:dbdad45452ab95fbea3e9fcacdf18c36300d533b7138ada06febf9c437521fba",
-];
-
-fn fixture(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/images")
-        .join(name);
-    let p = if p.exists() {
-        p
-    } else {
-        Path::new("/work/shared/fixtures/images").join(name)
-    };
-    assert!(
-        p.exists(),
-        "fixture {} is missing (shared/fixtures/images)",
-        p.display()
-    );
-    p
-}
 
 fn opts() -> LoadOptions {
     LoadOptions {
@@ -396,23 +373,12 @@ fn oci_layouts_with_zstd_layers_and_legacy_archives_load() {
     // expected IDs are what Docker Engine 20.10.24 reported after `docker load` of
     // these same archives: the image config is rebuilt from the v1 `json` files, so
     // the multi-layer image gets a different ID than from its manifest form.
-    let legacy_of = |name: &str| {
-        let mut legacy = tar::Builder::new(Vec::new());
-        let mut a = tar::Archive::new(File::open(fixture(name)).unwrap());
-        for e in a.entries().unwrap() {
-            let mut e = e.unwrap();
-            if e.path().unwrap().to_str() == Some("manifest.json") {
-                continue;
-            }
-            let h = e.header().clone();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-            legacy.append(&h, &data[..]).unwrap();
-        }
-        legacy.into_inner().unwrap()
-    };
     store
-        .load(&legacy_of("busybox-docker20.tar")[..], &opts(), &mut |_| {})
+        .load(
+            &legacy_fixture("busybox-docker20.tar")[..],
+            &opts(),
+            &mut |_| {},
+        )
         .unwrap();
     let r = store.resolve("fixture/busybox:1.35").unwrap();
     assert_eq!(
@@ -423,7 +389,7 @@ fn oci_layouts_with_zstd_layers_and_legacy_archives_load() {
     assert_eq!(r.config.cmd, Some(vec!["sh".to_string()]));
     store
         .load(
-            &legacy_of("multilayer-docker20.tar")[..],
+            &legacy_fixture("multilayer-docker20.tar")[..],
             &opts(),
             &mut |_| {},
         )

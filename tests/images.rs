@@ -9,33 +9,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::Daemon;
+use common::{BUSYBOX_ID, Daemon, MULTI_DIFF_IDS, MULTI_ID};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const BUSYBOX_ID: &str = "sha256:62ff1febd85635a022b76464af8af6a86b412b4f44052cc2b8fc0edc27185128";
-const MULTI_ID: &str = "sha256:4eebb71bc72256934124052437fb1ec4e5b206c25c48fd9f6efd25db1d504f08";
-const MULTI_DIFF_IDS: [&str; 4] = [
-    "sha256:0fc1a132cc13dfc4b75a03e9651721b4430c86f1c2d91321a64fbaadbe971288",
-    "sha256:be518f4b132e5efa6bb55da3270a1464515ffae5211a89209b47d6231e7ff751",
-    "sha256:40faa605c69478ac6b04a503e9e352b223698587da7a77408dce6e5750881a4e",
-    "sha256:dbdad45452ab95fbea3e9fcacdf18c36300d533b7138ada06febf9c437521fba",
-];
-
 fn fixture(name: &str) -> String {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/images")
-        .join(name);
-    let p = if beside.exists() {
-        beside
-    } else {
-        Path::new("/work/shared/fixtures/images").join(name)
-    };
-    assert!(
-        p.exists(),
-        "fixture {name} is missing: it lives in shared/fixtures/images beside the repository"
-    );
-    p.display().to_string()
+    common::fixture(name).display().to_string()
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -304,19 +283,7 @@ fn legacy_archives_load_with_dockers_ids_and_parent_chain() {
     // `<id>/json` + `<id>/layer.tar` chain. Every ID below is what Docker Engine
     // 20.10.24 shows after `docker load` of this same archive (`docker images -a`,
     // `docker history`): one image per v1 entry, chained by Parent.
-    let mut legacy = tar::Builder::new(Vec::new());
-    let mut a = tar::Archive::new(std::fs::File::open(fixture("multilayer-docker20.tar")).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_str() == Some("manifest.json") {
-            continue;
-        }
-        let h = e.header().clone();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        legacy.append(&h, &data[..]).unwrap();
-    }
-    let legacy = legacy.into_inner().unwrap();
+    let legacy = common::legacy_fixture("multilayer-docker20.tar");
     let d = Daemon::start();
     let o = docker_stdin(&d, &["load"], &legacy);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

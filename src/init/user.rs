@@ -35,45 +35,45 @@ struct GroupEntry {
 /// The largest ID Docker accepts.
 const MAX_ID: u64 = i32::MAX as u64;
 
-fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+/// The colon-separated fields of each entry of a passwd or group file (blank lines
+/// and comments skipped).
+fn records(text: &str) -> impl Iterator<Item = Vec<&str>> {
     text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                return None;
-            }
-            let f: Vec<&str> = line.split(':').collect();
-            Some(PasswdEntry {
-                name: f.first()?.to_string(),
-                uid: f.get(2).and_then(|s| s.parse().ok()).unwrap_or(0),
-                gid: f.get(3).and_then(|s| s.parse().ok()).unwrap_or(0),
-                home: f.get(5).map(|s| s.to_string()).unwrap_or_default(),
-            })
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| line.split(':').collect())
+}
+
+/// Field `i` as a number; missing or malformed reads as 0, as Docker's parser does.
+fn number(f: &[&str], i: usize) -> u32 {
+    f.get(i).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+    records(text)
+        .map(|f| PasswdEntry {
+            name: f[0].to_string(),
+            uid: number(&f, 2),
+            gid: number(&f, 3),
+            home: f.get(5).map(|s| s.to_string()).unwrap_or_default(),
         })
         .collect()
 }
 
 fn parse_group(text: &str) -> Vec<GroupEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                return None;
-            }
-            let f: Vec<&str> = line.split(':').collect();
-            Some(GroupEntry {
-                name: f.first()?.to_string(),
-                gid: f.get(2).and_then(|s| s.parse().ok()).unwrap_or(0),
-                members: f
-                    .get(3)
-                    .map(|m| {
-                        m.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
+    records(text)
+        .map(|f| GroupEntry {
+            name: f[0].to_string(),
+            gid: number(&f, 2),
+            members: f
+                .get(3)
+                .map(|m| {
+                    m.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }

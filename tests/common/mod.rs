@@ -545,3 +545,54 @@ impl Daemon {
         d
     }
 }
+
+// ---- image fixtures (shared/fixtures/images, made by real engines) -------------
+
+/// Image ID of `busybox-docker20.tar` as Docker gives it.
+pub const BUSYBOX_ID: &str =
+    "sha256:62ff1febd85635a022b76464af8af6a86b412b4f44052cc2b8fc0edc27185128";
+/// Image ID of `multilayer-docker20.tar` as Docker gives it.
+pub const MULTI_ID: &str =
+    "sha256:4eebb71bc72256934124052437fb1ec4e5b206c25c48fd9f6efd25db1d504f08";
+/// Diff IDs of the multi-layer fixture, bottom first (the first is busybox's).
+pub const MULTI_DIFF_IDS: [&str; 4] = [
+    "sha256:0fc1a132cc13dfc4b75a03e9651721b4430c86f1c2d91321a64fbaadbe971288",
+    "sha256:be518f4b132e5efa6bb55da3270a1464515ffae5211a89209b47d6231e7ff751",
+    "sha256:40faa605c69478ac6b04a503e9e352b223698587da7a77408dce6e5750881a4e",
+    "sha256:dbdad45452ab95fbea3e9fcacdf18c36300d533b7138ada06febf9c437521fba",
+];
+
+/// A fixture archive from shared/fixtures/images beside the repository.
+pub fn fixture(name: &str) -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/images")
+        .join(name);
+    let p = if beside.exists() {
+        beside
+    } else {
+        Path::new("/work/shared/fixtures/images").join(name)
+    };
+    assert!(
+        p.exists(),
+        "fixture {name} is missing: it lives in shared/fixtures/images beside the repository"
+    );
+    p
+}
+
+/// The fixture in the legacy layout: the same archive without its manifest.json,
+/// leaving `repositories` and the v1 `<id>/json` + `<id>/layer.tar` chain.
+pub fn legacy_fixture(name: &str) -> Vec<u8> {
+    let mut legacy = tar::Builder::new(Vec::new());
+    let mut a = tar::Archive::new(std::fs::File::open(fixture(name)).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("manifest.json") {
+            continue;
+        }
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        legacy.append(&h, &data[..]).unwrap();
+    }
+    legacy.into_inner().unwrap()
+}
