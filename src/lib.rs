@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod error;
 pub mod image;
 pub mod init;
 pub mod logging;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::error::{Error, Result};
+use super::{Error, Result};
 
 /// Parsed filters: each key with the set of values given for it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -20,18 +20,6 @@ use crate::image::save::SavePlan;
 use crate::image::{self, ImageDetails, ImageStore, ImageUser, Removed, reference};
 use crate::version::ApiVersion;
 
-impl From<image::Error> for Error {
-    fn from(e: image::Error) -> Self {
-        match e {
-            image::Error::NotFound(m) => Error::NotFound(m),
-            image::Error::Conflict(m) => Error::Conflict(m),
-            image::Error::Invalid(m) => Error::InvalidParameter(m),
-            image::Error::NotImplemented(m) => Error::NotImplemented(m),
-            image::Error::Internal(m) => Error::Internal(m),
-        }
-    }
-}
-
 /// Filter keys `GET /images/json` accepts.
 const LIST_FILTERS: &[&str] = &["dangling", "label", "before", "since", "reference", "until"];
 /// Filter keys `POST /images/prune` accepts.
@@ -617,11 +605,9 @@ impl Engine {
     /// Resolves the names of `docker save` (errors here are HTTP errors).
     pub async fn image_save_plan(&self, names: Vec<String>) -> Result<SavePlan> {
         let images = self.images.clone();
-        Ok(
-            tokio::task::spawn_blocking(move || images.plan_save(&names))
-                .await
-                .map_err(join_err)??,
-        )
+        tokio::task::spawn_blocking(move || images.plan_save(&names))
+            .await
+            .map_err(join_err)?
     }
 
     /// Writes the archive of a resolved save to `out` (blocking; call it on a

@@ -3,7 +3,6 @@
 //! into calls here and [`Error`]s into status codes.
 
 pub mod containers;
-pub mod error;
 pub mod events;
 pub mod filters;
 pub mod images;
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use error::{Error, Result};
+pub use crate::error::{Error, Result};
 pub use events::EventBus;
 pub use filters::Filters;
 

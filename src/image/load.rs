@@ -425,7 +425,7 @@ impl ImageStore {
         let what = format!("layer {name}");
         let (_, plain) = layer_store::decompress(f, &what)?;
         let layer = self.paths.prepare(plain).map_err(|e| match e {
-            Error::Invalid(m) => Error::invalid(format!("{what}: {m}")),
+            Error::InvalidParameter(m) => Error::invalid(format!("{what}: {m}")),
             other => other,
         })?;
         if layer.meta.diff_id != expected {

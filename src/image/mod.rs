@@ -46,49 +46,7 @@ pub use reference::Reference;
 use refstore::RefStore;
 pub use rootfs::Driver;
 
-/// What went wrong in an image operation; the message is what a client sees.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No such image (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The request conflicts with the store's state, e.g. an image in use (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// Bad input: a malformed name, a hostile or broken archive (400).
-    #[error("{0}")]
-    Invalid(String),
-    /// Valid, but not something this daemon does (501).
-    #[error("{0}")]
-    NotImplemented(String),
-    /// A failure of the system or the store itself (500).
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// Result of an image operation.
-pub type Result<T> = std::result::Result<T, Error>;
-
-impl Error {
-    pub fn not_found(m: impl Into<String>) -> Self {
-        Error::NotFound(m.into())
-    }
-    pub fn conflict(m: impl Into<String>) -> Self {
-        Error::Conflict(m.into())
-    }
-    pub fn invalid(m: impl Into<String>) -> Self {
-        Error::Invalid(m.into())
-    }
-    pub fn internal(m: impl Into<String>) -> Self {
-        Error::Internal(m.into())
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Internal(crate::store::strip_os_suffix(&e))
-    }
-}
+pub use crate::error::{Error, Result};
 
 /// What the container code needs to know about an image.
 #[derive(Clone, Debug)]

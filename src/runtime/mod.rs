@@ -22,7 +22,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::engine::Error;
+use crate::error::Error;
 use crate::init::control;
 use crate::init::spec::{
     AttachStreams, ContainerSpec, EXIT_FILE, ExitRecord, InitialAttach, MONITOR_SOCKET, Reply,

@@ -1,9 +1,10 @@
-//! The engine's one error type. Each variant is a kind of failure a client can act on;
-//! `api::error` maps them to HTTP status codes in one place.
+//! The daemon's one error type, shared by the engine, the image store and the runtime
+//! client. Each variant is a kind of failure a client can act on; `api::error` maps
+//! them to HTTP status codes in one place.
 
 use std::io;
 
-/// What went wrong in an engine operation; the message is what the client sees.
+/// What went wrong in an operation; the message is what the client sees.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The named object does not exist (404).
@@ -29,7 +30,7 @@ pub enum Error {
     Internal(String),
 }
 
-/// Result of an engine operation.
+/// Result of an operation that fails with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
