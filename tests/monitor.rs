@@ -91,6 +91,21 @@ impl Env {
 
     /// Starts `spec` with an initial attach of stdout and stderr (and stdin when the
     /// spec keeps it open); returns the client end.
+    /// A spec whose command runs `script` under `sh -c` with the host directory
+    /// returned (created empty) bound at `/trigger`: the test creates files there to
+    /// tell the container when to go on.
+    fn spec_with_trigger(&self, script: &str) -> (ContainerSpec, PathBuf) {
+        let trigger = self.tmp.path().join("trigger");
+        std::fs::create_dir(&trigger).unwrap();
+        let mut spec = self.spec(&["sh", "-c", script]);
+        spec.mounts.push(Mount {
+            source: trigger.clone(),
+            destination: "/trigger".into(),
+            readonly: true,
+        });
+        (spec, trigger)
+    }
+
     async fn start(&self, spec: ContainerSpec) -> Result<(Started, UnixStream), StartError> {
         let streams = AttachStreams {
             stdin: spec.open_stdin,
@@ -680,18 +695,9 @@ async fn exec_failures_use_dockers_words_and_codes() {
 #[tokio::test]
 async fn a_new_runtime_finds_running_containers_and_their_exit() {
     let env = Env::new();
-    let trigger = env.tmp.path().join("trigger");
-    std::fs::create_dir(&trigger).unwrap();
-    let mut spec = env.spec(&[
-        "sh",
-        "-c",
+    let (spec, trigger) = env.spec_with_trigger(
         "while ! test -e /trigger/go; do sleep 0.02; done; echo finishing; exit 5",
-    ]);
-    spec.mounts.push(Mount {
-        source: trigger.clone(),
-        destination: "/trigger".into(),
-        readonly: true,
-    });
+    );
     let id = spec.id.clone();
     let cgroup_path = spec.cgroup_path.clone();
     let (started, conn) = env.start(spec).await.unwrap();
@@ -754,18 +760,7 @@ async fn output_written_right_after_attach_returns_reaches_the_stream() {
     // The container answers each trigger file at once (a busy loop, no sleep), so a
     // stream the monitor had not registered yet when `attach` returned misses it.
     let env = Env::new();
-    let trigger = env.tmp.path().join("trigger");
-    std::fs::create_dir(&trigger).unwrap();
-    let mut spec = env.spec(&[
-        "sh",
-        "-c",
-        "i=0; while [ $i -lt 30 ]; do while ! [ -e /trigger/$i ]; do :; done; echo line$i; i=$((i+1)); done",
-    ]);
-    spec.mounts.push(Mount {
-        source: trigger.clone(),
-        destination: "/trigger".into(),
-        readonly: true,
-    });
+    let (spec, trigger) = env.spec_with_trigger("i=0; while [ $i -lt 30 ]; do while ! [ -e /trigger/$i ]; do :; done; echo line$i; i=$((i+1)); done");
     let id = spec.id.clone();
     let (_, conn) = env.start(spec).await.unwrap();
     drop(conn);
@@ -835,19 +830,9 @@ async fn privileged_containers_get_every_capability_and_device() {
 #[tokio::test]
 async fn the_none_log_driver_writes_nothing_and_the_monitor_outlives_a_hangup() {
     let env = Env::new();
-    let trigger = env.tmp.path().join("trigger");
-    std::fs::create_dir(&trigger).unwrap();
-    let mut spec = env.spec(&[
-        "sh",
-        "-c",
-        "echo quiet; while ! test -e /trigger/go; do sleep 0.02; done",
-    ]);
+    let (mut spec, trigger) =
+        env.spec_with_trigger("echo quiet; while ! test -e /trigger/go; do sleep 0.02; done");
     spec.log.driver = "none".into();
-    spec.mounts.push(Mount {
-        source: trigger.clone(),
-        destination: "/trigger".into(),
-        readonly: false,
-    });
     let id = spec.id.clone();
     let log = spec.log.path.clone();
     let (started, mut conn) = env.start(spec).await.unwrap();
