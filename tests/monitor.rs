@@ -25,6 +25,9 @@ struct Env {
     tmp: tempfile::TempDir,
     rootfs: PathBuf,
     runtime: Runtime,
+    /// Cgroups of the containers started here: whatever still runs in them when the
+    /// test ends (a failed assertion) is killed, so no container outlives its test.
+    cgroups: std::sync::Mutex<Vec<String>>,
 }
 
 impl Env {
@@ -48,6 +51,7 @@ impl Env {
             tmp,
             rootfs,
             runtime,
+            cgroups: Default::default(),
         }
     }
 
@@ -114,6 +118,7 @@ impl Env {
         };
         let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         mine.set_nonblocking(true).unwrap();
+        self.cgroups.lock().unwrap().push(spec.cgroup_path.clone());
         let started = self.runtime.start(spec, vec![(theirs, streams)]).await?;
         Ok((started, UnixStream::from_std(mine).unwrap()))
     }
@@ -156,6 +161,16 @@ impl Drop for Env {
     /// The tests' parent cgroup goes once no test uses it (best effort: the last test
     /// to finish removes it).
     fn drop(&mut self) {
+        for cgroup in self
+            .cgroups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for pid in self.runtime.pids(cgroup).unwrap_or_default() {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         if let Ok(hierarchies) = dockerd::init::cgroup::detect() {
             for h in hierarchies {
                 let _ = std::fs::remove_dir(h.mount_point.join("dockerd-monitor-test"));
