@@ -195,8 +195,9 @@ class Engine:
         return sum(pss_kib(p) for p in self.engine_pids())
 
     def engine_pids(self):
-        """The daemon and its helpers: for ours, the daemon and its container monitors;
-        for Docker, dockerd, containerd and the containerd shims."""
+        """The daemon and its helpers: for ours, the daemon, its container monitors and
+        network proxies; for Docker, dockerd, containerd and the containerd shims (and
+        docker-proxy, a child of dockerd)."""
         if not self.proc:
             return set()
         pids = set(tree_pids(self.proc.pid))
@@ -318,9 +319,10 @@ class Bench:
             log("docker run --rm IMG true (default network)")
             o, d = self.alternate(lambda e: e.timed("run", "--rm", img, "true"), rounds, warmup=2)
             self.record("run_default", "docker run --rm IMG true (default network)", "s", "lower", o, d, goal=5,
-                        note="ours: private network namespace with loopback only; Docker: bridge with veth and NAT")
+                        note="both: the default bridge, a veth pair, an address and NAT")
 
             self.parallel_run(img, rounds)
+            self.published_ports(img, rounds)
             self.api_throughput(img, rounds)
             self.import_load_save(rounds)
         finally:
@@ -353,8 +355,10 @@ class Bench:
             n.settimeout(30)
             cfg = os.path.join(d, "daemon.json")
             open(cfg, "w").write("{}")
-            args = [OURS_BIN, "-H", f"unix://{d}/s.sock", "--data-root", f"{d}/data", "--exec-root", f"{d}/exec",
-                    "--pidfile", f"{d}/pid", "--config-file", cfg]
+            # In this engine's namespace: the daemon makes its default bridge at start.
+            enter = ["nsenter", f"--net=/run/netns/{self.engines[0].netns}"]
+            args = enter + [OURS_BIN, "-H", f"unix://{d}/s.sock", "--data-root", f"{d}/data", "--exec-root",
+                            f"{d}/exec", "--pidfile", f"{d}/pid", "--config-file", cfg]
             t0 = time.perf_counter()
             p = subprocess.Popen(args, env=dict(os.environ, NOTIFY_SOCKET=nsock), stderr=subprocess.DEVNULL)
             while b"READY=1" not in n.recv(4096):
@@ -364,7 +368,7 @@ class Bench:
             p.wait()
             # Socket activation: the activator holds the socket; the first request execs the daemon.
             sa_sock = os.path.join(d, "sa.sock")
-            sa = subprocess.Popen(["systemd-socket-activate", "-l", sa_sock] + [OURS_BIN, "-H", "fd://", "--data-root", f"{d}/data2",
+            sa = subprocess.Popen(["systemd-socket-activate", "-l", sa_sock] + enter + [OURS_BIN, "-H", "fd://", "--data-root", f"{d}/data2",
                                    "--exec-root", f"{d}/exec2", "--pidfile", f"{d}/pid2", "--config-file", cfg],
                                   stderr=subprocess.DEVNULL)
             while not os.path.exists(sa_sock):
@@ -412,6 +416,42 @@ class Bench:
                     mem["docker"], note="RSS counts shared pages (binaries, libc) once per process")
         self.record("pss_50", "proportional memory (PSS sum) with 50 running containers", "MiB", "lower", pss["ours"],
                     pss["docker"], note="PSS shares each page among the processes mapping it")
+
+    def published_ports(self, img, rounds):
+        log("50 × docker run -d -p PORT IMG httpd in parallel; HTTP requests/s through a published port on 127.0.0.1")
+
+        def fifty(e):
+            t0 = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=50) as ex:
+                ids = list(ex.map(lambda i: e.cli("run", "-d", "-p", f"{20000 + i}:80", img, "httpd", "-f", "-p", "80",
+                                                  "-h", "/etc").stdout.decode().strip(), range(50)))
+            elapsed = time.perf_counter() - t0
+            e.cli("rm", "-f", *ids)
+            return elapsed
+        o, d = self.alternate(fifty, rounds)
+        self.record("run_p_50", "50 × docker run -d -p PORT IMG httpd, in parallel (total)", "s", "lower", o, d, goal=4)
+
+        for e in self.engines:
+            e.cli("run", "-d", "--name", "web", "-p", "18080:80", img, "httpd", "-f", "-p", "80", "-h", "/etc")
+            enter = ["nsenter", f"--net=/run/netns/{e.netns}"]
+            deadline = time.time() + 30
+            while subprocess.run(enter + ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:18080/passwd"],
+                                 stderr=subprocess.DEVNULL).returncode != 0:
+                if time.time() > deadline:
+                    raise RuntimeError(f"{e.name}: the published port does not answer")
+                time.sleep(0.1)
+
+        def http_rps(e):
+            enter = ["nsenter", f"--net=/run/netns/{e.netns}"]
+            r = subprocess.run(enter + [LOADCLIENT, "tcp://127.0.0.1:18080", "/passwd", "--connections", "8", "--seconds",
+                                        str(self.args.load_seconds)], stdout=subprocess.PIPE, check=True)
+            return json.loads(r.stdout)["rps"]
+        o, d = self.alternate(http_rps, rounds)
+        self.record("http_rps", "HTTP requests/s to busybox httpd through 127.0.0.1:PORT (8 clients, a connection each)",
+                    "req/s", "higher", o, d, goal=1,
+                    note="loopback traffic goes through each engine's userland proxy (its default)")
+        for e in self.engines:
+            e.cli("rm", "-f", "web")
 
     def api_throughput(self, img, rounds):
         log("API round trips: GET /_ping and GET /containers/json?all=1 with 100 containers")

@@ -1,21 +1,25 @@
-//! A small HTTP load client for the Engine API over a unix socket: a fixed number of
-//! keep-alive connections, each sending `GET PATH` and waiting for the answer before
-//! the next one, for a fixed time. Prints requests per second as JSON. Used by
-//! `bench/compare.sh`.
+//! A small HTTP load client: a fixed number of clients, each sending `GET PATH` and
+//! waiting for the answer before the next one, for a fixed time. Prints requests per
+//! second as JSON. Used by `bench/compare.sh`.
+//!
+//! TARGET is a unix socket path (the Engine API: keep-alive connections), or
+//! `tcp://HOST:PORT` (a published port: one connection per request, as HTTP/1.0
+//! clients of a server that closes each connection do).
 //!
 //! The client runs every connection on one thread (an event loop), so that it takes
 //! as little of the machine as possible from the daemon it measures.
 //!
-//! `cargo run --release --example loadclient -- SOCKET PATH [--connections N] [--seconds S]`
+//! `cargo run --release --example loadclient -- TARGET PATH [--connections N] [--seconds S]`
 
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: loadclient SOCKET PATH [--connections N] [--seconds S]";
+    let usage = "usage: loadclient TARGET PATH [--connections N] [--seconds S]";
     let sock = args.next().expect(usage);
     let path = args.next().expect(usage);
     let mut conns = 8usize;
@@ -41,15 +45,25 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: loadclient\r\n\r\n");
+    let tcp = sock.strip_prefix("tcp://").map(str::to_string);
+    let request = if tcp.is_some() {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: loadclient\r\nConnection: close\r\n\r\n"
+        )
+    } else {
+        format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: loadclient\r\n\r\n")
+    };
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let (done, errors) = rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..conns {
-            let (sock, request) = (sock.clone(), request.clone());
+            let (sock, request, tcp) = (sock.clone(), request.clone(), tcp.clone());
             tasks.push(tokio::spawn(async move {
-                connection(&sock, request.as_bytes(), deadline).await
+                match tcp {
+                    Some(addr) => one_per_request(&addr, request.as_bytes(), deadline).await,
+                    None => connection(&sock, request.as_bytes(), deadline).await,
+                }
             }));
         }
         let mut done = 0u64;
@@ -84,8 +98,34 @@ async fn connection(sock: &str, request: &[u8], deadline: Instant) -> (u64, u64)
     (done, errors)
 }
 
+/// A new TCP connection for each request, until `deadline`.
+async fn one_per_request(addr: &str, request: &[u8], deadline: Instant) -> (u64, u64) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let (mut done, mut errors) = (0, 0);
+    while Instant::now() < deadline {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            errors += 1;
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        buf.clear();
+        if s.write_all(request).await.is_err() {
+            errors += 1;
+            continue;
+        }
+        match read_response(&mut s, &mut buf).await {
+            Some(200) => done += 1,
+            _ => errors += 1,
+        }
+    }
+    (done, errors)
+}
+
 /// Reads one response into `buf` (leftover bytes of the next one stay), returning its status.
-async fn read_response(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<u16> {
+async fn read_response<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+) -> Option<u16> {
     loop {
         if let Some((status, len)) = parse(buf) {
             buf.drain(..len);

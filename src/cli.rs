@@ -100,6 +100,66 @@ pub struct Flags {
     #[arg(long)]
     pub live_restore: bool,
 
+    /// Attach containers to a network bridge ("none" disables the default bridge)
+    #[arg(short = 'b', long, value_name = "string", default_value = "")]
+    pub bridge: String,
+
+    /// Specify network bridge IP
+    #[arg(long, value_name = "string", default_value = "")]
+    pub bip: String,
+
+    /// IPv4 subnet for fixed IPs
+    #[arg(long, value_name = "string", default_value = "")]
+    pub fixed_cidr: String,
+
+    /// Default address pools for node specific local networks (base=CIDR,size=N)
+    #[arg(long = "default-address-pool", value_name = "pool-options")]
+    pub default_address_pools: Vec<String>,
+
+    /// Set the containers network MTU
+    #[arg(long, value_name = "int", default_value_t = 0)]
+    pub mtu: u32,
+
+    /// Enable addition of iptables rules
+    #[arg(long, value_name = "bool", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub iptables: bool,
+
+    /// Enable net.ipv4.ip_forward
+    #[arg(long, value_name = "bool", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ip_forward: bool,
+
+    /// Enable IP masquerading
+    #[arg(long, value_name = "bool", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ip_masq: bool,
+
+    /// Enable inter-container communication
+    #[arg(long, value_name = "bool", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub icc: bool,
+
+    /// Use userland proxy for loopback traffic
+    #[arg(long, value_name = "bool", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub userland_proxy: bool,
+
+    /// Default IP when binding container ports
+    #[arg(long, value_name = "ip", default_value = "0.0.0.0")]
+    pub ip: String,
+
+    /// IP address that the special 'host-gateway' string in --add-host resolves to
+    #[arg(long, value_name = "ip", default_value = "")]
+    pub host_gateway_ip: String,
+
+    /// DNS server to use
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+
+    /// DNS search domains to use
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+
+    /// DNS options to use
+    #[arg(long = "dns-opt", value_name = "list")]
+    pub dns_opts: Vec<String>,
+
     /// Validate daemon configuration and exit
     #[arg(long)]
     pub validate: bool,

@@ -25,6 +25,10 @@ pub enum Error {
     /// The operation is refused by policy (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The service the request needs is not available here, e.g. swarm mode on a
+    /// node outside any swarm (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else: a failure inside the daemon or the system (500).
     #[error("{0}")]
     Internal(String),

@@ -17,6 +17,8 @@ pub mod error;
 pub mod image;
 pub mod init;
 pub mod logging;
+pub mod net;
+pub mod netproxy;
 pub mod runtime;
 pub mod store;
 pub mod systemd;

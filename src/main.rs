@@ -10,5 +10,11 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == dockerd::init::SUBCOMMAND) {
         return ExitCode::from(dockerd::init::main(&args[2..]));
     }
+    if args
+        .get(1)
+        .is_some_and(|a| a == dockerd::netproxy::SUBCOMMAND)
+    {
+        return ExitCode::from(dockerd::netproxy::main(&args[2..]));
+    }
     ExitCode::from(dockerd::daemon::run(args))
 }

@@ -141,9 +141,9 @@ fn the_container_is_isolated() {
         "/sys/class/net",
     ]);
     assert_eq!(o, "lo\n");
-    // The default network is a private namespace too (only loopback until bridge networking exists).
+    // The default network gives the container an interface on the bridge.
     let o = d.docker_ok(&["run", "--rm", IMG, "ls", "/sys/class/net"]);
-    assert_eq!(o, "lo\n");
+    assert_eq!(o, "eth0\nlo\n");
     let o = d.docker_ok(&["run", "--rm", IMG, "cat", "/proc/self/status"]);
     let caps = o.lines().find(|l| l.starts_with("CapEff:")).unwrap();
     assert_eq!(
@@ -352,12 +352,9 @@ fn inspect_and_list_documents() {
     assert!(df.contains("Containers 1"), "{df}");
     let nets = d.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert_eq!(nets, "bridge bridge\nhost host\nnone null\n");
-    // docker info says what the default network really is.
+    // The default network is a real bridge now: docker info has nothing to warn about.
     let warnings = info["Warnings"].to_string();
-    assert!(
-        warnings.contains("bridge networking is not available yet"),
-        "{warnings}"
-    );
+    assert!(!warnings.contains("bridge networking"), "{warnings}");
 }
 
 #[test]
@@ -416,7 +413,6 @@ fn unsupported_settings_are_refused_not_ignored() {
     let d = daemon();
     for args in [
         &["-m", "64m"][..],
-        &["-p", "8080:80"],
         &["--restart", "always"],
         &["-v", "named:/data"],
         &["--pid", "host"],

@@ -306,17 +306,18 @@ fn tcp_is_refused_off_loopback_and_warned_on_loopback() {
         .arg(&format!("tcp://127.0.0.1:{port}"))
         .start();
     assert!(d.log().contains("without encryption"), "{}", d.log());
-    let out = std::process::Command::new(docker_cli())
-        .args([
-            "-H",
-            &format!("tcp://127.0.0.1:{port}"),
-            "version",
-            "--format",
-            "{{.Server.APIVersion}}",
-        ])
-        .env("DOCKER_CONFIG", d.path("docker-config"))
-        .output()
-        .unwrap();
+    // The daemon's loopback is that of its network namespace.
+    let mut cli = std::process::Command::new(docker_cli());
+    cli.args([
+        "-H",
+        &format!("tcp://127.0.0.1:{port}"),
+        "version",
+        "--format",
+        "{{.Server.APIVersion}}",
+    ])
+    .env("DOCKER_CONFIG", d.path("docker-config"));
+    in_netns(&mut cli, &d.netns);
+    let out = cli.output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "1.51",

@@ -38,7 +38,14 @@ impl Activated {
         for e in env {
             cmd.arg("-E").arg(e);
         }
-        cmd.arg(dockerd_bin())
+        // The daemon makes its default bridge at start: it runs in a network
+        // namespace of the test's, entered by nsenter (which execs it in the same
+        // process, so LISTEN_PID still matches). The listening sockets, bound by the
+        // activator, stay in the test's own namespace.
+        let netns = create_netns(dir.path());
+        cmd.arg("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .arg(dockerd_bin())
             .args(["-H", host])
             .args(private_state_args(dir.path()))
             .stdin(Stdio::null())
@@ -91,6 +98,7 @@ impl Drop for Activated {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        reap_leftovers(self.dir.path());
     }
 }
 

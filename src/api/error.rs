@@ -14,6 +14,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::NotModified(_) => StatusCode::NOT_MODIFIED,
         Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -24,7 +25,10 @@ pub fn to_response(e: &Error) -> Response {
     if status == StatusCode::NOT_MODIFIED {
         return response::empty(status);
     }
-    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+    if status.is_server_error()
+        && status != StatusCode::NOT_IMPLEMENTED
+        && status != StatusCode::SERVICE_UNAVAILABLE
+    {
         tracing::error!("Handler for request failed: {e}");
     }
     response::json(status, &serde_json::json!({ "message": e.to_string() }))

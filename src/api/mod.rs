@@ -204,9 +204,28 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         "containers" => containers::route(state, ctx).await,
         "networks" => networks::route(state, ctx).await,
         "volumes" | "plugins" | "exec" => volumes::route(state, ctx).await,
-        "build" | "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs"
-        | "distribution" | "session" | "auth" | "commit" | "grpc" => Err(not_supported(first)),
+        "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs" => swarm(&ctx),
+        "build" | "distribution" | "session" | "auth" | "commit" | "grpc" => {
+            Err(not_supported(first))
+        }
         _ => Err(page_not_found()),
+    }
+}
+
+/// Swarm mode: this node is in no swarm, and answers as a Docker node outside any
+/// swarm does (clients such as docker-py and compose probe these routes).
+fn swarm(ctx: &Ctx) -> Result<Response> {
+    let segs = ctx.segments();
+    match (ctx.method(), segs.as_slice()) {
+        (&Method::POST, ["swarm", "init" | "join"]) => Err(Error::not_implemented(
+            "swarm mode is not supported by this daemon: it runs containers on this host only",
+        )),
+        (&Method::POST, ["swarm", "leave"]) => {
+            Err(Error::Unavailable("This node is not part of a swarm".into()))
+        }
+        _ => Err(Error::Unavailable(
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.".into(),
+        )),
     }
 }
 

@@ -93,6 +93,81 @@ pub const KEYS: &[Key] = &[
         flag: "live_restore",
         reloadable: false,
     },
+    Key {
+        json: "bridge",
+        flag: "bridge",
+        reloadable: false,
+    },
+    Key {
+        json: "bip",
+        flag: "bip",
+        reloadable: false,
+    },
+    Key {
+        json: "fixed-cidr",
+        flag: "fixed_cidr",
+        reloadable: false,
+    },
+    Key {
+        json: "default-address-pools",
+        flag: "default_address_pools",
+        reloadable: false,
+    },
+    Key {
+        json: "mtu",
+        flag: "mtu",
+        reloadable: false,
+    },
+    Key {
+        json: "iptables",
+        flag: "iptables",
+        reloadable: false,
+    },
+    Key {
+        json: "ip-forward",
+        flag: "ip_forward",
+        reloadable: false,
+    },
+    Key {
+        json: "ip-masq",
+        flag: "ip_masq",
+        reloadable: false,
+    },
+    Key {
+        json: "icc",
+        flag: "icc",
+        reloadable: false,
+    },
+    Key {
+        json: "userland-proxy",
+        flag: "userland_proxy",
+        reloadable: false,
+    },
+    Key {
+        json: "ip",
+        flag: "ip",
+        reloadable: false,
+    },
+    Key {
+        json: "host-gateway-ip",
+        flag: "host_gateway_ip",
+        reloadable: false,
+    },
+    Key {
+        json: "dns",
+        flag: "dns",
+        reloadable: false,
+    },
+    Key {
+        json: "dns-search",
+        flag: "dns_search",
+        reloadable: false,
+    },
+    Key {
+        json: "dns-opts",
+        flag: "dns_opts",
+        reloadable: false,
+    },
 ];
 
 /// The file's top-level object, in file order. A missing default file is an empty one.
@@ -219,6 +294,21 @@ fn flag_value_go(id: &str, parsed: &Parsed) -> String {
         "default_runtime" => f.default_runtime.clone(),
         "add_runtimes" => list(&f.add_runtimes),
         "live_restore" => f.live_restore.to_string(),
+        "bridge" => f.bridge.clone(),
+        "bip" => f.bip.clone(),
+        "fixed_cidr" => f.fixed_cidr.clone(),
+        "default_address_pools" => list(&f.default_address_pools),
+        "mtu" => f.mtu.to_string(),
+        "iptables" => f.iptables.to_string(),
+        "ip_forward" => f.ip_forward.to_string(),
+        "ip_masq" => f.ip_masq.to_string(),
+        "icc" => f.icc.to_string(),
+        "userland_proxy" => f.userland_proxy.to_string(),
+        "ip" => f.ip.clone(),
+        "host_gateway_ip" => f.host_gateway_ip.clone(),
+        "dns" => list(&f.dns),
+        "dns_search" => list(&f.dns_search),
+        "dns_opts" => list(&f.dns_opts),
         _ => String::new(),
     }
 }

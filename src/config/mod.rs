@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod hosts;
+pub mod network;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::Parsed;
 pub use hosts::Host;
+pub use network::NetworkConfig;
 
 pub use crate::cli::BUILTIN_RUNTIME;
 
@@ -93,6 +95,7 @@ pub struct Config {
     pub default_runtime: String,
     pub runtimes: BTreeMap<String, RuntimeConfig>,
     pub live_restore: bool,
+    pub network: NetworkConfig,
 }
 
 /// Log drivers containers can use.
@@ -323,6 +326,7 @@ impl Config {
             default_runtime,
             runtimes,
             live_restore: boolean("live-restore", f.live_restore)?,
+            network: network::from_parts(file, f, &prefix)?,
         })
     }
 
@@ -380,6 +384,13 @@ impl Config {
         field!("log-driver", log_driver, restart);
         field!("log-opts", log_opts, restart);
         field!("live-restore", live_restore, restart);
+        if fresh.network != self.network {
+            for (key, _) in network::KEYS {
+                if network_key_changed(&self.network, &fresh.network, key) {
+                    ignored.push(key.to_string());
+                }
+            }
+        }
         Ok(Reloaded {
             config: next,
             changes,
@@ -404,6 +415,28 @@ impl Config {
         a.insert("runtimes".into(), names.join(" "));
         a.insert("live-restore".into(), self.live_restore.to_string());
         a
+    }
+}
+
+/// Whether the daemon.json key `key` differs between two network configurations.
+fn network_key_changed(a: &NetworkConfig, b: &NetworkConfig, key: &str) -> bool {
+    match key {
+        "bridge" => a.bridge != b.bridge,
+        "bip" => a.bip != b.bip,
+        "fixed-cidr" => a.fixed_cidr != b.fixed_cidr,
+        "default-address-pools" => a.default_address_pools != b.default_address_pools,
+        "mtu" => a.mtu != b.mtu,
+        "iptables" => a.iptables != b.iptables,
+        "ip-forward" => a.ip_forward != b.ip_forward,
+        "ip-masq" => a.ip_masq != b.ip_masq,
+        "icc" => a.icc != b.icc,
+        "userland-proxy" => a.userland_proxy != b.userland_proxy,
+        "ip" => a.default_binding_ip != b.default_binding_ip,
+        "host-gateway-ip" => a.host_gateway_ip != b.host_gateway_ip,
+        "dns" => a.dns != b.dns,
+        "dns-search" => a.dns_search != b.dns_search,
+        "dns-opts" => a.dns_opts != b.dns_opts,
+        _ => false,
     }
 }
 

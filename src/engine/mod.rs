@@ -6,7 +6,7 @@ pub mod containers;
 pub mod events;
 pub mod filters;
 pub mod images;
-pub mod networks;
+pub mod network;
 pub mod system;
 
 use std::path::{Path, PathBuf};
@@ -38,8 +38,8 @@ pub struct Engine {
     pub containers: containers::Containers,
     /// Starts containers under their monitors and talks to the monitors.
     pub runtime: crate::runtime::Runtime,
-    /// IDs of the built-in networks, by name.
-    network_ids: Vec<(&'static str, String)>,
+    /// Networks, their addresses and host ports.
+    pub networks: network::Networks,
 }
 
 impl Engine {
@@ -59,12 +59,12 @@ impl Engine {
         };
         let containers = containers::Containers::open(&data_root, &log_defaults)?;
         let runtime = crate::runtime::Runtime::new(&exec_root);
-        let network_ids = networks::network_ids(&id);
+        let networks = network::Networks::open(&config.network, &data_root, &exec_root, &id)?;
         let name = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
-        Ok(Engine {
+        let engine = Engine {
             config: RwLock::new(Arc::new(config)),
             id,
             name,
@@ -75,8 +75,34 @@ impl Engine {
             images,
             containers,
             runtime,
-            network_ids,
-        })
+            networks,
+        };
+        engine.restore_networking()?;
+        Ok(engine)
+    }
+
+    /// At start: the addresses and ports of containers recorded as running are in
+    /// use; bridges and firewall rules are put back in place (after a reboot, or
+    /// when someone flushed them), stale rules are swept, and the names file is
+    /// rewritten.
+    fn restore_networking(&self) -> Result<()> {
+        for h in self.containers.all() {
+            let r = h.record();
+            if r.container.state.running {
+                self.network_restore(&r);
+            }
+        }
+        self.networks.setup_host()?;
+        if let Some(fw) = &self.networks.firewall {
+            match fw.sweep(&self.networks.policies(), &self.live_port_rules()) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!("removed {n} stale firewall rules of containers that are gone")
+                }
+                Err(e) => tracing::warn!("cannot sweep stale firewall rules: {e}"),
+            }
+        }
+        self.networks.write_names()
     }
 
     /// The configuration in force now (a snapshot; a reload swaps in a new one).
@@ -139,8 +165,7 @@ impl Engine {
         self.images.driver().name()
     }
 
-    /// Network drivers containers can use (`bridge` is the private-namespace stand-in,
-    /// see `networks`).
+    /// Network drivers containers can use.
     pub fn network_drivers(&self) -> Vec<&'static str> {
         vec!["bridge", "host", "null"]
     }

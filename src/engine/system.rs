@@ -173,11 +173,15 @@ impl Engine {
                 ));
             }
         }
-        // The default network is not a bridge yet; say so where `docker info` shows it.
-        warnings.push(
-            "WARNING: bridge networking is not available yet: containers on the default network get a private network namespace with only the loopback interface"
-                .to_string(),
-        );
+        if crate::net::sysctl("net/ipv4/ip_forward").is_ok_and(|v| v != "1") {
+            warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
+        }
+        if crate::net::sysctl("net/bridge/bridge-nf-call-iptables").is_ok_and(|v| v != "1") {
+            warnings.push("WARNING: bridge-nf-call-iptables is disabled".to_string());
+        }
+        if crate::net::sysctl("net/bridge/bridge-nf-call-ip6tables").is_ok_and(|v| v != "1") {
+            warnings.push("WARNING: bridge-nf-call-ip6tables is disabled".to_string());
+        }
         let driver = self.storage_driver();
         json!({
             "ID": self.id,

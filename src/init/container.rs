@@ -20,7 +20,6 @@ use super::caps;
 use super::cgroup::Hierarchy;
 use super::exec::{self, ExecFailure};
 use super::init_process;
-use super::netns;
 use super::rootfs;
 use super::spec::{ContainerSpec, NetworkMode, SyncMessage};
 use super::stdio::{self, ContainerStdio};
@@ -39,6 +38,8 @@ pub struct ChildContext<'a> {
     /// The hierarchies, to mount inside the container.
     pub hierarchies: &'a [Hierarchy],
     pub stdio: ContainerStdio,
+    /// The network namespace to join (`NetworkMode::Join`), opened by the monitor.
+    pub netns: Option<OwnedFd>,
     /// Write end of the error pipe (close-on-exec).
     pub error_pipe: OwnedFd,
 }
@@ -47,7 +48,7 @@ pub struct ChildContext<'a> {
 pub fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
-    if spec.network != NetworkMode::Host {
+    if matches!(spec.network, NetworkMode::None | NetworkMode::Private) {
         flags |= libc::CLONE_NEWNET;
     }
     flags
@@ -91,8 +92,23 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
     unshare(libc::CLONE_NEWCGROUP, "cgroup").map_err(setup_failed)?;
 
     set_names(spec).map_err(setup_failed)?;
-    if spec.network != NetworkMode::Host {
-        netns::loopback_up().map_err(setup_failed)?;
+    match (&spec.network, &ctx.netns) {
+        (NetworkMode::Join(path), Some(ns)) => {
+            sys::cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map_err(|e| {
+                setup_failed(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "join network namespace {}: {}",
+                        path.display(),
+                        crate::store::strip_os_suffix(&e)
+                    ),
+                ))
+            })?;
+        }
+        (NetworkMode::None | NetworkMode::Private, _) => {
+            crate::net::netns::loopback_up().map_err(setup_failed)?;
+        }
+        _ => {}
     }
 
     let prepared = rootfs::prepare(spec, ctx.hierarchies).map_err(setup_failed)?;

@@ -73,6 +73,7 @@ mod tests {
             finished_at: "2026-01-01T00:00:00Z".into(),
             oom_killed: false,
             error: None,
+            network_released: false,
         });
         let line = encode_line(&reply);
         assert_eq!(

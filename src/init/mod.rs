@@ -18,7 +18,8 @@
 //! | `stdio.rs`, `attach.rs`, `logfile.rs` | pipes and terminal, attach framing, json-file log |
 //! | `user.rs`, `caps.rs`, `exec.rs` | user lookup, capabilities, PATH lookup and exec errors |
 //! | `init_process.rs` | the `--init` PID 1 |
-//! | `netns.rs`, `sys.rs`, `control.rs` | loopback, syscall wrappers, control socket framing |
+//! | `network.rs` | undoing the container's networking when it exits |
+//! | `sys.rs`, `control.rs` | syscall wrappers, control socket framing |
 
 pub mod attach;
 pub mod caps;
@@ -30,7 +31,7 @@ pub mod exec;
 pub mod init_process;
 pub mod logfile;
 pub mod monitor;
-pub mod netns;
+pub mod network;
 pub mod rootfs;
 pub mod spec;
 pub mod stdio;
@@ -111,6 +112,11 @@ fn read_spec(fd: &OwnedFd) -> Result<ContainerSpec, String> {
     let bytes =
         sys::read_to_end(sys::raw(fd)).map_err(|e| format!("read the container spec: {e}"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("invalid container spec: {e}"))
+}
+
+/// The descriptor passed as `NAME N` or `NAME=N`, when it is open and not stdio.
+pub fn flag_fd(args: &[OsString], name: &str) -> Option<RawFd> {
+    flag_value(args, name).filter(|&fd| fd > 2 && sys::fd_is_open(fd))
 }
 
 fn flag_value(args: &[OsString], name: &str) -> Option<RawFd> {

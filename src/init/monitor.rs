@@ -167,6 +167,18 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     let (err_r, err_w) =
         sys::pipe().map_err(|e| StartFailure::setup(format!("create a pipe: {e}")))?;
 
+    let netns = match &spec.network {
+        super::spec::NetworkMode::Join(path) => {
+            Some(sys::open(path, libc::O_RDONLY, 0).map_err(|e| {
+                StartFailure::setup(format!(
+                    "open network namespace {}: {}",
+                    path.display(),
+                    crate::store::strip_os_suffix(&e)
+                ))
+            })?)
+        }
+        _ => None,
+    };
     let flags = container::clone_flags(spec);
     let unified = cg
         .unified_dir()
@@ -197,6 +209,7 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
             cgroup_joins: cg.join_files(into_cgroup),
             hierarchies: &hierarchies,
             stdio: ctr_stdio,
+            netns,
             error_pipe: err_w,
         }),
         Ok(Some(pid)) => pid,
@@ -877,6 +890,7 @@ impl EventLoop {
             finished_at: crate::timefmt::rfc3339_nano(time),
             oom_killed: false,
             error: self.log_error.clone(),
+            network_released: false,
         }
     }
 
@@ -884,8 +898,12 @@ impl EventLoop {
     fn finish(&mut self) {
         self.flush_log();
         self.log = None;
+        // Before anyone hears of the exit: a restart must find the container's host
+        // ports free and its rules gone.
+        let network_released = super::network::teardown(&self.spec.state_dir);
         let mut record = self.record();
         record.oom_killed = self.cgroup.oom_killed();
+        record.network_released = network_released;
 
         // Attached clients have all the output: closing tells them it ended.
         self.conns.retain(|c| !matches!(c.role, Role::Attach(_)));

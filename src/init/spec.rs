@@ -96,16 +96,19 @@ pub struct ContainerSpec {
 }
 
 /// The network namespace arrangement.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// The host's network namespace.
     Host,
     /// A new network namespace with only `lo`, up.
     None,
-    /// A new network namespace of the container's own (only `lo` until bridge
-    /// networking exists).
+    /// A new network namespace of the container's own, with only `lo` (the
+    /// monitor's tests use it; the daemon prepares namespaces and uses `Join`).
     Private,
+    /// The network namespace at this path: one the daemon made and configured
+    /// (a bind-mounted namespace file), or another container's (`/proc/PID/ns/net`).
+    Join(PathBuf),
 }
 
 /// A mount made inside the container.
@@ -189,8 +192,28 @@ pub struct ExitRecord {
     pub oom_killed: bool,
     /// Set when the monitor itself failed while the container ran.
     pub error: Option<String>,
+    /// The monitor undid everything in `network.json` (or there was nothing).
+    #[serde(default)]
+    pub network_released: bool,
+}
+
+/// `state_dir/network.json`, written by the daemon before the start (and again when
+/// it changes): what the monitor undoes when the container exits, before it answers
+/// waiters, so a container's published ports end exactly when it does, whether or
+/// not the daemon is there.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetworkTeardown {
+    /// The container's namespace file (unmounted and removed: the kernel then
+    /// removes its interfaces).
+    pub netns: Option<PathBuf>,
+    /// The iptables tools and the rules to delete (published ports).
+    pub iptables: Option<crate::net::iptables::Tools>,
+    pub rules: Vec<crate::net::iptables::Rule>,
+    /// The container's network proxies (their host ports are freed when they end).
+    pub proxies: Vec<i32>,
 }
 
 /// Names of the files in `state_dir`.
 pub const MONITOR_SOCKET: &str = "monitor.sock";
 pub const EXIT_FILE: &str = "exit.json";
+pub const NETWORK_FILE: &str = "network.json";

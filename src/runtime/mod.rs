@@ -183,6 +183,58 @@ impl Runtime {
         result
     }
 
+    /// Starts a container's network proxy (`dockerd network-proxy`) with `spec` and
+    /// the sockets it serves; their descriptor numbers in the spec are filled in here
+    /// (`fds` in the order: the forwards, then the DNS server's UDP and TCP sockets).
+    /// Returns its PID. It runs in a session of its own and outlives the daemon.
+    /// Call within the daemon's runtime (a task or a blocking thread of it).
+    pub fn start_proxy(
+        &self,
+        mut spec: crate::netproxy::ProxySpec,
+        fds: Vec<OwnedFd>,
+    ) -> io::Result<i32> {
+        let mut next = SPEC_FD + 1;
+        for f in &mut spec.forwards {
+            f.fd = next;
+            next += 1;
+        }
+        if let Some(d) = &mut spec.dns {
+            d.udp_fd = next;
+            d.tcp_fd = next + 1;
+        }
+        let json = serde_json::to_vec(&spec).map_err(io::Error::other)?;
+        let spec_fd = spec_memfd(&json)?;
+        let mut all: Vec<RawFd> = vec![spec_fd.as_raw_fd()];
+        all.extend(fds.iter().map(|f| f.as_raw_fd()));
+        let mut cmd = std::process::Command::new(&self.monitor_exe);
+        cmd.arg0("dockerd")
+            .args([
+                crate::netproxy::SUBCOMMAND,
+                "--spec-fd",
+                &SPEC_FD.to_string(),
+            ])
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Runs between fork and exec: only async-signal-safe calls.
+        unsafe {
+            cmd.pre_exec(move || place_fds(&all));
+        }
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(false)
+            .spawn()?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        drop(spec_fd);
+        drop(fds);
+        // Reap it whenever it ends; a daemon restart leaves it to init.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Ok(pid)
+    }
+
     /// Opens an attach stream: the request is sent and returns once the monitor has
     /// registered it, so every byte the container writes from then on reaches the
     /// stream (framed unless it has a TTY) until it exits.
@@ -242,6 +294,7 @@ impl Runtime {
             finished_at: crate::timefmt::rfc3339_nano(std::time::SystemTime::now()),
             oom_killed: false,
             error: Some("container monitor exited unexpectedly".into()),
+            network_released: false,
         })
     }
 

@@ -167,12 +167,43 @@ pub fn private_state_args(dir: &Path) -> Vec<std::ffi::OsString> {
     args
 }
 
-/// A daemon with private state, stopped on drop.
+/// A network namespace of the test's own, bound to a file: the daemon runs in it
+/// (its "host"), so its bridges, firewall rules and published ports never touch the
+/// machine's own.
+pub fn create_netns(dir: &Path) -> PathBuf {
+    let path = dir.join("host.netns");
+    if !path.exists() {
+        dockerd::net::netns::create(&path)
+            .unwrap_or_else(|e| panic!("cannot create a network namespace for the test: {e}"));
+    }
+    path
+}
+
+/// Makes `cmd` start in the network namespace at `netns` (only the network
+/// namespace: mounts and everything else stay the test's).
+pub fn in_netns(cmd: &mut Command, netns: &Path) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let ns = std::fs::File::open(netns).unwrap();
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A daemon with private state and its own network namespace, stopped on drop.
 pub struct Daemon {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,
     pub stopped: Option<ExitStatus>,
+    /// The network namespace it runs in.
+    pub netns: PathBuf,
+    args: Vec<String>,
 }
 
 /// How to start a [`Daemon`].
@@ -223,6 +254,7 @@ impl DaemonBuilder {
         let config = dir.path().join("daemon.json");
         std::fs::write(&config, self.config.unwrap_or_default()).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let netns = create_netns(dir.path());
         let mut cmd = Command::new(dockerd_bin());
         cmd.arg("-H")
             .arg(format!("unix://{}", sock.display()))
@@ -232,12 +264,15 @@ impl DaemonBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
+        in_netns(&mut cmd, &netns);
         let child = cmd.spawn().unwrap();
         let mut d = Daemon {
             child,
             dir,
             sock,
             stopped: None,
+            netns,
+            args: self.args.clone(),
         };
         if self.wait {
             d.wait_ready();
@@ -343,6 +378,37 @@ impl Daemon {
             out.status,
             String::from_utf8_lossy(&out.stderr),
             self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A command that runs in the daemon's network namespace (its "host").
+    pub fn host_cmd(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args);
+        in_netns(&mut c, &self.netns);
+        c
+    }
+
+    /// An HTTP GET from the daemon's host (busybox wget, bounded by `timeout`):
+    /// the body, or `None` when it failed.
+    pub fn http_get_from_host(&self, url: &str) -> Option<String> {
+        let out = self
+            .host_cmd("timeout", &["5", "/bin/busybox", "wget", "-q", "-O-", url])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `iptables-save` in the daemon's namespace.
+    pub fn iptables_save(&self) -> String {
+        let out = self.host_cmd("iptables-save", &[]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "iptables-save failed: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -526,20 +592,25 @@ impl Daemon {
             .append(true)
             .open(dir.path().join("stderr.log"))
             .unwrap();
-        let child = Command::new(dockerd_bin())
-            .arg("-H")
+        let netns = self.netns.clone();
+        let args = self.args.clone();
+        let mut cmd = Command::new(dockerd_bin());
+        cmd.arg("-H")
             .arg(format!("unix://{}", sock.display()))
             .args(private_state_args(dir.path()))
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
+            .stderr(stderr);
+        in_netns(&mut cmd, &netns);
+        let child = cmd.spawn().unwrap();
         let mut d = Daemon {
             child,
             dir,
             sock,
             stopped: None,
+            netns,
+            args,
         };
         d.wait_ready();
         d

@@ -27,9 +27,10 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SUITE=bookworm
-# procps is a dependency of the package (/bin/kill), installed beforehand
-# because dpkg -i does not fetch dependencies.
-INCLUDE=systemd,systemd-sysv,dbus,curl,procps
+# procps (/bin/kill) and iptables (the firewall of container networks) are
+# dependencies of the package, installed beforehand because dpkg -i does not fetch
+# dependencies.
+INCLUDE=systemd,systemd-sysv,dbus,curl,procps,iptables
 # Bump when the preparation of the cached root changes.
 ROOT_RECIPE=2
 CACHE_DIR=${DOCKERD_E2E_CACHE:-/var/cache/dockerd-e2e}

@@ -7,11 +7,10 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::record::{self, Config, Container, State};
-use super::settings::{self, HostSettings};
+use super::record::{self, Config, Container, NetworkSettings, State};
+use super::settings::{self, HostSettings, NetMode};
 use super::{Handle, Record, names, spec};
 use crate::engine::{Engine, Error, Result};
-use crate::init::spec::NetworkMode;
 
 /// What create answers: the ID and warnings for the client.
 pub struct Created {
@@ -50,6 +49,18 @@ impl Engine {
             Some(_) => return Err(Error::invalid("invalid JSON: HostConfig must be an object")),
         };
         let networking = body.remove("NetworkingConfig");
+        // The address is the endpoint's (`Config.MacAddress` before API 1.44).
+        let legacy_mac = body
+            .remove("MacAddress")
+            .and_then(|v| v.as_str().map(str::to_string));
+        let hostname_given = body
+            .get("Hostname")
+            .and_then(Value::as_str)
+            .is_some_and(|h| !h.is_empty());
+        let exposed_given = body
+            .get("ExposedPorts")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty());
         settings::check_config_fields(&body)?;
         let mut config: Config = serde_json::from_value(Value::Object(body))
             .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
@@ -59,7 +70,14 @@ impl Engine {
         }
         let log_defaults = self.log_defaults();
         let settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
-        settings::check_networking_config(networking.as_ref(), &settings.network_name)?;
+        let (endpoints, net_warnings) =
+            self.network_endpoints_for_create(&crate::engine::network::attach::CreateNetworking {
+                settings: &settings,
+                networking: networking.as_ref(),
+                legacy_mac: legacy_mac.as_deref(),
+                hostname_given,
+                exposed_given,
+            })?;
         if config.image.is_empty() {
             return Err(Error::invalid(
                 "config cannot be empty in order to create a container",
@@ -70,13 +88,13 @@ impl Engine {
         }
 
         let image = self.images.resolve(&config.image)?;
-        let mut warnings = Vec::new();
+        let mut warnings = net_warnings;
         merge_image_config(&mut config, &image.config, &mut warnings);
         let (path, args) = entrypoint_and_args(&config)?;
 
         let id = crate::engine::random_id()?;
         if config.hostname.is_empty() {
-            config.hostname = if settings.network == NetworkMode::Host {
+            config.hostname = if settings.network_mode == NetMode::Host {
                 self.name.clone()
             } else {
                 id[..12].to_string()
@@ -118,8 +136,21 @@ impl Engine {
                 hosts_path: dir.join("hosts").display().to_string(),
                 resolv_conf_path: dir.join("resolv.conf").display().to_string(),
                 warnings: warnings.clone(),
+                network_settings: NetworkSettings {
+                    networks: endpoints,
+                    ..NetworkSettings::default()
+                },
             };
-            let host_config = settings::complete_host_config(&host_config, &settings);
+            let mut host_config = settings::complete_host_config(&host_config, &settings);
+            if !settings.links.is_empty() {
+                // As inspect shows them: `/db:/web/db`.
+                let links: Vec<String> = settings
+                    .links
+                    .iter()
+                    .map(|(target, alias)| format!("/{target}:{name}/{alias}"))
+                    .collect();
+                host_config.insert("Links".into(), serde_json::json!(links));
+            }
             record::save(&dir, &container, &host_config)?;
             let attrs = self.container_attributes(&container);
             self.containers.insert(Handle::new(

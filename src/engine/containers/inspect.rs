@@ -8,9 +8,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::record::Endpoint;
+use super::settings::NetMode;
 use super::{Handle, Record};
 use crate::engine::{Engine, Error, Filters, Result};
-use crate::init::spec::NetworkMode;
 
 /// Filter keys `GET /containers/json` accepts.
 pub const LIST_FILTERS: &[&str] = &[
@@ -62,7 +63,7 @@ pub struct Summary {
     pub image_id: String,
     pub command: String,
     pub created: i64,
-    pub ports: [(); 0],
+    pub ports: Vec<PortSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,38 +85,20 @@ pub struct HostConfigSummary {
 #[derive(Debug, Serialize)]
 pub struct NetworkSettingsSummary {
     #[serde(rename = "Networks")]
-    pub networks: BTreeMap<String, EndpointSummary>,
+    pub networks: serde_json::Map<String, Value>,
 }
 
-/// An endpoint as Docker's list shows it; every address is empty until bridge
-/// networking exists.
-#[derive(Debug, Default, Serialize)]
+/// A port in `docker ps`: published (`IP`, `PublicPort`) or only exposed.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct EndpointSummary {
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: Option<()>,
-    pub links: Option<()>,
-    pub aliases: Option<()>,
-    pub mac_address: String,
-    pub driver_opts: Option<()>,
-    pub gw_priority: i64,
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub gateway: String,
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
-    pub ip_prefix_len: i64,
-    #[serde(rename = "IPv6Gateway")]
-    pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
-    pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
-    pub global_ipv6_prefix_len: i64,
-    #[serde(rename = "DNSNames")]
-    pub dns_names: Option<()>,
+pub struct PortSummary {
+    #[serde(rename = "IP", skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub private_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    pub kind: String,
 }
 
 /// Go's `units.HumanDuration`, as in `Up 5 seconds`.
@@ -214,28 +197,92 @@ fn unix_seconds(rfc3339: &str) -> i64 {
 }
 
 impl Engine {
-    fn network_settings(&self, r: &Record) -> Value {
-        let name = &r.settings.network_name;
-        let endpoint = json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
-            "GwPriority": 0, "NetworkID": self.network_id(name), "EndpointID": "", "Gateway": "",
-            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-        });
+    /// An endpoint as inspect and list show it (`EndpointSettings`).
+    fn endpoint_json(ep: &Endpoint) -> Value {
+        let or_null = |v: &[String]| if v.is_empty() { Value::Null } else { json!(v) };
+        json!({
+            "IPAMConfig": ep.ipam_config, "Links": or_null(&ep.links), "Aliases": or_null(&ep.aliases),
+            "MacAddress": if ep.mac_address.is_empty() { ep.mac_config.clone() } else { ep.mac_address.clone() },
+            "DriverOpts": null, "GwPriority": 0, "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id,
+            "Gateway": ep.gateway, "IPAddress": ep.ip_address, "IPPrefixLen": ep.ip_prefix_len,
+            "IPv6Gateway": ep.ipv6_gateway, "GlobalIPv6Address": ep.ipv6_address,
+            "GlobalIPv6PrefixLen": ep.ipv6_prefix_len, "DNSNames": or_null(&ep.dns_names),
+        })
+    }
+
+    /// The container's endpoints by network name (`host` and `none` as Docker shows
+    /// them; none for `container:NAME`).
+    fn endpoints_json(&self, r: &Record) -> serde_json::Map<String, Value> {
         let mut networks = serde_json::Map::new();
-        networks.insert(name.clone(), endpoint);
-        let pid = r.container.state.pid;
-        let sandbox_key = if r.container.state.running && r.settings.network != NetworkMode::Host {
-            format!("/proc/{pid}/ns/net")
+        let builtin = match &r.settings.network_mode {
+            NetMode::Host => Some("host"),
+            NetMode::None => Some("none"),
+            NetMode::Container(_) => return networks,
+            _ => None,
+        };
+        if let Some(name) = builtin {
+            let ep = Endpoint {
+                network: name.to_string(),
+                network_id: self.networks.resolve(name).unwrap_or_default(),
+                ..Endpoint::default()
+            };
+            networks.insert(name.to_string(), Self::endpoint_json(&ep));
+            return networks;
+        }
+        for ep in &r.container.network_settings.networks {
+            networks.insert(ep.network.clone(), Self::endpoint_json(ep));
+        }
+        networks
+    }
+
+    fn network_settings(&self, r: &Record) -> Value {
+        let ns = &r.container.network_settings;
+        let running = r.container.state.running;
+        let bridge = ns.networks.iter().find(|e| e.network == "bridge");
+        let top = |f: fn(&Endpoint) -> Value, zero: Value| bridge.map(f).unwrap_or(zero);
+        let sandbox_id = if running && !ns.sandbox_key.is_empty() {
+            r.container.id.clone()
         } else {
             String::new()
         };
+        let sandbox_key = if !running {
+            String::new()
+        } else if !ns.sandbox_key.is_empty() {
+            ns.sandbox_key.clone()
+        } else if !matches!(r.settings.network_mode, NetMode::Host) {
+            format!("/proc/{}/ns/net", r.container.state.pid)
+        } else {
+            String::new()
+        };
+        let exposed_only = || -> serde_json::Map<String, Value> {
+            r.container
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|m| m.keys())
+                .map(|k| (k.clone(), Value::Null))
+                .collect()
+        };
+        let ports = if running && !ns.ports.is_empty() {
+            json!(ns.ports)
+        } else if running {
+            Value::Object(exposed_only())
+        } else {
+            json!({})
+        };
         json!({
-            "Bridge": "", "SandboxID": "", "SandboxKey": sandbox_key, "Ports": {}, "HairpinMode": false,
+            "Bridge": "", "SandboxID": sandbox_id, "SandboxKey": sandbox_key, "Ports": ports, "HairpinMode": false,
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null,
-            "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": networks,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": top(|e| json!(e.endpoint_id), json!("")),
+            "Gateway": top(|e| json!(e.gateway), json!("")),
+            "GlobalIPv6Address": top(|e| json!(e.ipv6_address), json!("")),
+            "GlobalIPv6PrefixLen": top(|e| json!(e.ipv6_prefix_len), json!(0)),
+            "IPAddress": top(|e| json!(e.ip_address), json!("")),
+            "IPPrefixLen": top(|e| json!(e.ip_prefix_len), json!(0)),
+            "IPv6Gateway": top(|e| json!(e.ipv6_gateway), json!("")),
+            "MacAddress": top(|e| json!(e.mac_address), json!("")),
+            "Networks": self.endpoints_json(r),
         })
     }
 
@@ -392,18 +439,52 @@ impl Engine {
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
                 continue;
             }
-            if !f.exact_match("network", &r.settings.network_name) {
+            if f.contains("network") {
+                let eps = &c.network_settings.networks;
+                let mode = r.settings.network_mode.network().map(str::to_string);
+                let hit = f.get("network").any(|want| {
+                    eps.iter()
+                        .any(|e| e.network == want || e.network_id.starts_with(want))
+                        || (eps.is_empty() && mode.as_deref() == Some(want))
+                        || match &r.settings.network_mode {
+                            NetMode::Host => want == "host",
+                            NetMode::None => want == "none",
+                            _ => false,
+                        }
+                });
+                if !hit {
+                    continue;
+                }
+            }
+            if f.contains("publish")
+                && !f.get("publish").any(|p| {
+                    port_filter_matches(p, r.settings.port_bindings.keys().map(String::as_str))
+                })
+            {
                 continue;
             }
-            // No container has a health check, published or exposed ports, volumes or
-            // is a swarm task: those filters match only their "none" forms.
+            if f.contains("expose")
+                && !f.get("expose").any(|p| {
+                    port_filter_matches(
+                        p,
+                        c.config
+                            .exposed_ports
+                            .iter()
+                            .flat_map(|m| m.keys().map(String::as_str)),
+                    )
+                })
+            {
+                continue;
+            }
+            // No container has a health check, volumes or is a swarm task: those
+            // filters match only their "none" forms.
             if f.contains("health") && !f.get("health").any(|h| h == "none") {
                 continue;
             }
             if f.contains("is-task") && f.get("is-task").any(|v| v == "true") {
                 continue;
             }
-            if f.contains("publish") || f.contains("expose") || f.contains("volume") {
+            if f.contains("volume") {
                 continue;
             }
             if f.contains("isolation")
@@ -424,14 +505,8 @@ impl Engine {
                 .and_then(Value::as_str)
                 .unwrap_or("bridge")
                 .to_string();
-            let mut networks = BTreeMap::new();
-            networks.insert(
-                r.settings.network_name.clone(),
-                EndpointSummary {
-                    network_id: self.network_id(&r.settings.network_name).to_string(),
-                    ..Default::default()
-                },
-            );
+            let networks = self.endpoints_json(&r);
+            let ports = port_summaries(&r);
             let entry = Summary {
                 id: c.id.clone(),
                 names: [c.name.clone()],
@@ -439,7 +514,7 @@ impl Engine {
                 image_id: c.image.clone(),
                 command: command_text(&r),
                 created: unix_seconds(&c.created),
-                ports: [],
+                ports,
                 size_rw,
                 size_root_fs,
                 labels: c.config.labels.clone(),
@@ -458,9 +533,83 @@ impl Engine {
     }
 }
 
+/// `docker ps`'s ports: each binding of a running container, then ports only exposed.
+fn port_summaries(r: &Record) -> Vec<PortSummary> {
+    let c = &r.container;
+    let mut out = Vec::new();
+    if !c.state.running {
+        return out;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, bindings) in &c.network_settings.ports {
+        let Ok(p) = crate::engine::network::ports::parse_port(key) else {
+            continue;
+        };
+        seen.insert(key.clone());
+        match bindings {
+            Some(list) if !list.is_empty() => {
+                for b in list {
+                    out.push(PortSummary {
+                        ip: Some(b.host_ip.clone()),
+                        private_port: p.number,
+                        public_port: b.host_port.parse().ok(),
+                        kind: p.proto.as_str().to_string(),
+                    });
+                }
+            }
+            _ => out.push(PortSummary {
+                ip: None,
+                private_port: p.number,
+                public_port: None,
+                kind: p.proto.as_str().to_string(),
+            }),
+        }
+    }
+    for key in c.config.exposed_ports.iter().flat_map(|m| m.keys()) {
+        if seen.contains(key) {
+            continue;
+        }
+        if let Ok(p) = crate::engine::network::ports::parse_port(key) {
+            out.push(PortSummary {
+                ip: None,
+                private_port: p.number,
+                public_port: None,
+                kind: p.proto.as_str().to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// The `publish` and `expose` filters: `80`, `80/udp`, `8000-8080/tcp`.
+fn port_filter_matches<'a>(filter: &str, ports: impl Iterator<Item = &'a str>) -> bool {
+    let (range, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+    let (lo, hi) = match range.split_once('-') {
+        Some((a, b)) => (a.parse::<u16>().ok(), b.parse::<u16>().ok()),
+        None => (range.parse::<u16>().ok(), range.parse::<u16>().ok()),
+    };
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return false;
+    };
+    ports
+        .filter_map(|k| crate::engine::network::ports::parse_port(k).ok())
+        .any(|p| p.proto.as_str() == proto && (lo..=hi).contains(&p.number))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_filters() {
+        assert!(port_filter_matches("80", ["80/tcp"].into_iter()));
+        assert!(!port_filter_matches("80/udp", ["80/tcp"].into_iter()));
+        assert!(port_filter_matches(
+            "8000-8080/tcp",
+            ["8000/tcp", "9000/tcp"].into_iter()
+        ));
+        assert!(!port_filter_matches("x", ["80/tcp"].into_iter()));
+    }
 
     #[test]
     fn human_durations_like_go_units() {

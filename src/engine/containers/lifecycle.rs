@@ -135,6 +135,7 @@ impl Engine {
                             "the container's monitor is gone (host rebooted or monitor killed)"
                                 .to_string(),
                         ),
+                        network_released: false,
                     };
                     tracing::warn!(container_id = %h.id, "container monitor is gone; marking the container exited");
                     self.on_exit(&h, rec).await;
@@ -163,36 +164,54 @@ impl Engine {
         let id = h.id.clone();
         let engine = self.clone();
         let dir = h.dir.clone();
-        let settings = r.settings.clone();
-        let (hostname, domainname) = (
-            r.container.config.hostname.clone(),
-            r.container.config.domainname.clone(),
-        );
+        let state_dir = self.runtime.state_dir(&h.id);
         let t0 = std::time::Instant::now();
+        let record = r.clone();
+        let sd = state_dir.clone();
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = engine.images.mount_rw_layer(&id)?;
             let mounted = t0.elapsed();
-            let etc = spec::write_etc_files(&dir, &hostname, &domainname, settings.network)?;
-            tracing::debug!(container_id = %id, "start: root filesystem mounted in {mounted:?}, /etc files written in {:?}", t0.elapsed() - mounted);
-            Ok((rootfs, etc))
+            let net = engine.network_setup(&record, &dir, &sd);
+            tracing::debug!(container_id = %id, "start: root filesystem mounted in {mounted:?}, networking set up in {:?}", t0.elapsed() - mounted);
+            Ok((rootfs, net))
         })
         .await
         .map_err(|e| Error::internal(format!("start: {e}")))?;
-        let (rootfs, etc) = match prepared {
+        let (rootfs, net) = match prepared {
             Ok(p) => p,
             Err(e) => return Err(self.start_failed(h, e.to_string(), 128, false).await),
         };
+        let mut net = match net {
+            Ok(n) => n,
+            Err(e) => {
+                let message = e.to_string();
+                let _ = self.start_failed(h, message, 128, false).await;
+                return Err(e);
+            }
+        };
         let pending = h.take_pending_attach();
         let initial: Vec<InitialAttach> = Vec::new();
-        let spec = match spec::build(&r, rootfs, self.runtime.state_dir(&h.id), &etc, initial) {
+        let spec = match spec::build(&r, rootfs, state_dir.clone(), &net, initial) {
             Ok(s) => s,
-            Err(e) => return Err(self.start_failed(h, e.to_string(), 128, false).await),
+            Err(e) => {
+                self.abort_network(h, net).await;
+                return Err(self.start_failed(h, e.to_string(), 128, false).await);
+            }
         };
         let t1 = std::time::Instant::now();
         let started = self.runtime.start(spec, pending).await;
         tracing::debug!(container_id = %h.id, "start: monitor spawned, namespaces and mounts set up, command exec'd in {:?}", t1.elapsed());
         match started {
             Ok(started) => {
+                let engine = self.clone();
+                let sd = state_dir.clone();
+                let monitor_pid = started.monitor_pid;
+                net = tokio::task::spawn_blocking(move || {
+                    engine.network_started(&mut net, monitor_pid, &sd);
+                    net
+                })
+                .await
+                .map_err(|e| Error::internal(format!("start: {e}")))?;
                 let now = crate::timefmt::rfc3339_nano(SystemTime::now());
                 h.update(|c| {
                     c.state.running = true;
@@ -203,6 +222,9 @@ impl Engine {
                     c.state.started_at = now;
                     c.has_been_started_before = true;
                     c.has_been_manually_stopped = false;
+                    c.network_settings.networks = net.endpoints.clone();
+                    c.network_settings.ports = net.ports.clone();
+                    c.network_settings.sandbox_key = net.sandbox_key.clone();
                 })
                 .await?;
                 h.lifecycle.send_modify(|l| {
@@ -215,8 +237,22 @@ impl Engine {
                 self.watch_exit(h.clone());
                 Ok(())
             }
-            Err(e) => Err(self.start_failed(h, e.message, e.exit_code, true).await),
+            Err(e) => {
+                self.abort_network(h, net).await;
+                Err(self.start_failed(h, e.message, e.exit_code, true).await)
+            }
         }
+    }
+
+    /// Undoes the networking of a start that failed.
+    async fn abort_network(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        net: crate::engine::network::attach::Setup,
+    ) {
+        let engine = self.clone();
+        let id = h.id.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.network_abort(&id, net)).await;
     }
 
     /// Records a failed start as Docker does (exit code, error), cleans up, and
@@ -279,8 +315,14 @@ impl Engine {
     async fn on_exit(self: &Arc<Self>, h: &Arc<Handle>, rec: ExitRecord) {
         let mut started_at = String::new();
         let auto_remove = h.record().settings.auto_remove;
+        let before = h.snapshot();
         let record_exit = |c: &mut super::record::Container| {
             started_at = c.state.started_at.clone();
+            for e in &mut c.network_settings.networks {
+                e.clear_runtime();
+            }
+            c.network_settings.ports.clear();
+            c.network_settings.sandbox_key.clear();
             c.state.running = false;
             c.state.pid = 0;
             c.state.exit_code = rec.exit_code;
@@ -302,8 +344,13 @@ impl Engine {
         let id = h.id.clone();
         let engine = self.clone();
         let t0 = std::time::Instant::now();
-        if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await
+        let state_dir = self.runtime.state_dir(&h.id);
+        let released = rec.network_released;
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
+            engine.network_stopped(&before, &state_dir, released);
+            engine.images.unmount_rw_layer(&id)
+        })
+        .await
         {
             tracing::warn!(container_id = %h.id, "failed to unmount the container's root filesystem: {e}");
         }
@@ -581,6 +628,25 @@ impl Engine {
             return Err(e);
         }
         self.containers.release_name(&old, &h.id);
+        let r = h.snapshot();
+        if r.container.state.running {
+            let renamed = self.network_renamed(&r);
+            if !renamed.is_empty() {
+                h.update(|c| {
+                    for (net, names) in &renamed {
+                        if let Some(e) = c
+                            .network_settings
+                            .networks
+                            .iter_mut()
+                            .find(|e| &e.network_id == net)
+                        {
+                            e.dns_names = names.clone();
+                        }
+                    }
+                })
+                .await?;
+            }
+        }
         let mut attrs = self.container_attributes(&h.record().container);
         attrs.insert("oldName".into(), old);
         self.events.emit("container", "rename", &h.id, attrs);

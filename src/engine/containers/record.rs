@@ -163,6 +163,110 @@ pub struct Container {
     /// Warnings given at create time, kept for the record.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The networks it joins and, while it runs, what it got on them.
+    #[serde(default)]
+    pub network_settings: NetworkSettings,
+}
+
+/// A container's networking: its endpoints (in the order joined: the first is
+/// `eth0` and carries the default route) and, while it runs, its published ports and
+/// namespace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    #[serde(default)]
+    pub networks: Vec<Endpoint>,
+    /// `NetworkSettings.Ports` while running: container port → host bindings.
+    #[serde(default)]
+    pub ports: BTreeMap<String, Option<Vec<crate::engine::network::ports::PortBinding>>>,
+    /// The namespace file while running (empty otherwise).
+    #[serde(default)]
+    pub sandbox_key: String,
+}
+
+impl NetworkSettings {
+    pub fn endpoint(&self, network: &str) -> Option<&Endpoint> {
+        self.networks.iter().find(|e| e.network == network)
+    }
+}
+
+/// Addresses a container asked for on one network (`--ip`, `--ip6`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointIpamConfig {
+    #[serde(
+        rename = "IPv4Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv4_address: String,
+    #[serde(
+        rename = "IPv6Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv6_address: String,
+}
+
+/// A container on one network: what it asked for, and what it got while it runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Endpoint {
+    /// The network's name.
+    pub network: String,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "IPAMConfig", default)]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Legacy links on a user-defined network, as given (`name:alias`).
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac_config: String,
+    #[serde(default)]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(rename = "EndpointID", default)]
+    pub endpoint_id: String,
+    /// `eth0`…, and the host end of its veth pair.
+    #[serde(default)]
+    pub interface: String,
+    #[serde(default)]
+    pub host_interface: String,
+    #[serde(rename = "IPAddress", default)]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen", default)]
+    pub ip_prefix_len: u8,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address", default)]
+    pub ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen", default)]
+    pub ipv6_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway", default)]
+    pub ipv6_gateway: String,
+    #[serde(default)]
+    pub mac_address: String,
+    #[serde(rename = "DNSNames", default)]
+    pub dns_names: Vec<String>,
+}
+
+impl Endpoint {
+    /// Forgets what the endpoint got when its container stopped.
+    pub fn clear_runtime(&mut self) {
+        self.endpoint_id.clear();
+        self.interface.clear();
+        self.host_interface.clear();
+        self.ip_address.clear();
+        self.ip_prefix_len = 0;
+        self.gateway.clear();
+        self.ipv6_address.clear();
+        self.ipv6_prefix_len = 0;
+        self.ipv6_gateway.clear();
+        self.mac_address.clear();
+        self.dns_names.clear();
+    }
 }
 
 impl Container {

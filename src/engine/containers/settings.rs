@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
+use crate::engine::network::ports::{self, PortBindings};
 use crate::engine::{Error, Result};
-use crate::init::spec::NetworkMode;
 
 /// HostConfig fields that are applied.
 const SUPPORTED: &[&str] = &[
@@ -29,7 +29,61 @@ const SUPPORTED: &[&str] = &[
     "Binds",
     "ContainerIDFile",
     "Runtime",
+    "PortBindings",
+    "PublishAllPorts",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
+    "ExtraHosts",
+    "Links",
 ];
+
+/// How a container is networked (`HostConfig.NetworkMode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetMode {
+    /// `default` (or empty): the default bridge.
+    Default,
+    /// A network by name or ID: `bridge` or a user-defined one.
+    Network(String),
+    Host,
+    None,
+    /// `container:NAME`: the network namespace of another container.
+    Container(String),
+}
+
+impl NetMode {
+    pub fn parse(mode: &str) -> Result<NetMode> {
+        Ok(match mode {
+            "" | "default" => NetMode::Default,
+            "host" => NetMode::Host,
+            "none" => NetMode::None,
+            m if m.starts_with("container:") => {
+                let target = &m["container:".len()..];
+                if target.is_empty() {
+                    return Err(Error::invalid(
+                        "invalid network mode: invalid container format container:<name|id>",
+                    ));
+                }
+                NetMode::Container(target.to_string())
+            }
+            other => NetMode::Network(other.to_string()),
+        })
+    }
+
+    /// The network it names, for the modes that name one.
+    pub fn network(&self) -> Option<&str> {
+        match self {
+            NetMode::Default => Some("bridge"),
+            NetMode::Network(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the container gets a namespace with interfaces of its own.
+    pub fn bridged(&self) -> bool {
+        matches!(self, NetMode::Default | NetMode::Network(_))
+    }
+}
 
 /// Daemon-wide logging defaults (`log-driver`, `log-opts`).
 #[derive(Debug, Clone, Default)]
@@ -52,9 +106,18 @@ pub struct HostSettings {
     pub auto_remove: bool,
     pub init: bool,
     pub readonly_rootfs: bool,
-    pub network: NetworkMode,
-    /// The network's name as inspect shows it: `bridge`, `none`, `host`.
-    pub network_name: String,
+    pub network_mode: NetMode,
+    /// `-p`: container port (`80/tcp`) → host bindings.
+    pub port_bindings: PortBindings,
+    /// `-P`.
+    pub publish_all: bool,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host` entries as given (`name:ip`).
+    pub extra_hosts: Vec<String>,
+    /// Legacy `--link`s: (container, alias).
+    pub links: Vec<(String, String)>,
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -129,15 +192,32 @@ impl HostSettings {
         let flag = |k: &str| hc.get(k).and_then(Value::as_bool).unwrap_or(false);
 
         let mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or("");
-        let (network, network_name) = match mode {
-            "" | "default" | "bridge" => (NetworkMode::Private, "bridge"),
-            "none" => (NetworkMode::None, "none"),
-            "host" => (NetworkMode::Host, "host"),
-            m if m.starts_with("container:") => {
-                return Err(not_supported("HostConfig.NetworkMode=container:…"));
+        let network_mode = NetMode::parse(mode)?;
+        let port_bindings = ports::parse_bindings(hc.get("PortBindings"))?;
+        let dns = strings(hc.get("Dns"), "Dns")?;
+        for d in &dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                return Err(Error::invalid(format!("{d} is not an ip address")));
             }
-            other => return Err(Error::not_found(format!("network {other} not found"))),
-        };
+        }
+        let dns_search = strings(hc.get("DnsSearch"), "DnsSearch")?;
+        for d in &dns_search {
+            crate::config::network::check_search_domain(d).map_err(Error::invalid)?;
+        }
+        let dns_options = strings(hc.get("DnsOptions"), "DnsOptions")?;
+        let extra_hosts = strings(hc.get("ExtraHosts"), "ExtraHosts")?;
+        for e in &extra_hosts {
+            // host-gateway is checked at start, where the gateway is known.
+            crate::engine::network::etc::parse_extra_host(
+                e,
+                Some(std::net::IpAddr::from([0, 0, 0, 0])),
+            )
+            .map_err(Error::invalid)?;
+        }
+        let mut links = Vec::new();
+        for l in strings(hc.get("Links"), "Links")? {
+            links.push(parse_link(&l)?);
+        }
 
         let console_size = match hc.get("ConsoleSize").and_then(Value::as_array) {
             Some(a) if a.len() == 2 => {
@@ -224,8 +304,14 @@ impl HostSettings {
             auto_remove: flag("AutoRemove"),
             init: flag("Init"),
             readonly_rootfs: flag("ReadonlyRootfs"),
-            network,
-            network_name: network_name.to_string(),
+            network_mode,
+            port_bindings,
+            publish_all: flag("PublishAllPorts"),
+            dns,
+            dns_search,
+            dns_options,
+            extra_hosts,
+            links,
             privileged: flag("Privileged"),
             cap_add,
             cap_drop,
@@ -235,6 +321,20 @@ impl HostSettings {
             binds,
         })
     }
+}
+
+/// `name:alias`, `name` (alias = name), and the `/name:/parent/alias` form inspect
+/// shows (a record written by this daemon).
+fn parse_link(spec: &str) -> Result<(String, String)> {
+    let (name, alias) = spec.split_once(':').unwrap_or((spec, spec));
+    let name = name.trim_start_matches('/');
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    if name.is_empty() || alias.is_empty() {
+        return Err(Error::invalid(format!(
+            "invalid link specification: {spec:?}"
+        )));
+    }
+    Ok((name.to_string(), alias.to_string()))
 }
 
 /// Containers run only under the built-in runtime so far.
@@ -301,18 +401,15 @@ pub fn complete_host_config(
     for (k, v) in given {
         hc.insert(k.clone(), v.clone());
     }
-    hc.insert(
-        "NetworkMode".into(),
-        json!(match settings.network {
-            NetworkMode::Private => given
-                .get("NetworkMode")
-                .and_then(Value::as_str)
-                .filter(|m| !m.is_empty())
-                .unwrap_or("bridge"),
-            NetworkMode::None => "none",
-            NetworkMode::Host => "host",
-        }),
-    );
+    let mode = given
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(match settings.network_mode {
+            NetMode::Default => "bridge",
+            _ => "",
+        });
+    hc.insert("NetworkMode".into(), json!(mode));
     hc.insert(
         "LogConfig".into(),
         json!({ "Type": settings.log_driver, "Config": settings.log_opts }),
@@ -346,7 +443,7 @@ fn default_host_config() -> Map<String, Value> {
 
 /// Refuses Config (not HostConfig) fields that ask for something not done yet.
 pub fn check_config_fields(body: &Map<String, Value>) -> Result<()> {
-    for key in ["Volumes", "MacAddress", "Healthcheck"] {
+    for key in ["Volumes", "Healthcheck"] {
         if let Some(v) = body.get(key) {
             let unset = is_zero(v) || (key == "Healthcheck" && healthcheck_disabled(v));
             if !unset {
@@ -366,43 +463,6 @@ fn healthcheck_disabled(v: &Value) -> bool {
         None => true,
         Some(t) => t.is_empty() || t.first().and_then(Value::as_str) == Some("NONE"),
     }
-}
-
-/// NetworkingConfig: only the network the container joins, with nothing set.
-pub fn check_networking_config(nc: Option<&Value>, network_name: &str) -> Result<()> {
-    let Some(Value::Object(nc)) = nc else {
-        return Ok(());
-    };
-    let Some(Value::Object(endpoints)) = nc.get("EndpointsConfig") else {
-        return Ok(());
-    };
-    if endpoints.len() > 1 {
-        let names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
-        return Err(Error::invalid(format!(
-            "Container cannot be created with multiple network endpoints: {}",
-            names.join(", ")
-        )));
-    }
-    for (name, ep) in endpoints {
-        let same = name == network_name
-            || name == "default"
-            || (name == "bridge" && network_name == "bridge");
-        if !same {
-            return Err(Error::invalid(
-                "HostConfig.NetworkMode must match the identity of a network in NetworkSettings.Networks",
-            ));
-        }
-        if let Value::Object(fields) = ep {
-            for (k, v) in fields {
-                if !is_unset(k, v) {
-                    return Err(not_supported(&format!(
-                        "NetworkingConfig.EndpointsConfig.{name}.{k}"
-                    )));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -427,10 +487,9 @@ mod tests {
         let m = body["HostConfig"].as_object().unwrap();
         let s = HostSettings::from_host_config(m, &defaults()).unwrap();
         assert!(s.auto_remove);
-        assert_eq!(s.network, NetworkMode::Private);
+        assert_eq!(s.network_mode, NetMode::Default);
         assert_eq!(s.log_driver, "json-file");
         assert!(check_config_fields(body.as_object().unwrap()).is_ok());
-        assert!(check_networking_config(body.get("NetworkingConfig"), "bridge").is_ok());
     }
 
     #[test]
@@ -444,8 +503,20 @@ mod tests {
                 &hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#),
                 &defaults()
             )
+            .is_ok()
+        );
+        assert!(
+            HostSettings::from_host_config(
+                &hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "80800"}]}}"#),
+                &defaults()
+            )
             .is_err()
         );
+        assert!(
+            HostSettings::from_host_config(&hc(r#"{"ExtraHosts": ["nocolon"]}"#), &defaults())
+                .is_err()
+        );
+        assert!(HostSettings::from_host_config(&hc(r#"{"Dns": ["x"]}"#), &defaults()).is_err());
         assert!(
             HostSettings::from_host_config(
                 &hc(r#"{"RestartPolicy": {"Name": "always"}}"#),
@@ -453,10 +524,21 @@ mod tests {
             )
             .is_err()
         );
-        assert!(
+        assert_eq!(
             HostSettings::from_host_config(&hc(r#"{"NetworkMode": "mynet"}"#), &defaults())
+                .unwrap()
+                .network_mode,
+            NetMode::Network("mynet".into())
+        );
+        assert!(
+            HostSettings::from_host_config(&hc(r#"{"NetworkMode": "container:"}"#), &defaults())
                 .is_err()
         );
+        assert_eq!(
+            parse_link("/db:/web/mydb").unwrap(),
+            ("db".into(), "mydb".into())
+        );
+        assert_eq!(parse_link("db").unwrap(), ("db".into(), "db".into()));
         assert!(
             HostSettings::from_host_config(
                 &hc(r#"{"LogConfig": {"Type": "syslog"}}"#),

@@ -2,10 +2,10 @@
 //! environment as Docker composes them, capabilities, masked paths, the
 //! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` the daemon writes, and mounts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::engine::{Error, Result};
-use crate::init::spec::{ContainerSpec, InitialAttach, LogSpec, Mount, NetworkMode};
+use crate::init::spec::{ContainerSpec, InitialAttach, LogSpec, Mount};
 
 use super::Record;
 
@@ -161,84 +161,12 @@ pub fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
     }
 }
 
-/// The `/etc/hosts` Docker writes for a container without host networking.
-pub fn hosts_content() -> String {
-    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
-}
-
-/// The container's `/etc/resolv.conf`: the host's, without loopback name servers
-/// (unreachable from another network namespace); Docker's public defaults if none
-/// remain. Host networking gets the host's file unchanged.
-pub fn resolv_conf_content(host: &str, network: NetworkMode) -> String {
-    if network == NetworkMode::Host {
-        return host.to_string();
-    }
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let addr = words.next().unwrap_or("");
-            let loopback = addr
-                .parse::<std::net::IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false);
-            if loopback {
-                continue;
-            }
-            servers += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
-}
-
-/// Writes the per-container `hostname`, `hosts` and `resolv.conf` and returns their
-/// paths. They are derived data, rewritten before every start, so they are replaced
-/// atomically but not flushed to disk.
-pub fn write_etc_files(
-    dir: &Path,
-    hostname: &str,
-    domainname: &str,
-    network: NetworkMode,
-) -> Result<[PathBuf; 3]> {
-    let hostname_path = dir.join("hostname");
-    let hosts_path = dir.join("hosts");
-    let resolv_path = dir.join("resolv.conf");
-    let full = if domainname.is_empty() {
-        hostname.to_string()
-    } else {
-        format!("{hostname}.{domainname}")
-    };
-    crate::store::write_replace(&hostname_path, format!("{hostname}\n").as_bytes(), 0o644)?;
-    let hosts = if network == NetworkMode::Host {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content())
-    } else {
-        let mut h = hosts_content();
-        // Let the container resolve its own name, as Docker's entry for the container IP does.
-        h.push_str(&format!("127.0.1.1\t{full}\n"));
-        h
-    };
-    crate::store::write_replace(&hosts_path, hosts.as_bytes(), 0o644)?;
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    crate::store::write_replace(
-        &resolv_path,
-        resolv_conf_content(&host_resolv, network).as_bytes(),
-        0o644,
-    )?;
-    Ok([hostname_path, hosts_path, resolv_path])
-}
-
 /// Builds the monitor's spec from the record and the mounted root.
 pub fn build(
     r: &Record,
     rootfs: PathBuf,
     state_dir: PathBuf,
-    etc_files: &[PathBuf; 3],
+    net: &crate::engine::network::attach::Setup,
     initial_attach: Vec<InitialAttach>,
 ) -> Result<ContainerSpec> {
     let c = &r.container;
@@ -246,7 +174,8 @@ pub fn build(
     let mut args = vec![c.path.clone()];
     args.extend(c.args.iter().cloned());
     let mut mounts = Vec::new();
-    for (path, dest) in etc_files
+    for (path, dest) in net
+        .etc
         .iter()
         .zip(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"])
     {
@@ -271,6 +200,10 @@ pub fn build(
             crate::runtime::defaults::default_readonly_paths(),
         )
     };
+    let (hostname, domainname) = net
+        .hostname
+        .clone()
+        .unwrap_or_else(|| (c.config.hostname.clone(), c.config.domainname.clone()));
     let max_size = s
         .log_opts
         .get("max-size")
@@ -285,20 +218,24 @@ pub fn build(
         rootfs,
         readonly_rootfs: s.readonly_rootfs,
         args,
-        env: process_env(&c.config.hostname, c.config.tty, &c.config.env),
+        env: {
+            let mut env = process_env(&hostname, c.config.tty, &net.link_env);
+            merge_env(&mut env, &c.config.env);
+            env
+        },
         cwd: if c.config.working_dir.is_empty() {
             "/".to_string()
         } else {
             c.config.working_dir.clone()
         },
         user: c.config.user.clone(),
-        hostname: c.config.hostname.clone(),
-        domainname: c.config.domainname.clone(),
+        hostname,
+        domainname,
         tty: c.config.tty,
         open_stdin: c.config.open_stdin,
         stdin_once: c.config.stdin_once,
         console_size: s.console_size,
-        network: s.network,
+        network: net.mode.clone(),
         privileged: s.privileged,
         capabilities: capabilities(s.privileged, &s.cap_add, &s.cap_drop)?,
         masked_paths,
@@ -332,18 +269,6 @@ mod tests {
     fn env_composition_follows_docker() {
         let env = process_env("abc", true, &["PATH=/bin".into(), "A=1".into()]);
         assert_eq!(env, vec!["PATH=/bin", "HOSTNAME=abc", "TERM=xterm", "A=1"]);
-    }
-
-    #[test]
-    fn resolv_conf_drops_loopback_servers() {
-        let host = "search lan\nnameserver 127.0.0.53\noptions edns0\n";
-        let out = resolv_conf_content(host, NetworkMode::Private);
-        assert!(!out.contains("127.0.0.53"));
-        assert!(out.contains("nameserver 8.8.8.8"));
-        assert!(out.contains("search lan"));
-        assert_eq!(resolv_conf_content(host, NetworkMode::Host), host);
-        let kept = resolv_conf_content("nameserver 10.0.0.1\n", NetworkMode::None);
-        assert_eq!(kept, "nameserver 10.0.0.1\n");
     }
 
     #[test]

@@ -1,0 +1,1045 @@
+//! A container's networking through its life:
+//!
+//! - at create, its endpoints are worked out from `NetworkMode` and
+//!   `NetworkingConfig` and checked with Docker's rules and messages;
+//! - at start ([`Engine::network_setup`]), its namespace is made, each endpoint gets
+//!   addresses and an interface, its ports are published (host sockets held, DNAT
+//!   rules), its embedded DNS server's sockets are opened, and its `/etc/hosts` and
+//!   `/etc/resolv.conf` are written; `network.json` in its state directory lists
+//!   what its monitor undoes at exit;
+//! - once its command runs, its network proxy starts ([`Engine::network_started`]);
+//! - at exit ([`Engine::network_stopped`]), addresses and ports are freed (and, when
+//!   the monitor could not, its namespace and rules removed).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::etc::{DnsSettings, Hosts};
+use super::firewall::{self, PortRule};
+use super::ports::{self, Port, Proto};
+use super::{ActiveEndpoint, ipam, sandbox};
+use crate::engine::containers::Record;
+use crate::engine::containers::record::{Endpoint, EndpointIpamConfig};
+use crate::engine::containers::settings::{HostSettings, NetMode};
+use crate::engine::{Engine, Error, Result};
+use crate::init::spec::{NETWORK_FILE, NetworkMode, NetworkTeardown};
+use crate::netproxy::{DnsSpec, Forward, ProxySpec};
+
+/// A container's networking prepared for its start.
+pub struct Setup {
+    /// How the monitor joins it.
+    pub mode: NetworkMode,
+    /// `hostname`, `hosts`, `resolv.conf` to bind into the container.
+    pub etc: [PathBuf; 3],
+    /// `container:NAME` takes that container's host name.
+    pub hostname: Option<(String, String)>,
+    /// Environment of legacy links (`DB_PORT_5432_TCP=…`).
+    pub link_env: Vec<String>,
+    /// What the monitor undoes at exit (`network.json`).
+    pub teardown: NetworkTeardown,
+    /// The proxy to start once the command runs, with its sockets.
+    proxy: Option<(ProxySpec, Vec<OwnedFd>)>,
+    /// The endpoints with what they got.
+    pub endpoints: Vec<Endpoint>,
+    /// `NetworkSettings.Ports`.
+    pub ports: BTreeMap<String, Option<Vec<ports::PortBinding>>>,
+    pub sandbox_key: String,
+    /// Host ports held, and endpoints registered (undone if the start fails).
+    held: Vec<(Proto, IpAddr, u16)>,
+    registered: Vec<String>,
+}
+
+/// `invalid config for network NAME: invalid endpoint settings:\nWHY`.
+fn endpoint_error(network: &str, why: &str) -> Error {
+    Error::invalid(format!(
+        "invalid config for network {network}: invalid endpoint settings:\n{why}"
+    ))
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the create request asked of the container's networking.
+pub struct CreateNetworking<'a> {
+    pub settings: &'a HostSettings,
+    /// `NetworkingConfig` of the request.
+    pub networking: Option<&'a Value>,
+    /// `Config.MacAddress` (before API 1.44).
+    pub legacy_mac: Option<&'a str>,
+    /// `Config.Hostname` was given.
+    pub hostname_given: bool,
+    /// `Config.ExposedPorts` was given (before the image's are merged).
+    pub exposed_given: bool,
+}
+
+impl Engine {
+    /// Works out and checks a new container's endpoints; returns them and warnings.
+    /// A missing network is a bad request here, not a 404: the CLI takes a 404 from
+    /// create for a missing image and would try to pull it.
+    pub fn network_endpoints_for_create(
+        &self,
+        c: &CreateNetworking<'_>,
+    ) -> Result<(Vec<Endpoint>, Vec<String>)> {
+        self.endpoints_for_create(c).map_err(|e| match e {
+            Error::NotFound(m) => Error::invalid(m),
+            other => other,
+        })
+    }
+
+    fn endpoints_for_create(
+        &self,
+        c: &CreateNetworking<'_>,
+    ) -> Result<(Vec<Endpoint>, Vec<String>)> {
+        let s = c.settings;
+        let mut warnings = Vec::new();
+        let has_ports = !s.port_bindings.is_empty() || s.publish_all;
+        let mut endpoint_configs: Vec<(String, Value)> = c
+            .networking
+            .and_then(|n| n.get("EndpointsConfig"))
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let mode = match &s.network_mode {
+            NetMode::Network(name) => match self.networks.resolve(name) {
+                Ok(id) => {
+                    let driver = self.networks.with(&id, |n| Ok(n.record.driver.clone()))?;
+                    match driver.as_str() {
+                        "host" => NetMode::Host,
+                        "null" => NetMode::None,
+                        _ => s.network_mode.clone(),
+                    }
+                }
+                Err(e) => return Err(e),
+            },
+            other => other.clone(),
+        };
+        match &mode {
+            NetMode::Container(_) => {
+                let checks = [
+                    (
+                        c.hostname_given,
+                        "conflicting options: hostname and the network mode",
+                    ),
+                    (
+                        !s.links.is_empty(),
+                        "conflicting options: container type network can't be used with links. This would result in undefined behavior",
+                    ),
+                    (
+                        !s.dns.is_empty(),
+                        "conflicting options: dns and the network mode",
+                    ),
+                    (
+                        !s.extra_hosts.is_empty(),
+                        "conflicting options: custom host-to-IP mapping and the network mode",
+                    ),
+                    (
+                        c.legacy_mac.is_some_and(|m| !m.is_empty()),
+                        "conflicting options: mac-address and the network mode",
+                    ),
+                    (
+                        has_ports,
+                        "conflicting options: port publishing and the container type network mode",
+                    ),
+                    (
+                        c.exposed_given,
+                        "conflicting options: port exposing and the container type network mode",
+                    ),
+                ];
+                if let Some((_, msg)) = checks.iter().find(|(bad, _)| *bad) {
+                    return Err(Error::invalid(*msg));
+                }
+                return Ok((Vec::new(), warnings));
+            }
+            NetMode::Host => {
+                if !s.links.is_empty() {
+                    return Err(Error::invalid(
+                        "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+                    ));
+                }
+                if c.legacy_mac.is_some_and(|m| !m.is_empty()) {
+                    return Err(Error::invalid(
+                        "conflicting options: mac-address and the network mode",
+                    ));
+                }
+                if has_ports {
+                    warnings
+                        .push("Published ports are discarded when using host network mode".into());
+                }
+                return Ok((Vec::new(), warnings));
+            }
+            NetMode::None => {
+                if endpoint_configs.len() > 1 {
+                    return Err(Error::invalid(
+                        "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+                    ));
+                }
+                return Ok((Vec::new(), warnings));
+            }
+            NetMode::Default | NetMode::Network(_) => {}
+        }
+        let primary_name = mode.network().unwrap_or("bridge").to_string();
+        if primary_name == "bridge" && self.networks.resolve("bridge").is_err() {
+            // `bridge: none`: the default network is no network.
+            return Ok((Vec::new(), warnings));
+        }
+        let primary_id = self.networks.resolve(&primary_name)?;
+        // The primary network's entry may be keyed by name, ID or `default`.
+        let primary_key = endpoint_configs.iter().position(|(k, _)| {
+            k == "default"
+                || *k == primary_name
+                || self.networks.resolve(k).ok().as_deref() == Some(primary_id.as_str())
+        });
+        let primary_cfg = primary_key.map(|i| endpoint_configs.remove(i).1);
+        let mut endpoints = Vec::new();
+        let mut first = self.endpoint_from_config(&primary_id, primary_cfg.as_ref())?;
+        if first.mac_config.is_empty()
+            && let Some(m) = c.legacy_mac.filter(|m| !m.is_empty())
+        {
+            ipam::parse_mac(m)?;
+            first.mac_config = m.to_string();
+        }
+        let user_defined = self.networks.with(&primary_id, |n| Ok(n.user_defined()))?;
+        if user_defined {
+            for (name, alias) in &s.links {
+                let link = format!("{name}:{alias}");
+                if !first.links.contains(&link) {
+                    first.links.push(link);
+                }
+            }
+        } else {
+            for (name, alias) in &s.links {
+                self.containers.get(name).map_err(|_| {
+                    Error::not_found(format!(
+                        "could not get container for {name}: No such container: {name}"
+                    ))
+                })?;
+                let _ = alias;
+            }
+        }
+        endpoints.push(first);
+        for (key, cfg) in endpoint_configs {
+            let id = self.networks.resolve(&key)?;
+            let driver = self.networks.with(&id, |n| Ok(n.record.driver.clone()))?;
+            if driver != "bridge" {
+                return Err(Error::invalid(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+                ));
+            }
+            if endpoints.iter().any(|e: &Endpoint| e.network_id == id) {
+                continue;
+            }
+            endpoints.push(self.endpoint_from_config(&id, Some(&cfg))?);
+        }
+        Ok((endpoints, warnings))
+    }
+
+    /// An endpoint on network `net_id` from `EndpointSettings` (create or connect).
+    pub(crate) fn endpoint_from_config(
+        &self,
+        net_id: &str,
+        cfg: Option<&Value>,
+    ) -> Result<Endpoint> {
+        let (name, user_defined, user_subnet, has_v6, subnet4) =
+            self.networks.with(net_id, |n| {
+                Ok((
+                    n.record.name.clone(),
+                    n.user_defined(),
+                    n.user_subnet,
+                    n.bridge.as_ref().is_some_and(|b| b.v6.is_some()),
+                    n.bridge
+                        .as_ref()
+                        .map(|b| (b.v4.net, b.v6.as_ref().map(|s| s.net))),
+                ))
+            })?;
+        let mut ep = Endpoint {
+            network: name.clone(),
+            network_id: net_id.to_string(),
+            ..Endpoint::default()
+        };
+        let Some(cfg) = cfg.filter(|c| c.is_object()) else {
+            return Ok(ep);
+        };
+        ep.aliases = strings(cfg.get("Aliases"));
+        if !ep.aliases.is_empty() && !user_defined {
+            return Err(endpoint_error(
+                &name,
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        ep.links = strings(cfg.get("Links"));
+        if !ep.links.is_empty() && !user_defined {
+            return Err(endpoint_error(
+                &name,
+                "links on an endpoint are supported only on user defined networks: use --link",
+            ));
+        }
+        if let Some(ipam_cfg) = cfg.get("IPAMConfig").filter(|v| v.is_object()) {
+            let v4 = ipam_cfg
+                .get("IPv4Address")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let v6 = ipam_cfg
+                .get("IPv6Address")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !strings(ipam_cfg.get("LinkLocalIPs")).is_empty() {
+                return Err(Error::not_implemented(
+                    "link-local addresses (--link-local-ip) are not supported by this daemon yet",
+                ));
+            }
+            if !v4.is_empty() || !v6.is_empty() {
+                if !user_defined {
+                    return Err(endpoint_error(
+                        &name,
+                        "user specified IP address is supported on user defined networks only",
+                    ));
+                }
+                if !user_subnet {
+                    return Err(endpoint_error(
+                        &name,
+                        "user specified IP address is supported only when connecting to networks with user configured subnets",
+                    ));
+                }
+            }
+            if !v4.is_empty() {
+                let ip: Ipv4Addr = v4
+                    .parse()
+                    .map_err(|_| endpoint_error(&name, &format!("invalid IPv4 address: {v4}")))?;
+                if !subnet4.is_some_and(|(n, _)| n.contains(&IpAddr::V4(ip))) {
+                    return Err(endpoint_error(
+                        &name,
+                        &format!("no configured subnet or ip-range contain the IP address {ip}"),
+                    ));
+                }
+            }
+            if !v6.is_empty() {
+                let ip: Ipv6Addr = v6
+                    .parse()
+                    .map_err(|_| endpoint_error(&name, &format!("invalid IPv6 address: {v6}")))?;
+                if !has_v6
+                    || !subnet4
+                        .and_then(|(_, s6)| s6)
+                        .is_some_and(|n| n.contains(&IpAddr::V6(ip)))
+                {
+                    return Err(endpoint_error(
+                        &name,
+                        &format!("no configured subnet or ip-range contain the IP address {ip}"),
+                    ));
+                }
+            }
+            if !v4.is_empty() || !v6.is_empty() {
+                ep.ipam_config = Some(EndpointIpamConfig {
+                    ipv4_address: v4.to_string(),
+                    ipv6_address: v6.to_string(),
+                });
+            }
+        }
+        if let Some(mac) = cfg
+            .get("MacAddress")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+        {
+            ipam::parse_mac(mac).map_err(|e| endpoint_error(&name, &e.to_string()))?;
+            ep.mac_config = mac.to_string();
+        }
+        if cfg
+            .get("DriverOpts")
+            .and_then(Value::as_object)
+            .is_some_and(|o| !o.is_empty())
+        {
+            return Err(Error::not_implemented(
+                "endpoint driver options (--driver-opt) are not supported by this daemon yet",
+            ));
+        }
+        Ok(ep)
+    }
+
+    /// The names a container's endpoint answers to on a user-defined network:
+    /// its name, aliases, short ID and host name (Docker's `DNSNames`).
+    pub(crate) fn dns_names(r: &Record, ep: &Endpoint, user_defined: bool) -> Vec<String> {
+        if !user_defined {
+            return Vec::new();
+        }
+        let c = &r.container;
+        let mut out = vec![c.bare_name().to_string()];
+        out.extend(ep.aliases.iter().cloned());
+        out.push(c.short_id().to_string());
+        out.push(c.config.hostname.clone());
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|n| !n.is_empty() && seen.insert(n.clone()));
+        out
+    }
+
+    /// Endpoint links (`name:alias`) resolved to container IDs.
+    pub(super) fn endpoint_links(&self, ep: &Endpoint) -> BTreeMap<String, String> {
+        ep.links
+            .iter()
+            .filter_map(|l| {
+                let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                let target = self.containers.get(name.trim_start_matches('/')).ok()?;
+                Some((
+                    alias.rsplit('/').next().unwrap_or(alias).to_string(),
+                    target.id.clone(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Prepares a container's networking for its start (blocking: netlink, iptables).
+    pub fn network_setup(&self, r: &Record, dir: &Path, state_dir: &Path) -> Result<Setup> {
+        let c = &r.container;
+        let s = &r.settings;
+        let etc = [
+            dir.join("hostname"),
+            dir.join("hosts"),
+            dir.join("resolv.conf"),
+        ];
+        let mut setup = Setup {
+            mode: NetworkMode::None,
+            etc: etc.clone(),
+            hostname: None,
+            link_env: Vec::new(),
+            teardown: NetworkTeardown::default(),
+            proxy: None,
+            endpoints: c.network_settings.networks.clone(),
+            ports: BTreeMap::new(),
+            sandbox_key: String::new(),
+            held: Vec::new(),
+            registered: Vec::new(),
+        };
+        for e in &mut setup.endpoints {
+            e.clear_runtime();
+        }
+        let hostname = &c.config.hostname;
+        let domainname = &c.config.domainname;
+        crate::store::write_replace(&etc[0], format!("{hostname}\n").as_bytes(), 0o644)?;
+        let gateway = self
+            .networks
+            .config
+            .host_gateway_ip
+            .or_else(|| self.networks.default_gateway());
+        let mut hosts = Hosts {
+            hostname: hostname.clone(),
+            domainname: domainname.clone(),
+            ..Hosts::default()
+        };
+        for e in &s.extra_hosts {
+            hosts
+                .extra
+                .push(super::etc::parse_extra_host(e, gateway).map_err(Error::invalid)?);
+        }
+        let dns = self.dns_settings(s);
+        let host_resolv = super::etc::host_resolv();
+
+        match &s.network_mode {
+            NetMode::Host => {
+                setup.mode = NetworkMode::Host;
+                let mut text = std::fs::read_to_string("/etc/hosts")
+                    .unwrap_or_else(|_| super::etc::HOSTS_DEFAULTS.to_string());
+                for (name, ip) in &hosts.extra {
+                    text.push_str(&format!("{ip}\t{name}\n"));
+                }
+                crate::store::write_replace(&etc[1], text.as_bytes(), 0o644)?;
+                let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                crate::store::write_replace(&etc[2], resolv.as_bytes(), 0o644)?;
+                return Ok(setup);
+            }
+            NetMode::Container(target) => {
+                let t = self.containers.get(target)?;
+                let tr = t.snapshot();
+                if !tr.container.state.running {
+                    return Err(Error::conflict(format!(
+                        "cannot join network of a non running container: {target}"
+                    )));
+                }
+                if t.id == c.id {
+                    return Err(Error::invalid("cannot join own network"));
+                }
+                setup.mode = NetworkMode::Join(PathBuf::from(format!(
+                    "/proc/{}/ns/net",
+                    tr.container.state.pid
+                )));
+                setup.etc = [
+                    PathBuf::from(&tr.container.hostname_path),
+                    PathBuf::from(&tr.container.hosts_path),
+                    PathBuf::from(&tr.container.resolv_conf_path),
+                ];
+                setup.hostname = Some((
+                    tr.container.config.hostname.clone(),
+                    tr.container.config.domainname.clone(),
+                ));
+                return Ok(setup);
+            }
+            _ => {}
+        }
+        if setup.endpoints.is_empty()
+            && let Some(primary) = s.network_mode.network()
+            && let Ok(id) = self.networks.resolve(primary)
+        {
+            // A record from before its endpoints were kept.
+            setup.endpoints.push(Endpoint {
+                network: primary.to_string(),
+                network_id: id,
+                ..Endpoint::default()
+            });
+        }
+        if setup.endpoints.is_empty() {
+            // `none`, or the default network with `bridge: none`.
+            setup.mode = NetworkMode::None;
+            crate::store::write_replace(&etc[1], hosts.render().as_bytes(), 0o644)?;
+            let resolv = super::etc::resolv_conf(&host_resolv, &dns, false);
+            crate::store::write_replace(&etc[2], resolv.as_bytes(), 0o644)?;
+            return Ok(setup);
+        }
+        match self.network_setup_bridged(r, state_dir, &mut setup, &mut hosts, &dns, &host_resolv) {
+            Ok(()) => Ok(setup),
+            Err(e) => {
+                self.network_abort(&c.id, setup);
+                Err(e)
+            }
+        }
+    }
+
+    fn dns_settings(&self, s: &HostSettings) -> DnsSettings {
+        let cfg = &self.networks.config;
+        DnsSettings {
+            servers: if s.dns.is_empty() {
+                cfg.dns.iter().map(|ip| ip.to_string()).collect()
+            } else {
+                s.dns.clone()
+            },
+            search: if s.dns_search.is_empty() {
+                cfg.dns_search.clone()
+            } else {
+                s.dns_search.clone()
+            },
+            options: if s.dns_options.is_empty() {
+                cfg.dns_opts.clone()
+            } else {
+                s.dns_options.clone()
+            },
+        }
+    }
+
+    fn network_setup_bridged(
+        &self,
+        r: &Record,
+        state_dir: &Path,
+        setup: &mut Setup,
+        hosts: &mut Hosts,
+        dns: &DnsSettings,
+        host_resolv: &super::etc::Resolv,
+    ) -> Result<()> {
+        let c = &r.container;
+        let s = &r.settings;
+        // Addresses, and the endpoints registered on their networks.
+        let mut ifaces = Vec::new();
+        let mut embedded_dns = false;
+        for (i, ep) in setup.endpoints.iter_mut().enumerate() {
+            let wanted4 = ep
+                .ipam_config
+                .as_ref()
+                .and_then(|a| a.ipv4_address.parse::<Ipv4Addr>().ok());
+            let wanted6 = ep
+                .ipam_config
+                .as_ref()
+                .and_then(|a| a.ipv6_address.parse::<Ipv6Addr>().ok());
+            let links = self.endpoint_links(ep);
+            let endpoint_id = crate::engine::random_id()?;
+            let (want_id, want_name) = (ep.network_id.clone(), ep.network.clone());
+            let (net_id, iface) = self.networks.with_id_or_name(&want_id, &want_name, |n| {
+                let params = n.bridge.clone().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "network {} cannot be joined by containers",
+                        n.record.name
+                    ))
+                })?;
+                let v4 = n.allocate_v4(wanted4)?;
+                let v6 = match n.allocate_v6(wanted6) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        n.release(Some(v4.0), None);
+                        return Err(e);
+                    }
+                };
+                let mac = if ep.mac_config.is_empty() {
+                    ipam::mac_for(v4.0)
+                } else {
+                    ipam::parse_mac(&ep.mac_config)?
+                };
+                let user_defined = n.user_defined();
+                ep.network = n.record.name.clone();
+                ep.network_id = n.record.id.clone();
+                ep.endpoint_id = endpoint_id.clone();
+                ep.interface = format!("eth{i}");
+                ep.ip_address = v4.0.to_string();
+                ep.ip_prefix_len = v4.1;
+                ep.gateway = params.v4.gateway.to_string();
+                if let (Some((ip6, p6)), Some(sub6)) = (v6, &params.v6) {
+                    ep.ipv6_address = ip6.to_string();
+                    ep.ipv6_prefix_len = p6;
+                    ep.ipv6_gateway = sub6.gateway.to_string();
+                }
+                ep.mac_address = ipam::format_mac(mac);
+                ep.dns_names = Self::dns_names(r, ep, user_defined);
+                n.endpoints.insert(
+                    c.id.clone(),
+                    ActiveEndpoint {
+                        name: c.bare_name().to_string(),
+                        endpoint_id: endpoint_id.clone(),
+                        mac: ep.mac_address.clone(),
+                        ipv4: Some(v4),
+                        ipv6: v6,
+                        dns_names: ep.dns_names.clone(),
+                        links: links.clone(),
+                    },
+                );
+                let gateway4 = match params.v4.gateway {
+                    IpAddr::V4(g) => g,
+                    IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                };
+                let gateway6 = params.v6.as_ref().and_then(|s| match s.gateway {
+                    IpAddr::V6(g) => Some(g),
+                    IpAddr::V4(_) => None,
+                });
+                Ok((
+                    n.record.id.clone(),
+                    (
+                        sandbox::Iface {
+                            bridge: params.iface.clone(),
+                            name: format!("eth{i}"),
+                            mac,
+                            ipv4: v4,
+                            ipv6: v6,
+                            gateway4,
+                            gateway6,
+                            mtu: params.mtu,
+                            default_route: i == 0,
+                        },
+                        params,
+                        user_defined,
+                    ),
+                ))
+            })?;
+            setup.registered.push(net_id);
+            embedded_dns |= iface.2;
+            ifaces.push(iface);
+        }
+
+        // The namespace and its interfaces.
+        let ns_path = self.networks.netns_dir.join(&c.id[..12.min(c.id.len())]);
+        let _ = crate::net::netns::remove(&ns_path);
+        crate::net::netns::create(&ns_path).map_err(|e| {
+            Error::internal(format!("create the container's network namespace: {e}"))
+        })?;
+        setup.teardown.netns = Some(ns_path.clone());
+        setup.sandbox_key = ns_path.display().to_string();
+        setup.mode = NetworkMode::Join(ns_path.clone());
+        for (i, (iface, _, _)) in ifaces.iter().enumerate() {
+            let host = sandbox::add_interface(&ns_path, iface).map_err(|e| {
+                Error::internal(format!(
+                    "failed to set up container networking: connect to network {}: {e}",
+                    setup.endpoints[i].network
+                ))
+            })?;
+            setup.endpoints[i].host_interface = host;
+        }
+        for ep in &setup.endpoints {
+            if let Ok(ip) = ep.ip_address.parse::<IpAddr>() {
+                hosts.own.push(ip);
+            }
+            if let Ok(ip) = ep.ipv6_address.parse::<IpAddr>() {
+                hosts.own.push(ip);
+            }
+        }
+
+        // Legacy links (default bridge).
+        if !s.links.is_empty() && !embedded_dns {
+            self.legacy_links(r, hosts, &mut setup.link_env)?;
+        }
+
+        // Published ports, on the first network.
+        let (primary, params, _) = &ifaces[0];
+        let exposed: Vec<Port> = c
+            .config
+            .exposed_ports
+            .as_ref()
+            .map(|m| m.keys().filter_map(|k| ports::parse_port(k).ok()).collect())
+            .unwrap_or_default();
+        let requests = ports::requests(
+            &s.port_bindings,
+            &exposed,
+            s.publish_all,
+            params.host_binding_ipv4,
+            self.networks.ipv6_host,
+        )?;
+        let userland = self.networks.config.userland_proxy;
+        let bound = self.networks.bind_ports(&requests, userland).map_err(|e| {
+            Error::internal(format!(
+                "failed to set up container networking: driver failed programming external connectivity on endpoint {} ({}): {e}",
+                c.bare_name(),
+                setup.endpoints[0].endpoint_id
+            ))
+        })?;
+        setup.held = bound
+            .iter()
+            .map(|b| (b.port.proto, b.host_ip, b.host_port))
+            .collect();
+        let mut bound_list = Vec::new();
+        let mut rules = Vec::new();
+        let mut forwards = Vec::new();
+        let mut fds = Vec::new();
+        for b in bound {
+            bound_list.push((b.port, b.host_ip, b.host_port));
+            if let IpAddr::V4(host_ip) = b.host_ip
+                && self.networks.firewall.is_some()
+            {
+                rules.extend(firewall::port_rules(
+                    &PortRule {
+                        bridge: params.iface.clone(),
+                        proto: b.port.proto.as_str().to_string(),
+                        host_ip: Some(host_ip),
+                        host_port: b.host_port,
+                        container_ip: primary.ipv4.0,
+                        container_port: b.port.number,
+                    },
+                    userland,
+                ));
+            }
+            forwards.push(Forward {
+                fd: -1,
+                // Without the userland proxy the kernel translates even loopback
+                // traffic: the proxy only holds the port.
+                proto: if userland {
+                    b.port.proto.as_str().to_string()
+                } else {
+                    "hold".to_string()
+                },
+                target: SocketAddr::new(IpAddr::V4(primary.ipv4.0), b.port.number),
+            });
+            fds.push(b.socket);
+        }
+        setup.ports = ports::port_map(&exposed, &bound_list);
+        if let Some(fw) = &self.networks.firewall
+            && !rules.is_empty()
+        {
+            setup.teardown.iptables = Some(fw.tools.clone());
+            fw.add_ports(&rules).map_err(|e| {
+                Error::internal(format!(
+                    "failed to set up container networking: driver failed programming external connectivity on endpoint {} ({}): {e}",
+                    c.bare_name(),
+                    setup.endpoints[0].endpoint_id
+                ))
+            })?;
+            setup.teardown.rules = rules;
+        }
+
+        // The embedded DNS server, on user-defined networks.
+        let mut dns_spec = None;
+        if embedded_dns {
+            let port = if self.networks.tools.is_some() { 0 } else { 53 };
+            let (udp, tcp, udp_port, tcp_port) = sandbox::dns_sockets(&ns_path, port)
+                .map_err(|e| Error::internal(format!("start the embedded DNS server: {e}")))?;
+            if let Some(tools) = &self.networks.tools {
+                let ns = std::fs::File::open(&ns_path)?;
+                firewall::add_dns_rules(tools, &ns, &firewall::dns_rules(udp_port, tcp_port))
+                    .map_err(|e| {
+                        Error::internal(format!("redirect the container's DNS queries: {e}"))
+                    })?;
+            }
+            dns_spec = Some(DnsSpec {
+                udp_fd: -1,
+                tcp_fd: -1,
+                names_file: self.networks.names_file.clone(),
+                upstream: super::etc::upstream_servers(host_resolv, dns),
+            });
+            fds.push(udp);
+            fds.push(tcp);
+        }
+        if !forwards.is_empty() || dns_spec.is_some() {
+            setup.proxy = Some((
+                ProxySpec {
+                    container_id: c.id.clone(),
+                    monitor_pid: 0,
+                    forwards,
+                    dns: dns_spec,
+                },
+                fds,
+            ));
+        }
+
+        crate::store::write_replace(&setup.etc[1], hosts.render().as_bytes(), 0o644)?;
+        let resolv = super::etc::resolv_conf(host_resolv, dns, embedded_dns);
+        crate::store::write_replace(&setup.etc[2], resolv.as_bytes(), 0o644)?;
+        self.write_teardown(state_dir, &setup.teardown)?;
+        if embedded_dns {
+            self.networks.write_names()?;
+        }
+        Ok(())
+    }
+
+    /// Legacy `--link` on the default bridge: hosts lines and environment.
+    fn legacy_links(&self, r: &Record, hosts: &mut Hosts, env: &mut Vec<String>) -> Result<()> {
+        let me = r.container.bare_name().to_string();
+        for (name, alias) in &r.settings.links {
+            let t = self.containers.get(name)?;
+            let tr = t.snapshot();
+            let tc = &tr.container;
+            if !tc.state.running {
+                return Err(Error::invalid(format!(
+                    "Cannot link to a non running container: {} AS /{me}/{alias}",
+                    tc.name
+                )));
+            }
+            let Some(ep) = tc
+                .network_settings
+                .networks
+                .iter()
+                .find(|e| e.network == "bridge")
+            else {
+                return Err(Error::invalid(format!(
+                    "Cannot link to {}, as it does not belong to the default network",
+                    tc.name
+                )));
+            };
+            let Ok(ip) = ep.ip_address.parse::<IpAddr>() else {
+                continue;
+            };
+            let mut names = vec![alias.clone(), tc.config.hostname.clone()];
+            if alias != tc.bare_name() {
+                names.push(tc.bare_name().to_string());
+            }
+            names.dedup();
+            hosts.links.push((ip, names.join(" ")));
+            let prefix = alias.to_ascii_uppercase().replace('-', "_");
+            let mut ports: Vec<Port> = tc
+                .config
+                .exposed_ports
+                .as_ref()
+                .map(|m| m.keys().filter_map(|k| ports::parse_port(k).ok()).collect())
+                .unwrap_or_default();
+            ports.sort_by_key(|p| (p.proto, p.number));
+            if let Some(p) = ports.first() {
+                env.push(format!(
+                    "{prefix}_PORT={}://{ip}:{}",
+                    p.proto.as_str(),
+                    p.number
+                ));
+            }
+            for p in &ports {
+                let base = format!(
+                    "{prefix}_PORT_{}_{}",
+                    p.number,
+                    p.proto.as_str().to_ascii_uppercase()
+                );
+                env.push(format!("{base}={}://{ip}:{}", p.proto.as_str(), p.number));
+                env.push(format!("{base}_ADDR={ip}"));
+                env.push(format!("{base}_PORT={}", p.number));
+                env.push(format!("{base}_PROTO={}", p.proto.as_str()));
+            }
+            env.push(format!("{prefix}_NAME=/{me}/{alias}"));
+            for e in &tc.config.env {
+                if let Some((k, v)) = e.split_once('=')
+                    && k != "HOME"
+                    && k != "PATH"
+                {
+                    env.push(format!("{prefix}_ENV_{k}={v}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `network.json` for the monitor (crash-safe: it is what tears the
+    /// container's ports down).
+    fn write_teardown(&self, state_dir: &Path, t: &NetworkTeardown) -> Result<()> {
+        crate::store::create_private_dir(state_dir)?;
+        crate::store::write_json(&state_dir.join(NETWORK_FILE), t)?;
+        Ok(())
+    }
+
+    /// The command runs: start its network proxy and record its PID for the monitor.
+    /// Call within the runtime (it spawns the proxy's reaper).
+    pub fn network_started(&self, setup: &mut Setup, monitor_pid: i32, state_dir: &Path) {
+        let Some((mut spec, fds)) = setup.proxy.take() else {
+            return;
+        };
+        spec.monitor_pid = monitor_pid;
+        match self.runtime.start_proxy(spec, fds) {
+            Ok(pid) if pid > 0 => {
+                setup.teardown.proxies.push(pid);
+                if let Err(e) = self.write_teardown(state_dir, &setup.teardown) {
+                    tracing::warn!("cannot record the container's network proxy: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot start the container's network proxy: {e}"),
+        }
+    }
+
+    /// Undoes a setup whose container did not start.
+    pub fn network_abort(&self, container_id: &str, setup: Setup) {
+        crate::init::network::run(&setup.teardown);
+        for ep in &setup.endpoints {
+            if !ep.host_interface.is_empty() {
+                let _ = sandbox::remove_interface(&ep.host_interface);
+            }
+        }
+        for net_id in &setup.registered {
+            self.networks.remove_endpoint(net_id, container_id);
+        }
+        self.networks.release_ports(&setup.held);
+        if !setup.registered.is_empty() {
+            let _ = self.networks.write_names();
+        }
+    }
+
+    /// The container exited: free its addresses and ports, and (when its monitor
+    /// could not) remove its namespace, rules and proxies. Blocking.
+    pub fn network_stopped(&self, r: &Record, state_dir: &Path, released: bool) {
+        if !released {
+            if let Ok(bytes) = std::fs::read(state_dir.join(NETWORK_FILE))
+                && let Ok(t) = serde_json::from_slice::<NetworkTeardown>(&bytes)
+            {
+                crate::init::network::run(&t);
+            }
+            let key = &r.container.network_settings.sandbox_key;
+            if !key.is_empty() {
+                let _ = crate::net::netns::remove(Path::new(key));
+            }
+        }
+        let ns = &r.container.network_settings;
+        let mut any = false;
+        for ep in &ns.networks {
+            if !ep.endpoint_id.is_empty() {
+                self.networks
+                    .remove_endpoint(&ep.network_id, &r.container.id);
+                any = true;
+            }
+        }
+        self.networks.release_ports(&held_ports(&ns.ports));
+        if any {
+            let _ = self.networks.write_names();
+        }
+    }
+
+    /// At daemon start: the addresses, ports and names of a container recorded as
+    /// running are in use.
+    pub fn network_restore(&self, r: &Record) {
+        let ns = &r.container.network_settings;
+        for ep in &ns.networks {
+            if ep.endpoint_id.is_empty() {
+                continue;
+            }
+            let v4 = ep.ip_address.parse::<Ipv4Addr>().ok();
+            let v6 = ep.ipv6_address.parse::<Ipv6Addr>().ok();
+            let links = self.endpoint_links(ep);
+            let restored = self
+                .networks
+                .with_id_or_name(&ep.network_id, &ep.network, |n| {
+                    if let Some(ip) = v4 {
+                        n.allocate_v4(Some(ip))?;
+                    }
+                    if let Some(ip) = v6 {
+                        let _ = n.allocate_v6(Some(ip));
+                    }
+                    n.endpoints.insert(
+                        r.container.id.clone(),
+                        ActiveEndpoint {
+                            name: r.container.bare_name().to_string(),
+                            endpoint_id: ep.endpoint_id.clone(),
+                            mac: ep.mac_address.clone(),
+                            ipv4: v4.map(|ip| (ip, ep.ip_prefix_len)),
+                            ipv6: v6.map(|ip| (ip, ep.ipv6_prefix_len)),
+                            dns_names: ep.dns_names.clone(),
+                            links,
+                        },
+                    );
+                    Ok(())
+                });
+            if let Err(e) = restored {
+                tracing::warn!(container_id = %r.container.id, network = %ep.network, "cannot restore the container's endpoint: {e}");
+            }
+        }
+        self.networks.mark_ports(&held_ports(&ns.ports));
+    }
+
+    /// A running container was renamed: its endpoints answer to the new name.
+    pub fn network_renamed(&self, r: &Record) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for ep in &r.container.network_settings.networks {
+            if ep.dns_names.is_empty() {
+                continue;
+            }
+            let names = Self::dns_names(r, ep, true);
+            let _ = self.networks.with(&ep.network_id, |n| {
+                if let Some(a) = n.endpoints.get_mut(&r.container.id) {
+                    a.name = r.container.bare_name().to_string();
+                    a.dns_names = names.clone();
+                }
+                Ok(())
+            });
+            out.push((ep.network_id.clone(), names));
+        }
+        if !out.is_empty() {
+            let _ = self.networks.write_names();
+        }
+        out
+    }
+
+    /// The firewall rules of every running container's published ports (to tell
+    /// stale rules from live ones).
+    pub fn live_port_rules(&self) -> Vec<crate::net::iptables::Rule> {
+        let mut out = Vec::new();
+        for h in self.containers.all() {
+            let r = h.record();
+            if !r.container.state.running {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(self.runtime.state_dir(&h.id).join(NETWORK_FILE)) else {
+                continue;
+            };
+            if let Ok(t) = serde_json::from_slice::<NetworkTeardown>(&bytes) {
+                out.extend(t.rules);
+            }
+        }
+        out
+    }
+}
+
+/// The host ports a `NetworkSettings.Ports` map holds.
+pub fn held_ports(
+    map: &BTreeMap<String, Option<Vec<ports::PortBinding>>>,
+) -> Vec<(Proto, IpAddr, u16)> {
+    let mut out = Vec::new();
+    for (key, bindings) in map {
+        let Ok(port) = ports::parse_port(key) else {
+            continue;
+        };
+        for b in bindings.iter().flatten() {
+            let ip = if b.host_ip == "::" {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                match b.host_ip.parse() {
+                    Ok(ip) => ip,
+                    Err(_) => continue,
+                }
+            };
+            if let Ok(p) = b.host_port.parse() {
+                out.push((port.proto, ip, p));
+            }
+        }
+    }
+    out
+}
