@@ -631,6 +631,19 @@ fn published_ports_and_names_survive_a_daemon_crash() {
     let mut d = daemon();
     d.docker_ok(&["network", "create", "n"]);
     let web_id = web(&d, &["--name", "web", "--network", "n", "-p", "8082:80"]);
+    // Ends on its own a few seconds after the daemon is gone.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "brief",
+        "-p",
+        "8086:80",
+        IMG,
+        "sh",
+        "-c",
+        "httpd -p 80 -h /; sleep 4",
+    ]);
     let client = d
         .docker_ok(&[
             "run", "-d", "--name", "client", "--network", "n", IMG, "sh", "-c",
@@ -704,6 +717,164 @@ fn published_ports_and_names_survive_a_daemon_crash() {
     d.docker_ok(&["rm", "-f", "web"]);
     assert!(!d.iptables_save().contains("8082"));
     assert!(!d.log().contains("panicked"));
+}
+
+#[test]
+fn daemon_network_settings_take_effect() {
+    let d = daemon_with(
+        r#"{"bip": "10.123.0.1/24", "fixed-cidr": "10.123.0.128/25", "mtu": 1400,
+            "dns": ["10.0.0.2"], "dns-search": ["corp.example"], "dns-opts": ["timeout:2"],
+            "default-address-pools": [{"base": "10.200.0.0/16", "size": 24}],
+            "icc": false, "userland-proxy": false}"#,
+    );
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        IMG,
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; cat /sys/class/net/eth0/mtu; cat /etc/resolv.conf",
+    ]);
+    let addr = o.split_whitespace().nth(3).unwrap_or_default().to_string();
+    let last: u8 = addr
+        .trim_end_matches("/24")
+        .rsplit('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        addr.starts_with("10.123.0.") && addr.ends_with("/24") && last >= 128,
+        "{o}"
+    );
+    assert!(o.contains("\n1400\n"), "{o}");
+    assert!(
+        o.ends_with("search corp.example\nnameserver 10.0.0.2\noptions timeout:2\n"),
+        "{o}"
+    );
+    d.docker_ok(&["network", "create", "pooled"]);
+    let subnet = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        "pooled",
+    ]);
+    assert_eq!(subnet.trim(), "10.200.0.0/24");
+
+    // icc: false: containers of the default bridge do not reach each other.
+    d.docker_ok(&["run", "-d", "--name", "peer", IMG, "sleep", "300"]);
+    let peer = ip_of(&d, "peer", "bridge");
+    let o = d.docker(&["run", "--rm", IMG, "ping", "-c", "1", "-W", "1", &peer]);
+    assert!(!o.status.success(), "icc=false must isolate containers");
+    let fw = d.iptables_save();
+    assert!(
+        fw.contains("-A FORWARD -i docker0 -o docker0 -j DROP"),
+        "{fw}"
+    );
+
+    // userland-proxy: false: loopback is translated by the kernel.
+    web(&d, &["--name", "web", "-p", "8085:80"]);
+    assert!(d.http_get_from_host("http://127.0.0.1:8085/").is_some());
+    assert!(
+        fw.contains("-A OUTPUT -m addrtype --dst-type LOCAL -j DOCKER"),
+        "{fw}"
+    );
+    let localnet = d
+        .host_cmd("cat", &["/proc/sys/net/ipv4/conf/docker0/route_localnet"])
+        .output()
+        .unwrap();
+    assert_eq!(out(&localnet).trim(), "1");
+}
+
+#[test]
+fn bridge_none_leaves_containers_with_loopback_only() {
+    let d = daemon_with(r#"{"bridge": "none", "iptables": false, "ip-masq": false}"#);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", IMG, "ls", "/sys/class/net"]),
+        "lo\n"
+    );
+    assert_eq!(
+        d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]),
+        "host\nnone\n"
+    );
+    let links = out(&d.host_cmd("ip", &["-o", "link"]).output().unwrap());
+    assert!(!links.contains("docker0"), "{links}");
+}
+
+#[test]
+fn internal_networks_and_named_bridges() {
+    let d = daemon();
+    // 10.99.0.2: somewhere outside.
+    let _outside = OtherHost::new(&d);
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.88.0.0/24",
+        "--ip-range",
+        "10.88.0.64/26",
+        "-o",
+        "com.docker.network.bridge.name=br-inside",
+        "inside",
+    ]);
+    let links = out(&d.host_cmd("ip", &["-o", "link"]).output().unwrap());
+    assert!(links.contains("br-inside"), "{links}");
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        IMG,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(
+        o.contains("inet 10.88.0.64/24") || o.contains("inet 10.88.0.65/24"),
+        "addresses come from the range: {o}"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        IMG,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "10.99.0.2",
+    ]);
+    assert!(
+        !o.status.success(),
+        "an internal network does not reach the outside"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        IMG,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "10.99.0.2",
+    ]);
+    assert!(o.status.success(), "the default bridge does: {}", err(&o));
+    let fw = d.iptables_save();
+    assert!(
+        fw.contains("-A DOCKER-ISOLATION-STAGE-1 ! -s 10.88.0.0/24 -o br-inside -j DROP"),
+        "{fw}"
+    );
+    assert!(
+        !fw.contains("-s 10.88.0.0/24 ! -o br-inside -j MASQUERADE"),
+        "{fw}"
+    );
 }
 
 #[test]

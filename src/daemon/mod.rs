@@ -170,6 +170,9 @@ async fn serve(
         }
     };
 
+    let host_setup = engine.clone();
+    tokio::task::spawn_blocking(move || host_setup.setup_host_networking());
+
     notifier.status("Starting: reattaching to running containers");
     engine.restore_containers().await;
 

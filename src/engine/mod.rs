@@ -82,9 +82,8 @@ impl Engine {
     }
 
     /// At start: the addresses and ports of containers recorded as running are in
-    /// use; bridges and firewall rules are put back in place (after a reboot, or
-    /// when someone flushed them), stale rules are swept, and the names file is
-    /// rewritten.
+    /// use, and the names file says what they answer to. The host itself is set up
+    /// by [`Engine::setup_host_networking`], beside serving.
     fn restore_networking(&self) -> Result<()> {
         for h in self.containers.all() {
             let r = h.record();
@@ -92,8 +91,20 @@ impl Engine {
                 self.network_restore(&r);
             }
         }
-        self.networks.setup_host()?;
-        if let Some(fw) = &self.networks.firewall {
+        self.networks.write_names()
+    }
+
+    /// Puts the host in order for container networking (blocking; the daemon runs it
+    /// beside serving its first requests): forwarding on, bridges present (after a
+    /// reboot they are gone), Docker's chains and every network's rules in place,
+    /// stale rules of containers that ended unseen swept. Whatever needs networking
+    /// waits for it.
+    pub fn setup_host_networking(&self) {
+        let t0 = std::time::Instant::now();
+        let outcome = self.networks.setup_host().map_err(|e| e.to_string());
+        if outcome.is_ok()
+            && let Some(fw) = &self.networks.firewall
+        {
             match fw.sweep(&self.networks.policies(), &self.live_port_rules()) {
                 Ok(0) => {}
                 Ok(n) => {
@@ -102,7 +113,11 @@ impl Engine {
                 Err(e) => tracing::warn!("cannot sweep stale firewall rules: {e}"),
             }
         }
-        self.networks.write_names()
+        match &outcome {
+            Ok(()) => tracing::debug!("host networking set up in {:?}", t0.elapsed()),
+            Err(e) => tracing::error!("cannot set up container networking: {e}"),
+        }
+        self.networks.mark_host_ready(outcome);
     }
 
     /// The configuration in force now (a snapshot; a reload swaps in a new one).

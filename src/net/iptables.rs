@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,10 @@ impl Rule {
         format!("-A {} {}", self.chain, self.spec)
     }
 }
+
+/// This process runs one iptables tool at a time: the daemon's container starts
+/// would otherwise race each other for the tables.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The iptables tools, found once (the container monitor, which runs them at a
 /// container's exit, has no `PATH`).
@@ -77,6 +82,7 @@ impl Tools {
     pub fn save(&self, table: &str, netns: Option<&File>) -> io::Result<Table> {
         let mut cmd = Command::new(&self.save);
         cmd.args(["-t", table]);
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let out = run(cmd, None, netns)?;
         Ok(Table::parse(&out))
     }
@@ -88,7 +94,8 @@ impl Tools {
             return Ok(());
         }
         let mut cmd = Command::new(&self.restore);
-        cmd.arg("--noflush");
+        cmd.args(["--noflush", "--wait"]);
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         run(cmd, Some(batch.render().as_bytes()), netns).map(drop)
     }
 
@@ -107,7 +114,11 @@ impl Tools {
             let mut cmd = Command::new(&self.iptables);
             cmd.args(["-w", "-t", &r.table, "-D", &r.chain]);
             cmd.args(r.spec.split_whitespace());
-            if let Err(e) = run(cmd, None, netns) {
+            let ran = {
+                let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+                run(cmd, None, netns)
+            };
+            if let Err(e) = ran {
                 let gone = e.to_string().contains("does a matching rule exist")
                     || e.to_string().contains("No chain/target/match by that name");
                 if !gone && first_error.is_none() {

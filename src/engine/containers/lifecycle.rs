@@ -231,6 +231,9 @@ impl Engine {
                     l.running = true;
                     l.error = None;
                 });
+                for ep in &net.endpoints {
+                    self.network_event("connect", &ep.network_id, &ep.network, Some(&h.id));
+                }
                 let attrs = self.container_attributes(&h.record().container);
                 self.events.emit("container", "start", &h.id, attrs);
                 tracing::debug!(container_id = %h.id, "container started (pid {})", started.pid);
@@ -316,6 +319,7 @@ impl Engine {
         let mut started_at = String::new();
         let auto_remove = h.record().settings.auto_remove;
         let before = h.snapshot();
+        let ended = before.clone();
         let record_exit = |c: &mut super::record::Container| {
             started_at = c.state.started_at.clone();
             for e in &mut c.network_settings.networks {
@@ -365,6 +369,11 @@ impl Engine {
             ((finished - started).max(0) / 1_000_000_000).to_string(),
         );
         self.events.emit("container", "die", &h.id, attrs);
+        for ep in &ended.container.network_settings.networks {
+            if !ep.endpoint_id.is_empty() {
+                self.network_event("disconnect", &ep.network_id, &ep.network, Some(&h.id));
+            }
+        }
         h.lifecycle.send_modify(|l| {
             l.exits += 1;
             l.running = false;

@@ -494,6 +494,9 @@ impl Engine {
                 ..Endpoint::default()
             });
         }
+        if !setup.endpoints.is_empty() {
+            self.networks.wait_host_ready()?;
+        }
         if setup.endpoints.is_empty() {
             // `none`, or the default network with `bridge: none`.
             setup.mode = NetworkMode::None;

@@ -106,7 +106,13 @@ impl Engine {
         Ok(id)
     }
 
-    fn network_event(&self, action: &str, id: &str, name: &str, container: Option<&str>) {
+    pub(crate) fn network_event(
+        &self,
+        action: &str,
+        id: &str,
+        name: &str,
+        container: Option<&str>,
+    ) {
         let mut attrs = BTreeMap::new();
         attrs.insert("name".to_string(), name.to_string());
         attrs.insert("type".to_string(), "bridge".to_string());
@@ -235,6 +241,7 @@ impl Engine {
 
     /// Adds an interface on a new network to a running container. Blocking.
     fn connect_running(&self, h: &Arc<Handle>, mut ep: Endpoint) -> Result<Endpoint> {
+        self.networks.wait_host_ready()?;
         let r = h.snapshot();
         let ns_path = r.container.network_settings.sandbox_key.clone();
         if ns_path.is_empty() {
@@ -474,6 +481,7 @@ impl Engine {
 
     /// Removes a running container's interface on one network. Blocking.
     fn disconnect_running(&self, h: &Arc<Handle>, ep: &Endpoint) -> Result<()> {
+        self.networks.wait_host_ready()?;
         if !ep.host_interface.is_empty() {
             super::sandbox::remove_interface(&ep.host_interface).map_err(|e| {
                 Error::internal(format!("disconnect from network {}: {e}", ep.network))

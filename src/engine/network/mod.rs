@@ -34,7 +34,8 @@ pub mod sandbox;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
@@ -176,6 +177,11 @@ pub struct Networks {
     /// Whether the host can listen on IPv6.
     pub ipv6_host: bool,
     inner: Mutex<Registry>,
+    /// The outcome of [`Networks::setup_host`], once it ran: the daemon answers
+    /// requests while its bridges and rules are being put in place, and what needs
+    /// them waits here.
+    host_ready: Mutex<Option<std::result::Result<(), String>>>,
+    host_ready_cv: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -306,7 +312,34 @@ impl Networks {
             tools,
             ipv6_host: ports::ipv6_available(),
             inner: Mutex::new(reg),
+            host_ready: Mutex::new(None),
+            host_ready_cv: Condvar::new(),
         })
+    }
+
+    /// Records the outcome of the host's setup and wakes what waits for it.
+    pub fn mark_host_ready(&self, outcome: std::result::Result<(), String>) {
+        *self.host_ready.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.host_ready_cv.notify_all();
+    }
+
+    /// Waits (blocking) until the host's bridges and rules are in place.
+    pub fn wait_host_ready(&self) -> Result<()> {
+        let limit = Duration::from_secs(120);
+        let guard = self.host_ready.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self
+            .host_ready_cv
+            .wait_timeout_while(guard, limit, |r| r.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::internal(format!(
+                "container networking is not available: setting up the host failed: {e}"
+            ))),
+            None => Err(Error::internal(
+                "container networking is not available yet: the host's bridges and firewall rules are still being set up",
+            )),
+        }
     }
 
     fn reg(&self) -> MutexGuard<'_, Registry> {
@@ -436,6 +469,7 @@ impl Networks {
     /// Creates a user-defined network: validated, stored, its bridge made and its
     /// rules installed. Returns the new network's ID.
     pub fn create(&self, req: record::CreateRequest) -> Result<String> {
+        self.wait_host_ready()?;
         let id = crate::engine::random_id()?;
         let created = crate::timefmt::rfc3339_nano(std::time::SystemTime::now());
         let mut reg = self.reg();
@@ -508,6 +542,7 @@ impl Networks {
 
     /// Removes a user-defined network with no running containers.
     pub fn remove(&self, name_or_id: &str) -> Result<Network> {
+        self.wait_host_ready()?;
         let mut reg = self.reg();
         let id = resolve_in(&reg, name_or_id)?;
         let Some(net) = reg.nets.get(&id) else {
