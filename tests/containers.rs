@@ -18,32 +18,6 @@ fn daemon() -> Daemon {
     d
 }
 
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn inspect(d: &Daemon, name: &str) -> Value {
-    let s = d.docker_ok(&["inspect", name]);
-    let v: Value = serde_json::from_str(&s).unwrap();
-    v[0].clone()
-}
-
-fn wait_for(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "timed out waiting for {what}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn run_prints_and_exits_with_the_commands_status() {
     let d = daemon();

@@ -8,7 +8,6 @@ mod common;
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -30,37 +29,11 @@ fn daemon_with(config: &str) -> Daemon {
     d
 }
 
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn inspect(d: &Daemon, name: &str) -> Value {
-    let s = d.docker_ok(&["inspect", name]);
-    let v: Value = serde_json::from_str(&s).unwrap();
-    v[0].clone()
-}
-
 fn ip_of(d: &Daemon, name: &str, network: &str) -> String {
     inspect(d, name)["NetworkSettings"]["Networks"][network]["IPAddress"]
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-fn wait_for(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "timed out waiting for {what}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Runs a web server container and waits until it answers on its address.
@@ -117,7 +90,7 @@ impl OtherHost {
 
     fn get(&self, url: &str) -> Option<String> {
         let mut c = std::process::Command::new("timeout");
-        c.args(["5", "/bin/busybox", "wget", "-q", "-O-", url]);
+        c.args(["2", "/bin/busybox", "wget", "-q", "-O-", url]);
         in_netns(&mut c, &self.netns);
         let o = c.output().unwrap();
         o.status.success().then(|| out(&o))
@@ -365,6 +338,47 @@ fn udp_round_trip(netns: &Path, addr: &str, payload: &[u8]) -> bool {
     }
     let mut buf = [0u8; 1500];
     matches!(sock.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == payload)
+}
+
+#[test]
+fn rules_in_docker_user_apply_first_and_survive_restarts() {
+    let d = daemon();
+    let other = OtherHost::new(&d);
+    web(&d, &["--name", "web", "-p", "8087:80"]);
+    assert!(other.get("http://10.99.0.1:8087/").is_some());
+    // The host's own policy, in the chain Docker keeps for it.
+    let o = d
+        .host_cmd(
+            "iptables",
+            &["-I", "DOCKER-USER", "-s", "10.99.0.2", "-j", "DROP"],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        other.get("http://10.99.0.1:8087/").is_none(),
+        "DOCKER-USER is evaluated first"
+    );
+    assert!(
+        d.http_get_from_host("http://10.99.0.1:8087/").is_some(),
+        "others still get in"
+    );
+    let d = d.restart();
+    let fw = d.iptables_save();
+    assert!(
+        fw.contains("-A DOCKER-USER -s 10.99.0.2/32 -j DROP"),
+        "the daemon keeps the user's rules:\n{fw}"
+    );
+    let forward: Vec<&str> = fw.lines().filter(|l| l.starts_with("-A FORWARD")).collect();
+    assert_eq!(forward[0], "-A FORWARD -j DOCKER-USER");
+    assert_eq!(
+        forward
+            .iter()
+            .filter(|l| **l == "-A FORWARD -j DOCKER-USER")
+            .count(),
+        1
+    );
+    assert!(other.get("http://10.99.0.1:8087/").is_none());
 }
 
 #[test]
@@ -875,6 +889,65 @@ fn internal_networks_and_named_bridges() {
         !fw.contains("-s 10.88.0.0/24 ! -o br-inside -j MASQUERADE"),
         "{fw}"
     );
+}
+
+/// The PIDs of a container's network proxies, from its `network.json`.
+fn proxies_of(d: &Daemon, id: &str) -> Vec<i32> {
+    let path = d
+        .exec_root()
+        .join("containers")
+        .join(id)
+        .join("network.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .map(|p| p as i32)
+        .collect()
+}
+
+#[test]
+fn a_lost_network_proxy_is_started_again_with_the_daemon() {
+    let d = daemon();
+    d.docker_ok(&["network", "create", "n"]);
+    let web_id = web(&d, &["--name", "web", "--network", "n", "-p", "8088:80"]);
+    let client = d
+        .docker_ok(&[
+            "run", "-d", "--name", "client", "--network", "n", IMG, "sh", "-c",
+            "while true; do if nslookup web >/dev/null 2>&1; then echo resolved; else echo failed; fi; sleep 0.3; done",
+        ])
+        .trim()
+        .to_string();
+    for id in [&web_id, &client] {
+        for pid in proxies_of(&d, id) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    wait_for("the port to go", &d, || {
+        d.http_get_from_host("http://127.0.0.1:8088/").is_none()
+    });
+    wait_for("lookups to fail", &d, || {
+        d.docker_ok(&["logs", "--tail", "1", "client"])
+            .contains("failed")
+    });
+    let d = d.restart();
+    wait_for("the port to come back", &d, || {
+        d.http_get_from_host("http://127.0.0.1:8088/").is_some()
+    });
+    wait_for("lookups to work again", &d, || {
+        d.docker_ok(&["logs", "--tail", "1", "client"])
+            .contains("resolved")
+    });
+    assert!(
+        d.log()
+            .contains("started the container's network proxy again"),
+        "{}",
+        d.log()
+    );
+    d.docker_ok(&["rm", "-f", "web", "client"]);
+    assert!(!d.iptables_save().contains("8088"));
 }
 
 #[test]

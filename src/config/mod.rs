@@ -126,40 +126,14 @@ impl Config {
             "unable to configure the Docker daemon with file {}",
             path.display()
         );
-        let bad = |k: &str, want: &str| {
-            ConfigError(format!(
-                "{prefix}: invalid value for \"{k}\": expected {want}"
-            ))
+        let reader = FileReader {
+            file,
+            prefix: &prefix,
         };
-
-        let string = |k: &str, flag: &str| -> Result<String, ConfigError> {
-            match in_file(k) {
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(bad(k, "a string")),
-                None => Ok(flag.to_string()),
-            }
-        };
-        let boolean = |k: &str, flag: bool| -> Result<bool, ConfigError> {
-            match in_file(k) {
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(_) => Err(bad(k, "true or false")),
-                None => Ok(flag),
-            }
-        };
-        let strings = |k: &str, flag: &[String]| -> Result<Vec<String>, ConfigError> {
-            match in_file(k) {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| bad(k, "a list of strings"))
-                    })
-                    .collect(),
-                Some(_) => Err(bad(k, "a list of strings")),
-                None => Ok(flag.to_vec()),
-            }
-        };
+        let bad = |k: &str, want: &str| reader.bad(k, want);
+        let string = |k: &str, flag: &str| reader.string(k, flag);
+        let boolean = |k: &str, flag: bool| reader.boolean(k, flag);
+        let strings = |k: &str, flag: &[String]| reader.strings(k, flag);
 
         let host_strings = strings("hosts", &f.hosts)?;
         let mut hosts = Vec::new();
@@ -326,7 +300,7 @@ impl Config {
             default_runtime,
             runtimes,
             live_restore: boolean("live-restore", f.live_restore)?,
-            network: network::from_parts(file, f, &prefix)?,
+            network: network::from_parts(&reader, f)?,
         })
     }
 
@@ -437,6 +411,57 @@ fn network_key_changed(a: &NetworkConfig, b: &NetworkConfig, key: &str) -> bool 
         "dns-search" => a.dns_search != b.dns_search,
         "dns-opts" => a.dns_opts != b.dns_opts,
         _ => false,
+    }
+}
+
+/// Typed values from daemon.json, or the flag's when the file does not have the key.
+pub(crate) struct FileReader<'a> {
+    file: &'a Map<String, Value>,
+    /// `unable to configure the Docker daemon with file PATH`.
+    prefix: &'a str,
+}
+
+impl FileReader<'_> {
+    fn get(&self, k: &str) -> Option<&Value> {
+        self.file.get(k)
+    }
+
+    fn bad(&self, k: &str, want: &str) -> ConfigError {
+        ConfigError(format!(
+            "{}: invalid value for \"{k}\": expected {want}",
+            self.prefix
+        ))
+    }
+
+    fn string(&self, k: &str, flag: &str) -> Result<String, ConfigError> {
+        match self.get(k) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(self.bad(k, "a string")),
+            None => Ok(flag.to_string()),
+        }
+    }
+
+    fn boolean(&self, k: &str, flag: bool) -> Result<bool, ConfigError> {
+        match self.get(k) {
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.bad(k, "true or false")),
+            None => Ok(flag),
+        }
+    }
+
+    fn strings(&self, k: &str, flag: &[String]) -> Result<Vec<String>, ConfigError> {
+        match self.get(k) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.bad(k, "a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(self.bad(k, "a list of strings")),
+            None => Ok(flag.to_vec()),
+        }
     }
 }
 

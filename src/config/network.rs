@@ -7,9 +7,9 @@
 
 use std::net::IpAddr;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::ConfigError;
+use super::{ConfigError, FileReader};
 use crate::cli::Flags;
 
 /// An entry of `default-address-pools`.
@@ -66,44 +66,12 @@ pub const KEYS: &[(&str, &str)] = &[
 ];
 
 /// Builds the networking settings from the file (when it has a key) or the flags.
-pub fn from_parts(
-    file: &Map<String, Value>,
-    f: &Flags,
-    prefix: &str,
-) -> Result<NetworkConfig, ConfigError> {
-    let bad = |k: &str, want: &str| {
-        ConfigError(format!(
-            "{prefix}: invalid value for \"{k}\": expected {want}"
-        ))
-    };
-    let string = |k: &str, flag: &str| -> Result<String, ConfigError> {
-        match file.get(k) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(bad(k, "a string")),
-            None => Ok(flag.to_string()),
-        }
-    };
-    let boolean = |k: &str, flag: bool| -> Result<bool, ConfigError> {
-        match file.get(k) {
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(bad(k, "true or false")),
-            None => Ok(flag),
-        }
-    };
-    let strings = |k: &str, flag: &[String]| -> Result<Vec<String>, ConfigError> {
-        match file.get(k) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| bad(k, "a list of strings"))
-                })
-                .collect(),
-            Some(_) => Err(bad(k, "a list of strings")),
-            None => Ok(flag.to_vec()),
-        }
-    };
+pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<NetworkConfig, ConfigError> {
+    let bad = |k: &str, want: &str| r.bad(k, want);
+    let string = |k: &str, flag: &str| r.string(k, flag);
+    let boolean = |k: &str, flag: bool| r.boolean(k, flag);
+    let strings = |k: &str, flag: &[String]| r.strings(k, flag);
+    let file = r;
 
     let bridge_name = string("bridge", &f.bridge)?;
     let bip_text = string("bip", &f.bip)?;
@@ -346,8 +314,12 @@ mod tests {
         let mut argv = vec!["dockerd"];
         argv.extend_from_slice(args);
         let parsed = crate::cli::parse(argv).unwrap();
-        let map: Map<String, Value> = serde_json::from_str(json).unwrap();
-        from_parts(&map, &parsed.flags, "p")
+        let map: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
+        let reader = FileReader {
+            file: &map,
+            prefix: "p",
+        };
+        from_parts(&reader, &parsed.flags)
     }
 
     #[test]

@@ -113,11 +113,43 @@ impl Engine {
                 Err(e) => tracing::warn!("cannot sweep stale firewall rules: {e}"),
             }
         }
+        self.sweep_namespaces();
         match &outcome {
             Ok(()) => tracing::debug!("host networking set up in {:?}", t0.elapsed()),
             Err(e) => tracing::error!("cannot set up container networking: {e}"),
         }
         self.networks.mark_host_ready(outcome);
+    }
+
+    /// Removes namespace files no running container uses: what a start that a crash
+    /// interrupted left behind (the kernel then removes their interfaces).
+    fn sweep_namespaces(&self) {
+        let keep: Vec<std::path::PathBuf> = self
+            .containers
+            .all()
+            .iter()
+            .filter_map(|h| {
+                let r = h.record();
+                let key = &r.container.network_settings.sandbox_key;
+                (r.container.state.running && !key.is_empty())
+                    .then(|| std::path::PathBuf::from(key))
+            })
+            .collect();
+        let Ok(entries) = std::fs::read_dir(&self.networks.netns_dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !keep.contains(&path) {
+                tracing::info!(
+                    "removing the network namespace {} of no running container",
+                    path.display()
+                );
+                if let Err(err) = crate::net::netns::remove(&path) {
+                    tracing::warn!("cannot remove {}: {err}", path.display());
+                }
+            }
+        }
     }
 
     /// The configuration in force now (a snapshot; a reload swaps in a new one).

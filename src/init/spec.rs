@@ -211,6 +211,10 @@ pub struct NetworkTeardown {
     pub rules: Vec<crate::net::iptables::Rule>,
     /// The container's network proxies (their host ports are freed when they end).
     pub proxies: Vec<i32>,
+    /// The ports (UDP, TCP) its embedded DNS server listens on at 127.0.0.11, where
+    /// its redirection rules send queries: a proxy started again takes them again.
+    #[serde(default)]
+    pub dns_ports: Option<(u16, u16)>,
 }
 
 /// Names of the files in `state_dir`.

@@ -132,24 +132,16 @@ impl Runtime {
 
         let mut fds: Vec<RawFd> = vec![spec_fd.as_raw_fd(), sync_w.as_raw_fd()];
         fds.extend(initial_attach.iter().map(|(s, _)| s.as_raw_fd()));
-        let mut cmd = std::process::Command::new(&self.monitor_exe);
-        cmd.arg0("dockerd")
-            .args([
+        let cmd = self.helper_command(
+            &[
                 crate::init::SUBCOMMAND,
                 "--spec-fd",
                 &SPEC_FD.to_string(),
                 "--sync-fd",
                 &SYNC_FD.to_string(),
-            ])
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Runs between fork and exec: only async-signal-safe calls.
-        unsafe {
-            cmd.pre_exec(move || place_fds(&fds));
-        }
+            ],
+            fds,
+        );
         let mut child = tokio::process::Command::from(cmd)
             .kill_on_drop(false)
             .spawn()
@@ -206,22 +198,14 @@ impl Runtime {
         let spec_fd = spec_memfd(&json)?;
         let mut all: Vec<RawFd> = vec![spec_fd.as_raw_fd()];
         all.extend(fds.iter().map(|f| f.as_raw_fd()));
-        let mut cmd = std::process::Command::new(&self.monitor_exe);
-        cmd.arg0("dockerd")
-            .args([
+        let cmd = self.helper_command(
+            &[
                 crate::netproxy::SUBCOMMAND,
                 "--spec-fd",
                 &SPEC_FD.to_string(),
-            ])
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Runs between fork and exec: only async-signal-safe calls.
-        unsafe {
-            cmd.pre_exec(move || place_fds(&all));
-        }
+            ],
+            all,
+        );
         let mut child = tokio::process::Command::from(cmd)
             .kill_on_drop(false)
             .spawn()?;
@@ -233,6 +217,25 @@ impl Runtime {
             let _ = child.wait().await;
         });
         Ok(pid)
+    }
+
+    /// `dockerd ARGS…` re-executed from the daemon's binary as a helper that outlives
+    /// it: empty environment, `/` as working directory, stdio on /dev/null, `fds` on
+    /// descriptors 3, 4, … and nothing else inherited, in a session of its own.
+    fn helper_command(&self, args: &[&str], fds: Vec<RawFd>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.monitor_exe);
+        cmd.arg0("dockerd")
+            .args(args)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Runs between fork and exec: only async-signal-safe calls.
+        unsafe {
+            cmd.pre_exec(move || place_fds(&fds));
+        }
+        cmd
     }
 
     /// Opens an attach stream: the request is sent and returns once the monitor has

@@ -38,6 +38,36 @@ pub fn require_tool(tool: &str, hint: &str) {
 /// Generous limit for anything that should take milliseconds (slow shared CI machines).
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A command's stdout as text.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr as text.
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `docker inspect NAME`, the one object.
+pub fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
+    let s = d.docker_ok(&["inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    v[0].clone()
+}
+
+/// Polls `cond` until it holds; fails with the daemon's log after [`PATIENCE`].
+pub fn wait_for(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {what}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct HttpResponse {

@@ -138,6 +138,7 @@ impl Engine {
                 warnings: warnings.clone(),
                 network_settings: NetworkSettings {
                     networks: endpoints,
+                    endpoints_kept: true,
                     ..NetworkSettings::default()
                 },
             };

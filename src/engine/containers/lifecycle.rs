@@ -120,6 +120,14 @@ impl Engine {
             match self.runtime.state(&h.id).await {
                 MonitorState::Running { pid } => {
                     tracing::info!(container_id = %h.id, "reattached to running container (pid {pid})");
+                    let (engine, r) = (self.clone(), h.snapshot());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        engine.network_reattach(
+                            &r,
+                            crate::engine::network::manage::monitor_pid_of(pid),
+                        )
+                    })
+                    .await;
                     self.watch_exit(h.clone());
                 }
                 MonitorState::Exited(rec) => {
@@ -223,6 +231,7 @@ impl Engine {
                     c.has_been_started_before = true;
                     c.has_been_manually_stopped = false;
                     c.network_settings.networks = net.endpoints.clone();
+                    c.network_settings.endpoints_kept = true;
                     c.network_settings.ports = net.ports.clone();
                     c.network_settings.sandbox_key = net.sandbox_key.clone();
                 })

@@ -182,6 +182,10 @@ pub struct NetworkSettings {
     /// The namespace file while running (empty otherwise).
     #[serde(default)]
     pub sandbox_key: String,
+    /// `networks` is what the container joins (records written before endpoints
+    /// were kept have none: their network mode names their one network).
+    #[serde(default)]
+    pub endpoints_kept: bool,
 }
 
 impl NetworkSettings {

@@ -483,7 +483,8 @@ impl Engine {
             }
             _ => {}
         }
-        if setup.endpoints.is_empty()
+        if !c.network_settings.endpoints_kept
+            && setup.endpoints.is_empty()
             && let Some(primary) = s.network_mode.network()
             && let Ok(id) = self.networks.resolve(primary)
         {
@@ -550,94 +551,28 @@ impl Engine {
         let mut ifaces = Vec::new();
         let mut embedded_dns = false;
         for (i, ep) in setup.endpoints.iter_mut().enumerate() {
-            let wanted4 = ep
-                .ipam_config
-                .as_ref()
-                .and_then(|a| a.ipv4_address.parse::<Ipv4Addr>().ok());
-            let wanted6 = ep
-                .ipam_config
-                .as_ref()
-                .and_then(|a| a.ipv6_address.parse::<Ipv6Addr>().ok());
-            let links = self.endpoint_links(ep);
-            let endpoint_id = crate::engine::random_id()?;
-            let (want_id, want_name) = (ep.network_id.clone(), ep.network.clone());
-            let (net_id, iface) = self.networks.with_id_or_name(&want_id, &want_name, |n| {
-                let params = n.bridge.clone().ok_or_else(|| {
-                    Error::invalid(format!(
-                        "network {} cannot be joined by containers",
-                        n.record.name
-                    ))
-                })?;
-                let v4 = n.allocate_v4(wanted4)?;
-                let v6 = match n.allocate_v6(wanted6) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        n.release(Some(v4.0), None);
-                        return Err(e);
-                    }
-                };
-                let mac = if ep.mac_config.is_empty() {
-                    ipam::mac_for(v4.0)
-                } else {
-                    ipam::parse_mac(&ep.mac_config)?
-                };
-                let user_defined = n.user_defined();
-                ep.network = n.record.name.clone();
-                ep.network_id = n.record.id.clone();
-                ep.endpoint_id = endpoint_id.clone();
-                ep.interface = format!("eth{i}");
-                ep.ip_address = v4.0.to_string();
-                ep.ip_prefix_len = v4.1;
-                ep.gateway = params.v4.gateway.to_string();
-                if let (Some((ip6, p6)), Some(sub6)) = (v6, &params.v6) {
-                    ep.ipv6_address = ip6.to_string();
-                    ep.ipv6_prefix_len = p6;
-                    ep.ipv6_gateway = sub6.gateway.to_string();
-                }
-                ep.mac_address = ipam::format_mac(mac);
-                ep.dns_names = Self::dns_names(r, ep, user_defined);
-                n.endpoints.insert(
-                    c.id.clone(),
-                    ActiveEndpoint {
-                        name: c.bare_name().to_string(),
-                        endpoint_id: endpoint_id.clone(),
-                        mac: ep.mac_address.clone(),
-                        ipv4: Some(v4),
-                        ipv6: v6,
-                        dns_names: ep.dns_names.clone(),
-                        links: links.clone(),
-                    },
-                );
-                let gateway4 = match params.v4.gateway {
-                    IpAddr::V4(g) => g,
-                    IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-                };
-                let gateway6 = params.v6.as_ref().and_then(|s| match s.gateway {
-                    IpAddr::V6(g) => Some(g),
-                    IpAddr::V4(_) => None,
-                });
-                Ok((
-                    n.record.id.clone(),
-                    (
-                        sandbox::Iface {
-                            bridge: params.iface.clone(),
-                            name: format!("eth{i}"),
-                            mac,
-                            ipv4: v4,
-                            ipv6: v6,
-                            gateway4,
-                            gateway6,
-                            mtu: params.mtu,
-                            default_route: i == 0,
-                        },
-                        params,
-                        user_defined,
-                    ),
-                ))
-            })?;
+            let (net_id, iface, params, user_defined) = self.join_endpoint(r, ep, i)?;
             setup.registered.push(net_id);
-            embedded_dns |= iface.2;
-            ifaces.push(iface);
+            embedded_dns |= user_defined;
+            ifaces.push((iface, params, user_defined));
+        }
+
+        // Bridges someone removed since the daemon set them up come back.
+        let mut checked: Vec<&str> = Vec::new();
+        for (_, params, _) in &ifaces {
+            if checked.contains(&params.iface.as_str()) {
+                continue;
+            }
+            checked.push(&params.iface);
+            let present = crate::net::netlink::Netlink::open()
+                .and_then(|mut nl| nl.link(&params.iface))
+                .map(|l| l.is_some())
+                .unwrap_or(true);
+            if !present {
+                tracing::warn!("bridge {} is gone; making it again", params.iface);
+                super::bridge::ensure(params)
+                    .map_err(|e| Error::internal(format!("set up bridge {}: {e}", params.iface)))?;
+            }
         }
 
         // The namespace and its interfaces.
@@ -752,8 +687,10 @@ impl Engine {
         let mut dns_spec = None;
         if embedded_dns {
             let port = if self.networks.tools.is_some() { 0 } else { 53 };
-            let (udp, tcp, udp_port, tcp_port) = sandbox::dns_sockets(&ns_path, port)
+            let sockets = sandbox::dns_sockets(&ns_path, port, port)
                 .map_err(|e| Error::internal(format!("start the embedded DNS server: {e}")))?;
+            let (udp_port, tcp_port) = (sockets.udp_port, sockets.tcp_port);
+            setup.teardown.dns_ports = Some((udp_port, tcp_port));
             if let Some(tools) = &self.networks.tools {
                 let ns = std::fs::File::open(&ns_path)?;
                 firewall::add_dns_rules(tools, &ns, &firewall::dns_rules(udp_port, tcp_port))
@@ -767,8 +704,8 @@ impl Engine {
                 names_file: self.networks.names_file.clone(),
                 upstream: super::etc::upstream_servers(host_resolv, dns),
             });
-            fds.push(udp);
-            fds.push(tcp);
+            fds.push(sockets.udp);
+            fds.push(sockets.tcp);
         }
         if !forwards.is_empty() || dns_spec.is_some() {
             setup.proxy = Some((
@@ -790,6 +727,103 @@ impl Engine {
             self.networks.write_names()?;
         }
         Ok(())
+    }
+
+    /// Takes addresses for `ep` (its `--ip`, or the next free ones) on its network,
+    /// fills in what the endpoint gets, and registers it as active there. Returns the
+    /// network's ID, the interface to make (`eth{index}`; the first carries the
+    /// default routes), the network's bridge, and whether it is user-defined.
+    pub(super) fn join_endpoint(
+        &self,
+        r: &Record,
+        ep: &mut Endpoint,
+        index: usize,
+    ) -> Result<(String, sandbox::Iface, super::record::BridgeParams, bool)> {
+        let c = &r.container;
+        let wanted4 = ep
+            .ipam_config
+            .as_ref()
+            .and_then(|a| a.ipv4_address.parse::<Ipv4Addr>().ok());
+        let wanted6 = ep
+            .ipam_config
+            .as_ref()
+            .and_then(|a| a.ipv6_address.parse::<Ipv6Addr>().ok());
+        let links = self.endpoint_links(ep);
+        let endpoint_id = crate::engine::random_id()?;
+        let (want_id, want_name) = (ep.network_id.clone(), ep.network.clone());
+        self.networks.with_id_or_name(&want_id, &want_name, |n| {
+            let params = n.bridge.clone().ok_or_else(|| {
+                Error::invalid(format!(
+                    "network {} cannot be joined by containers",
+                    n.record.name
+                ))
+            })?;
+            let v4 = n.allocate_v4(wanted4)?;
+            let v6 = match n.allocate_v6(wanted6) {
+                Ok(v) => v,
+                Err(e) => {
+                    n.release(Some(v4.0), None);
+                    return Err(e);
+                }
+            };
+            let mac = match ep.mac_config.as_str() {
+                "" => ipam::mac_for(v4.0),
+                m => match ipam::parse_mac(m) {
+                    Ok(mac) => mac,
+                    Err(e) => {
+                        n.release(Some(v4.0), v6.map(|a| a.0));
+                        return Err(e);
+                    }
+                },
+            };
+            let user_defined = n.user_defined();
+            ep.network = n.record.name.clone();
+            ep.network_id = n.record.id.clone();
+            ep.endpoint_id = endpoint_id.clone();
+            ep.interface = format!("eth{index}");
+            ep.ip_address = v4.0.to_string();
+            ep.ip_prefix_len = v4.1;
+            ep.gateway = params.v4.gateway.to_string();
+            if let (Some((ip6, p6)), Some(sub6)) = (v6, &params.v6) {
+                ep.ipv6_address = ip6.to_string();
+                ep.ipv6_prefix_len = p6;
+                ep.ipv6_gateway = sub6.gateway.to_string();
+            }
+            ep.mac_address = ipam::format_mac(mac);
+            ep.dns_names = Self::dns_names(r, ep, user_defined);
+            n.endpoints.insert(
+                c.id.clone(),
+                ActiveEndpoint {
+                    name: c.bare_name().to_string(),
+                    endpoint_id: endpoint_id.clone(),
+                    mac: ep.mac_address.clone(),
+                    ipv4: Some(v4),
+                    ipv6: v6,
+                    dns_names: ep.dns_names.clone(),
+                    links,
+                },
+            );
+            let gateway4 = match params.v4.gateway {
+                IpAddr::V4(g) => g,
+                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            };
+            let gateway6 = params.v6.as_ref().and_then(|s| match s.gateway {
+                IpAddr::V6(g) => Some(g),
+                IpAddr::V4(_) => None,
+            });
+            let iface = sandbox::Iface {
+                bridge: params.iface.clone(),
+                name: format!("eth{index}"),
+                mac,
+                ipv4: v4,
+                ipv6: v6,
+                gateway4,
+                gateway6,
+                mtu: params.mtu,
+                default_route: index == 0,
+            };
+            Ok((n.record.id.clone(), iface, params, user_defined))
+        })
     }
 
     /// Legacy `--link` on the default bridge: hosts lines and environment.
@@ -999,6 +1033,100 @@ impl Engine {
             let _ = self.networks.write_names();
         }
         out
+    }
+
+    /// A running container found at start whose network proxy is gone (it was
+    /// killed, or a crash came between the container's start and the proxy's) gets
+    /// a new one, on its same host ports and DNS ports. Blocking; call within the
+    /// runtime (it spawns the proxy's reaper).
+    pub fn network_reattach(&self, r: &Record, monitor_pid: i32) {
+        let state_dir = self.runtime.state_dir(&r.container.id);
+        let path = state_dir.join(NETWORK_FILE);
+        let Some(mut t) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<NetworkTeardown>(&b).ok())
+        else {
+            return;
+        };
+        let alive = t.proxies.iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|&b| b == 0)
+                    .any(|a| a == crate::netproxy::SUBCOMMAND.as_bytes())
+            })
+        });
+        let ns = &r.container.network_settings;
+        let published = ns.ports.values().flatten().any(|b| !b.is_empty());
+        if alive || (!published && t.dns_ports.is_none()) {
+            return;
+        }
+        match self.respawn_proxy(r, &mut t, monitor_pid) {
+            Ok(pid) => {
+                tracing::info!(container_id = %r.container.id, "started the container's network proxy again (pid {pid})");
+                t.proxies = vec![pid];
+                if let Err(e) = self.write_teardown(&state_dir, &t) {
+                    tracing::warn!(container_id = %r.container.id, "cannot record the container's network proxy: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(container_id = %r.container.id, "cannot start the container's network proxy again: {e}")
+            }
+        }
+    }
+
+    fn respawn_proxy(&self, r: &Record, t: &mut NetworkTeardown, monitor_pid: i32) -> Result<i32> {
+        let c = &r.container;
+        let ns = &c.network_settings;
+        let target = ns
+            .networks
+            .first()
+            .and_then(|e| e.ip_address.parse::<Ipv4Addr>().ok())
+            .ok_or_else(|| Error::internal("the container has no address"))?;
+        let userland = self.networks.config.userland_proxy;
+        let mut forwards = Vec::new();
+        let mut fds = Vec::new();
+        for (proto, ip, port) in held_ports(&ns.ports) {
+            let container_port = ns
+                .ports
+                .iter()
+                .find(|(_, bs)| bs.iter().flatten().any(|b| b.host_port == port.to_string()))
+                .and_then(|(k, _)| ports::parse_port(k).ok())
+                .map(|p| p.number)
+                .unwrap_or(port);
+            let socket = ports::bind(proto, ip, port, userland).map_err(|e| {
+                Error::internal(format!("bind {}:{port}: {e}", ports::display_ip(ip)))
+            })?;
+            forwards.push(Forward {
+                fd: -1,
+                proto: if userland {
+                    proto.as_str().to_string()
+                } else {
+                    "hold".into()
+                },
+                target: SocketAddr::new(IpAddr::V4(target), container_port),
+            });
+            fds.push(socket);
+        }
+        let mut dns = None;
+        if let Some((udp_port, tcp_port)) = t.dns_ports {
+            let ns_path = Path::new(&ns.sandbox_key);
+            let sockets = sandbox::dns_sockets(ns_path, udp_port, tcp_port)?;
+            fds.push(sockets.udp);
+            fds.push(sockets.tcp);
+            let host = super::etc::host_resolv();
+            dns = Some(DnsSpec {
+                udp_fd: -1,
+                tcp_fd: -1,
+                names_file: self.networks.names_file.clone(),
+                upstream: super::etc::upstream_servers(&host, &self.dns_settings(&r.settings)),
+            });
+        }
+        let spec = ProxySpec {
+            container_id: c.id.clone(),
+            monitor_pid,
+            forwards,
+            dns,
+        };
+        Ok(self.runtime.start_proxy(spec, fds)?)
     }
 
     /// The firewall rules of every running container's published ports (to tell

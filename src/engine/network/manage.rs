@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -172,20 +171,22 @@ impl Engine {
         )
     }
 
+    /// A network's ID, name and driver.
+    fn network_identity(&self, name_or_id: &str) -> Result<(String, String, String)> {
+        let id = self.networks.resolve(name_or_id)?;
+        self.networks.with(&id, |n| {
+            Ok((id.clone(), n.record.name.clone(), n.record.driver.clone()))
+        })
+    }
+
     /// `POST /networks/{id}/connect`.
     pub async fn network_connect(self: &Arc<Self>, net: &str, body: Option<Value>) -> Result<()> {
         let body = body.unwrap_or(Value::Null);
-        let container = body
-            .get("Container")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let h = self.containers.get(&container)?;
+        let h = self
+            .containers
+            .get(body.get("Container").and_then(Value::as_str).unwrap_or(""))?;
         let _op = h.op.lock().await;
-        let net_id = self.networks.resolve(net)?;
-        let (name, driver) = self.networks.with(&net_id, |n| {
-            Ok((n.record.name.clone(), n.record.driver.clone()))
-        })?;
+        let (net_id, name, driver) = self.network_identity(net)?;
         let r = h.snapshot();
         if r.container.state.removal_in_progress {
             return Err(Error::conflict(format!(
@@ -258,78 +259,11 @@ impl Engine {
                     .any(|e| e.interface == format!("eth{i}"))
             })
             .unwrap_or(0);
-        let wanted4 = ep
-            .ipam_config
-            .as_ref()
-            .and_then(|a| a.ipv4_address.parse().ok());
-        let wanted6 = ep
-            .ipam_config
-            .as_ref()
-            .and_then(|a| a.ipv6_address.parse().ok());
-        let endpoint_id = crate::engine::random_id()?;
-        let (iface, user_defined) = self.networks.with(&ep.network_id.clone(), |n| {
-            let params = n.bridge.clone().ok_or_else(|| {
-                Error::invalid(format!(
-                    "network {} cannot be joined by containers",
-                    n.record.name
-                ))
-            })?;
-            let v4 = n.allocate_v4(wanted4)?;
-            let v6 = match n.allocate_v6(wanted6) {
-                Ok(v) => v,
-                Err(e) => {
-                    n.release(Some(v4.0), None);
-                    return Err(e);
-                }
-            };
-            let mac = if ep.mac_config.is_empty() {
-                super::ipam::mac_for(v4.0)
-            } else {
-                super::ipam::parse_mac(&ep.mac_config)?
-            };
-            let user_defined = n.user_defined();
-            ep.endpoint_id = endpoint_id.clone();
-            ep.interface = format!("eth{index}");
-            ep.ip_address = v4.0.to_string();
-            ep.ip_prefix_len = v4.1;
-            ep.gateway = params.v4.gateway.to_string();
-            if let (Some((ip6, p6)), Some(s6)) = (v6, &params.v6) {
-                ep.ipv6_address = ip6.to_string();
-                ep.ipv6_prefix_len = p6;
-                ep.ipv6_gateway = s6.gateway.to_string();
-            }
-            ep.mac_address = super::ipam::format_mac(mac);
-            let gateway4 = match params.v4.gateway {
-                IpAddr::V4(g) => g,
-                IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
-            };
-            Ok((
-                super::sandbox::Iface {
-                    bridge: params.iface.clone(),
-                    name: format!("eth{index}"),
-                    mac,
-                    ipv4: v4,
-                    ipv6: v6,
-                    gateway4,
-                    gateway6: None,
-                    mtu: params.mtu,
-                    default_route: false,
-                },
-                user_defined,
-            ))
-        })?;
-        ep.dns_names = Self::dns_names(&r, &ep, user_defined);
-        let links = self.endpoint_links(&ep);
-        let release = |e: &Endpoint| {
-            self.networks.with(&e.network_id, |n| {
-                n.release(e.ip_address.parse().ok(), e.ipv6_address.parse().ok());
-                Ok(())
-            })
-        };
+        let (net_id, iface, _, user_defined) = self.join_endpoint(&r, &mut ep, index)?;
         let host = match super::sandbox::add_interface(Path::new(&ns_path), &iface) {
             Ok(h) => h,
             Err(e) => {
-                let _ = release(&ep);
+                self.networks.remove_endpoint(&net_id, &h.id);
                 return Err(Error::internal(format!(
                     "connect to network {}: {e}",
                     ep.network
@@ -337,19 +271,6 @@ impl Engine {
             }
         };
         ep.host_interface = host;
-        self.networks.add_endpoint(
-            &ep.network_id,
-            &h.id,
-            ActiveEndpoint {
-                name: r.container.bare_name().to_string(),
-                endpoint_id,
-                mac: ep.mac_address.clone(),
-                ipv4: Some(iface.ipv4),
-                ipv6: iface.ipv6,
-                dns_names: ep.dns_names.clone(),
-                links,
-            },
-        );
         // A first user-defined network brings the embedded DNS server.
         let had_dns = r
             .container
@@ -379,7 +300,8 @@ impl Engine {
     ) -> Result<()> {
         let state_dir = self.runtime.state_dir(&h.id);
         let port = if self.networks.tools.is_some() { 0 } else { 53 };
-        let (udp, tcp, up, tp) = super::sandbox::dns_sockets(ns_path, port)?;
+        let sockets = super::sandbox::dns_sockets(ns_path, port, port)?;
+        let (up, tp) = (sockets.udp_port, sockets.tcp_port);
         if let Some(tools) = &self.networks.tools {
             let ns = std::fs::File::open(ns_path)?;
             super::firewall::add_dns_rules(tools, &ns, &super::firewall::dns_rules(up, tp))?;
@@ -411,13 +333,16 @@ impl Engine {
                 upstream: super::etc::upstream_servers(&host, &dns),
             }),
         };
-        let pid = self.runtime.start_proxy(spec, vec![udp, tcp])?;
+        let pid = self
+            .runtime
+            .start_proxy(spec, vec![sockets.udp, sockets.tcp])?;
         let path = state_dir.join(NETWORK_FILE);
         let mut t: NetworkTeardown = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         t.proxies.push(pid);
+        t.dns_ports = Some((up, tp));
         crate::store::write_json(&path, &t)?;
         let text = super::etc::resolv_conf(&host, &dns, true);
         write_in_place(Path::new(&r.container.resolv_conf_path), &text);
@@ -431,17 +356,11 @@ impl Engine {
         body: Option<Value>,
     ) -> Result<()> {
         let body = body.unwrap_or(Value::Null);
-        let container = body
-            .get("Container")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let h = self.containers.get(&container)?;
+        let h = self
+            .containers
+            .get(body.get("Container").and_then(Value::as_str).unwrap_or(""))?;
         let _op = h.op.lock().await;
-        let net_id = self.networks.resolve(net)?;
-        let (name, driver) = self.networks.with(&net_id, |n| {
-            Ok((n.record.name.clone(), n.record.driver.clone()))
-        })?;
+        let (net_id, name, driver) = self.network_identity(net)?;
         let r = h.snapshot();
         if driver == "host" || r.settings.network_mode == NetMode::Host {
             return Err(Error::invalid(
@@ -527,7 +446,7 @@ impl Engine {
 }
 
 /// The PID of the monitor of a container whose command has PID `pid` (its parent).
-fn monitor_pid_of(pid: i32) -> i32 {
+pub(crate) fn monitor_pid_of(pid: i32) -> i32 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {

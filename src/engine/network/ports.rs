@@ -348,7 +348,7 @@ pub fn display_ip(ip: IpAddr) -> String {
 
 /// A socket bound to `ip:port` (IPv6 sockets are IPv6 only, so `::` and `0.0.0.0`
 /// are held separately, as Docker does).
-fn bind(proto: Proto, ip: IpAddr, port: u16, listen: bool) -> io::Result<OwnedFd> {
+pub fn bind(proto: Proto, ip: IpAddr, port: u16, listen: bool) -> io::Result<OwnedFd> {
     let domain = if ip.is_ipv4() {
         libc::AF_INET
     } else {

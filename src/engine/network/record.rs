@@ -388,57 +388,38 @@ pub fn from_request(
         ));
     }
 
-    let mut config = Vec::new();
     let user_subnet = !v4.is_empty();
-    match v4.pop() {
-        Some((subnet, c)) => {
-            if taken_subnets.iter().any(|t| ipam::overlaps(t, &subnet)) {
-                return Err(Error::Forbidden(
-                    "Pool overlaps with other one on this address space".into(),
-                ));
-            }
-            config.push(IpamConfig {
-                subnet: c.subnet,
-                ip_range: c.ip_range,
-                gateway: c.gateway,
-                auxiliary_addresses: c.auxiliary_addresses,
-            });
+    let given = |(subnet, c): (IpNet, IpamConfigRequest)| -> Result<IpamConfig> {
+        if taken_subnets.iter().any(|t| ipam::overlaps(t, &subnet)) {
+            return Err(Error::Forbidden(
+                "Pool overlaps with other one on this address space".into(),
+            ));
         }
-        None => {
-            let subnet = ipam::next_subnet(pools, taken_subnets).ok_or_else(|| {
+        Ok(IpamConfig {
+            subnet: c.subnet,
+            ip_range: c.ip_range,
+            gateway: c.gateway,
+            auxiliary_addresses: c.auxiliary_addresses,
+        })
+    };
+    let chosen = |subnet: IpNet| IpamConfig {
+        subnet: subnet.to_string(),
+        gateway: ipam::first_host(subnet).to_string(),
+        ..IpamConfig::default()
+    };
+    let mut config = vec![match v4.pop() {
+        Some(v) => given(v)?,
+        None => chosen(IpNet::V4(
+            ipam::next_subnet(pools, taken_subnets).ok_or_else(|| {
                 Error::invalid("all predefined address pools have been fully subnetted")
-            })?;
-            config.push(IpamConfig {
-                subnet: subnet.to_string(),
-                gateway: ipam::first_host(IpNet::V4(subnet)).to_string(),
-                ..IpamConfig::default()
-            });
-        }
-    }
+            })?,
+        )),
+    }];
     if enable_ipv6 {
-        match v6.pop() {
-            Some((subnet, c)) => {
-                if taken_subnets.iter().any(|t| ipam::overlaps(t, &subnet)) {
-                    return Err(Error::Forbidden(
-                        "Pool overlaps with other one on this address space".into(),
-                    ));
-                }
-                config.push(IpamConfig {
-                    subnet: c.subnet,
-                    ip_range: c.ip_range,
-                    gateway: c.gateway,
-                    auxiliary_addresses: c.auxiliary_addresses,
-                });
-            }
-            None => {
-                let subnet = unique_local_subnet()?;
-                config.push(IpamConfig {
-                    subnet: subnet.to_string(),
-                    gateway: ipam::first_host(IpNet::V6(subnet)).to_string(),
-                    ..IpamConfig::default()
-                });
-            }
-        }
+        config.push(match v6.pop() {
+            Some(v) => given(v)?,
+            None => chosen(IpNet::V6(unique_local_subnet()?)),
+        });
     }
 
     let network = Network {

@@ -103,18 +103,29 @@ pub fn remove_interface(host: &str) -> io::Result<()> {
     Netlink::open()?.delete_link(host).map(drop)
 }
 
-/// The embedded DNS server's sockets, inside the container's namespace: UDP and a
-/// listening TCP socket on 127.0.0.11, on `port` (0: any, reached through the DNS
-/// redirection rules). Returns them with their ports.
-pub fn dns_sockets(netns_path: &Path, port: u16) -> io::Result<(OwnedFd, OwnedFd, u16, u16)> {
+/// The embedded DNS server's sockets, inside a container's namespace.
+pub struct DnsSockets {
+    pub udp: OwnedFd,
+    /// Listening.
+    pub tcp: OwnedFd,
+    pub udp_port: u16,
+    pub tcp_port: u16,
+}
+
+/// Opens the embedded DNS server's sockets on 127.0.0.11 in the namespace at
+/// `netns_path`, on the given ports (0: any, reached through the DNS redirection
+/// rules; a proxy started again takes the ports the rules already name).
+pub fn dns_sockets(netns_path: &Path, udp_port: u16, tcp_port: u16) -> io::Result<DnsSockets> {
     netns::run_in(netns_path, || {
-        let addr = SocketAddr::from(([127, 0, 0, 11], port));
-        let udp = std::net::UdpSocket::bind(addr)
+        let udp = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 11], udp_port)))
             .map_err(|e| context(e, "bind the DNS server's UDP socket at 127.0.0.11"))?;
-        let tcp = std::net::TcpListener::bind(addr)
+        let tcp = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 11], tcp_port)))
             .map_err(|e| context(e, "bind the DNS server's TCP socket at 127.0.0.11"))?;
-        let udp_port = udp.local_addr()?.port();
-        let tcp_port = tcp.local_addr()?.port();
-        Ok((OwnedFd::from(udp), OwnedFd::from(tcp), udp_port, tcp_port))
+        Ok(DnsSockets {
+            udp_port: udp.local_addr()?.port(),
+            tcp_port: tcp.local_addr()?.port(),
+            udp: OwnedFd::from(udp),
+            tcp: OwnedFd::from(tcp),
+        })
     })
 }
