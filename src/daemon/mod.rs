@@ -170,9 +170,6 @@ async fn serve(
         }
     };
 
-    let host_setup = engine.clone();
-    tokio::task::spawn_blocking(move || host_setup.setup_host_networking());
-
     notifier.status("Starting: reattaching to running containers");
     engine.restore_containers().await;
 
@@ -212,6 +209,10 @@ async fn serve(
         NotifyState::MainPid(std::process::id()),
         NotifyState::Status(&ready_status),
     ]);
+    // Bridges and firewall rules are put in place beside serving; what needs them
+    // (a container's start, a network's creation) waits for them.
+    let host_setup = engine.clone();
+    tokio::task::spawn_blocking(move || host_setup.setup_host_networking());
 
     let watchdog_stop = CancellationToken::new();
     if let Some(period) = watchdog_period {

@@ -6,13 +6,14 @@
 //! rules are already in place by comparing text.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +40,28 @@ impl Rule {
     }
 }
 
-/// This process runs one iptables tool at a time: the daemon's container starts
-/// would otherwise race each other for the tables.
+/// This process runs one iptables tool at a time on the host's tables: the daemon's
+/// container starts would otherwise race each other for them. (Tools run in a
+/// container's own namespace touch only its tables and run freely.)
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn host_lock(netns: Option<&File>) -> Option<MutexGuard<'static, ()>> {
+    netns
+        .is_none()
+        .then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Batches waiting to be applied to the host's tables together.
+#[derive(Default)]
+struct Group {
+    waiting: Vec<(u64, Batch)>,
+    done: HashMap<u64, Result<(), String>>,
+    applying: bool,
+    next: u64,
+}
+
+static GROUP: Mutex<Option<Group>> = Mutex::new(None);
+static GROUP_DONE: Condvar = Condvar::new();
 
 /// The iptables tools, found once (the container monitor, which runs them at a
 /// container's exit, has no `PATH`).
@@ -82,7 +102,7 @@ impl Tools {
     pub fn save(&self, table: &str, netns: Option<&File>) -> io::Result<Table> {
         let mut cmd = Command::new(&self.save);
         cmd.args(["-t", table]);
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = host_lock(netns);
         let out = run(cmd, None, netns)?;
         Ok(Table::parse(&out))
     }
@@ -95,8 +115,53 @@ impl Tools {
         }
         let mut cmd = Command::new(&self.restore);
         cmd.args(["--noflush", "--wait"]);
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = host_lock(netns);
         run(cmd, Some(batch.render().as_bytes()), netns).map(drop)
+    }
+
+    /// [`Tools::restore`] on the host's tables, applied together with the batches
+    /// other threads submit meanwhile (one `iptables-restore` for many container
+    /// starts: group commit). Each caller learns whether its own batch applied.
+    pub fn restore_grouped(&self, batch: Batch) -> io::Result<()> {
+        let mut g = GROUP.lock().unwrap_or_else(|p| p.into_inner());
+        let st = g.get_or_insert_with(Group::default);
+        let ticket = st.next;
+        st.next += 1;
+        st.waiting.push((ticket, batch));
+        loop {
+            let st = g.get_or_insert_with(Group::default);
+            if let Some(r) = st.done.remove(&ticket) {
+                return r.map_err(io::Error::other);
+            }
+            if !st.applying {
+                st.applying = true;
+                let work = std::mem::take(&mut st.waiting);
+                drop(g);
+                let outcomes = self.apply_together(&work);
+                g = GROUP.lock().unwrap_or_else(|p| p.into_inner());
+                let st = g.get_or_insert_with(Group::default);
+                st.applying = false;
+                st.done.extend(outcomes);
+                GROUP_DONE.notify_all();
+                continue;
+            }
+            g = GROUP_DONE.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// One restore for all of `work`; when it fails, each batch alone, so a bad one
+    /// fails only its own caller.
+    fn apply_together(&self, work: &[(u64, Batch)]) -> Vec<(u64, Result<(), String>)> {
+        let mut merged = Batch::default();
+        for (_, b) in work {
+            merged.extend(b);
+        }
+        if work.len() > 1 && self.restore(&merged, None).is_ok() {
+            return work.iter().map(|(t, _)| (*t, Ok(()))).collect();
+        }
+        work.iter()
+            .map(|(t, b)| (*t, self.restore(b, None).map_err(|e| e.to_string())))
+            .collect()
     }
 
     /// Deletes `rules`, in one batch when they are all there, else one by one,
@@ -115,7 +180,7 @@ impl Tools {
             cmd.args(["-w", "-t", &r.table, "-D", &r.chain]);
             cmd.args(r.spec.split_whitespace());
             let ran = {
-                let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+                let _one = host_lock(netns);
                 run(cmd, None, netns)
             };
             if let Err(e) = ran {
@@ -230,6 +295,19 @@ impl Batch {
             .all(|(c, l)| c.is_empty() && l.is_empty())
     }
 
+    /// Appends everything `other` does, after what this batch does.
+    pub fn extend(&mut self, other: &Batch) {
+        for (table, (chains, lines)) in &other.tables {
+            let t = self.table(table);
+            for c in chains {
+                if !t.0.contains(c) {
+                    t.0.push(c.clone());
+                }
+            }
+            t.1.extend(lines.iter().cloned());
+        }
+    }
+
     fn table(&mut self, table: &str) -> &mut (Vec<String>, Vec<String>) {
         self.tables.entry(table.to_string()).or_default()
     }
@@ -318,6 +396,15 @@ mod tests {
         assert_eq!(
             b.render(),
             "*filter\n-I FORWARD 1 -j DOCKER-USER\nCOMMIT\n*nat\n:DOCKER - [0:0]\n-A DOCKER -i docker0 -j RETURN\nCOMMIT\n"
+        );
+        let mut other = Batch::default();
+        other.new_chain("nat", "DOCKER");
+        other.append(&Rule::new("nat", "DOCKER", "-i br1 -j RETURN"));
+        b.extend(&other);
+        assert!(
+            b.render().ends_with(":DOCKER - [0:0]\n-A DOCKER -i docker0 -j RETURN\n-A DOCKER -i br1 -j RETURN\nCOMMIT\n"),
+            "{}",
+            b.render()
         );
     }
 }

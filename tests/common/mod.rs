@@ -472,25 +472,64 @@ impl Drop for Daemon {
 }
 
 /// Containers outlive their daemon by design; a test that ends (or fails) with some
-/// still running must not leave them, or their mounts, behind.
+/// still running must not leave them, or their mounts, behind. Container processes
+/// are found by their cgroups (`docker/<id>` for the IDs under the test's
+/// data-root): from outside their mount namespace their root reads as `/`. Monitors
+/// are found by the files they hold under the test's directory; network proxies end
+/// with their monitors.
 pub fn reap_leftovers(dir: &Path) {
-    let mut killed = false;
+    let mut victims = Vec::new();
+    let ids: Vec<String> = std::fs::read_dir(dir.join("data").join("containers"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut cgroup_dirs = Vec::new();
+    if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in hierarchies.flatten() {
+            for id in &ids {
+                cgroup_dirs.push(h.path().join("docker").join(id));
+            }
+        }
+    }
+    for id in &ids {
+        cgroup_dirs.push(Path::new("/sys/fs/cgroup/docker").join(id));
+    }
+    for cg in &cgroup_dirs {
+        if let Ok(procs) = std::fs::read_to_string(cg.join("cgroup.procs")) {
+            victims.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+    }
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for p in procs.flatten() {
             let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            if std::fs::read_link(format!("/proc/{pid}/root"))
-                .is_ok_and(|root| root.starts_with(dir))
-            {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                killed = true;
+            if pid == std::process::id() as i32 {
+                continue;
+            }
+            let holds = std::fs::read_dir(p.path().join("fd")).is_ok_and(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(dir)))
+            });
+            let rooted =
+                std::fs::read_link(p.path().join("root")).is_ok_and(|r| r.starts_with(dir));
+            if holds || rooted {
+                victims.push(pid);
             }
         }
     }
-    if killed {
+    for pid in &victims {
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    if !victims.is_empty() {
         // Their monitors record the exits and unmount nothing themselves; give them a moment.
         std::thread::sleep(Duration::from_millis(300));
+        for cg in &cgroup_dirs {
+            let _ = std::fs::remove_dir(cg);
+        }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<&str> = mounts

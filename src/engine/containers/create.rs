@@ -70,14 +70,15 @@ impl Engine {
         }
         let log_defaults = self.log_defaults();
         let settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
-        let (endpoints, net_warnings) =
-            self.network_endpoints_for_create(&crate::engine::network::attach::CreateNetworking {
+        let (endpoints, net_warnings) = self.network_endpoints_for_create(
+            &crate::engine::network::endpoints::CreateNetworking {
                 settings: &settings,
                 networking: networking.as_ref(),
                 legacy_mac: legacy_mac.as_deref(),
                 hostname_given,
                 exposed_given,
-            })?;
+            },
+        )?;
         if config.image.is_empty() {
             return Err(Error::invalid(
                 "config cannot be empty in order to create a container",

@@ -355,9 +355,10 @@ impl Firewall {
         self.tools.delete(&rules, None)
     }
 
-    /// Adds the rules of a container's published ports.
+    /// Adds the rules of a container's published ports (together with those of
+    /// containers starting at the same time).
     pub fn add_ports(&self, rules: &[Rule]) -> io::Result<()> {
-        self.tools.restore(&port_batch(rules), None)
+        self.tools.restore_grouped(port_batch(rules))
     }
 
     /// Removes every rule in Docker's `DOCKER` chains, and every hairpin masquerade,

@@ -343,7 +343,7 @@ impl Engine {
             .unwrap_or_default();
         t.proxies.push(pid);
         t.dns_ports = Some((up, tp));
-        crate::store::write_json(&path, &t)?;
+        self.write_teardown(&state_dir, &t)?;
         let text = super::etc::resolv_conf(&host, &dns, true);
         write_in_place(Path::new(&r.container.resolv_conf_path), &text);
         Ok(())
@@ -429,7 +429,7 @@ impl Engine {
                 let _ = tools.delete(&gone, None);
             }
             t.rules = kept;
-            let _ = crate::store::write_json(&path, &t);
+            let _ = self.write_teardown(&self.runtime.state_dir(&h.id), &t);
         }
         let r = h.snapshot();
         if let Ok(text) = std::fs::read_to_string(&r.container.hosts_path) {

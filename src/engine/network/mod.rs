@@ -12,7 +12,9 @@
 //! | `ports.rs` | published ports: parsing, host port choice, holding the host sockets |
 //! | `sandbox.rs` | a container's namespace, its interfaces and DNS sockets |
 //! | `manage.rs` | `docker network create/ls/inspect/rm/prune/connect/disconnect` |
+//! | `endpoints.rs` | a new container's endpoints, checked at create |
 //! | `attach.rs` | a container's networking at start and at exit |
+//! | `restore.rs` | running containers' networking when the daemon comes back |
 //! | `etc.rs` | the `/etc/hosts` and `/etc/resolv.conf` containers get |
 //!
 //! What must outlive the daemon does: bridges and rules stay in the kernel, each
@@ -23,12 +25,14 @@
 
 pub mod attach;
 pub mod bridge;
+pub mod endpoints;
 pub mod etc;
 pub mod firewall;
 pub mod ipam;
 pub mod manage;
 pub mod ports;
 pub mod record;
+pub mod restore;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
