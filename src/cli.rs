@@ -160,6 +160,38 @@ pub struct Flags {
     #[arg(long = "dns-opt", value_name = "list")]
     pub dns_opts: Vec<String>,
 
+    /// Enable insecure registry communication
+    #[arg(long = "insecure-registry", value_name = "list")]
+    pub insecure_registries: Vec<String>,
+
+    /// Preferred Docker registry mirror
+    #[arg(long = "registry-mirror", value_name = "list")]
+    pub registry_mirrors: Vec<String>,
+
+    /// Set the max concurrent downloads
+    #[arg(long, value_name = "int", default_value_t = 3)]
+    pub max_concurrent_downloads: i64,
+
+    /// Set the max concurrent uploads
+    #[arg(long, value_name = "int", default_value_t = 5)]
+    pub max_concurrent_uploads: i64,
+
+    /// Set the max download attempts for each pull
+    #[arg(long, value_name = "int", default_value_t = 5)]
+    pub max_download_attempts: i64,
+
+    /// HTTP proxy URL to use for outgoing traffic
+    #[arg(long, value_name = "string", default_value = "")]
+    pub http_proxy: String,
+
+    /// HTTPS proxy URL to use for outgoing traffic
+    #[arg(long, value_name = "string", default_value = "")]
+    pub https_proxy: String,
+
+    /// Comma-separated list of hosts or IP addresses for which the proxy is skipped
+    #[arg(long, value_name = "string", default_value = "")]
+    pub no_proxy: String,
+
     /// Validate daemon configuration and exit
     #[arg(long)]
     pub validate: bool,
@@ -180,7 +212,13 @@ pub struct Parsed {
 impl Parsed {
     /// True when `id` (the clap argument id, e.g. `hosts`, `data_root`) was given
     /// explicitly on the command line.
+    /// `proxies` stands for the three proxy flags, which set its parts.
     pub fn is_explicit(&self, id: &str) -> bool {
+        if id == "proxies" {
+            return ["http_proxy", "https_proxy", "no_proxy"]
+                .iter()
+                .any(|p| self.is_explicit(p));
+        }
         matches!(
             self.matches.value_source(id),
             Some(ValueSource::CommandLine)

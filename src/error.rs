@@ -22,6 +22,10 @@ pub enum Error {
     /// The request is valid Docker API, but this daemon does not do it yet (501).
     #[error("{0}")]
     NotImplemented(String),
+    /// The request lacks credentials the other side accepts, e.g. a registry's
+    /// token service refused them (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The operation is refused by policy (403).
     #[error("{0}")]
     Forbidden(String),

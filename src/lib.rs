@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod chunks;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -495,17 +495,13 @@ fn import_and_the_image_commands() {
     let bad = d.docker(&["import", "-c", "RUN rm -rf /", t, "bad"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("run is not a valid change command"));
-    let r = d.request(
-        "POST",
-        "/v1.51/images/create?fromImage=busybox&tag=latest",
-        None,
-    );
+    let r = d.request("GET", "/v1.51/images/search?term=busybox", None);
     assert_eq!(r.status, 501);
     assert!(
         r.json()["message"]
             .as_str()
             .unwrap()
-            .contains("pulling images is not supported")
+            .contains("searching a registry is not supported")
     );
     let r = d.request(
         "POST",

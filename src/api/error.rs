@@ -13,6 +13,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
         Error::NotModified(_) => StatusCode::NOT_MODIFIED,
         Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -10,19 +10,18 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{ApiState, Ctx, ReqBody, Response, body, page_not_found, response};
 use crate::engine::images::{ImageListOptions, LoadLine};
+use crate::engine::registry::progress::{Progress, error_message, human_size};
+use crate::engine::registry::{self, AuthConfig, PullOptions, PushOptions};
 use crate::engine::{Error, Result};
 
 pub async fn route(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
@@ -43,7 +42,7 @@ pub async fn route(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
         }
         (Method::POST, "prune") => prune(state, &ctx).await,
         (Method::GET, "search") => Err(Error::not_implemented(
-            "searching a registry is not supported: this daemon has no registry access",
+            "searching a registry is not supported by this daemon: search the registry's own site or API",
         )),
         (Method::GET, r) if r.ends_with("/json") && r.len() > 5 => {
             let name = &r[..r.len() - 5];
@@ -65,9 +64,15 @@ pub async fn route(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
             state.engine.image_tag(name, repo, tag).await?;
             Ok(response::empty(StatusCode::CREATED))
         }
-        (Method::POST, r) if r.ends_with("/push") && r.len() > 5 => Err(Error::not_implemented(
-            "pushing images is not supported: this daemon has no registry access; use docker save to move images",
-        )),
+        (Method::POST, r) if r.ends_with("/push") && r.len() > 5 => {
+            let opts = PushOptions {
+                name: r[..r.len() - 5].to_string(),
+                tag: ctx.query.get("tag").unwrap_or("").to_string(),
+                auth: registry_auth(&ctx),
+            };
+            let engine = state.engine.clone();
+            progress_stream(move |p| async move { engine.image_push(opts, p).await }).await
+        }
         (Method::DELETE, name) if !name.is_empty() => {
             let force = ctx.query.bool("force");
             let noprune = ctx.query.bool("noprune");
@@ -90,13 +95,18 @@ fn list(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
     ))
 }
 
-/// `POST /images/create`: import from the request body; pulls and URLs are refused
-/// by name.
+/// `POST /images/create`: a pull (`fromImage`), or an import of the request body
+/// (`fromSrc=-`); importing from a URL is refused by name.
 async fn create(state: &Arc<ApiState>, ctx: &mut Ctx) -> Result<Response> {
     if let Some(img) = ctx.query.get("fromImage").filter(|s| !s.is_empty()) {
-        return Err(Error::not_implemented(format!(
-            "pulling images is not supported: this daemon cannot reach a registry to pull {img}; bring the image with docker load (an archive from docker save) or docker import (a root filesystem tarball)"
-        )));
+        let opts = PullOptions {
+            from_image: img.to_string(),
+            tag: ctx.query.get("tag").unwrap_or("").to_string(),
+            platform: ctx.query.get("platform").map(str::to_string),
+            auth: registry_auth(ctx),
+        };
+        let engine = state.engine.clone();
+        return progress_stream(move |p| async move { engine.image_pull(opts, p).await }).await;
     }
     let src = ctx.query.get("fromSrc").unwrap_or("").to_string();
     if src.is_empty() {
@@ -127,6 +137,92 @@ async fn create(state: &Arc<ApiState>, ctx: &mut Ctx) -> Result<Response> {
         "application/json",
         Bytes::from(line),
     ))
+}
+
+/// Credentials from `X-Registry-Auth`. Like Docker, a header that does not decode
+/// means no credentials (an anonymous request), not an error.
+pub fn registry_auth(ctx: &Ctx) -> AuthConfig {
+    let Some(v) = ctx
+        .parts
+        .headers
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return AuthConfig::default();
+    };
+    registry::auth::decode_header(v).unwrap_or_else(|e| {
+        tracing::debug!("ignoring X-Registry-Auth: {e}");
+        AuthConfig::default()
+    })
+}
+
+/// Runs a pull or push and answers with its progress. Until the operation says
+/// anything, its failure is the HTTP answer (an unknown tag is a 404, an
+/// unreachable registry a 500); once the stream has begun, a failure is its last
+/// message. A client that goes away cancels the operation.
+async fn progress_stream<F, Fut>(work: F) -> Result<Response>
+where
+    F: FnOnce(Progress) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let (ptx, mut prx) = mpsc::unbounded_channel::<Value>();
+    let mut task = tokio::spawn(work(Progress::new(ptx)));
+    let joined = |r: std::result::Result<Result<()>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(Error::internal(format!("the operation failed: {e}"))))
+    };
+    let (first, mut outcome) = tokio::select! {
+        biased;
+        Some(m) = prx.recv() => (m, None),
+        r = &mut task => {
+            let r = joined(r);
+            match prx.try_recv() {
+                Ok(m) => (m, Some(r)),
+                Err(_) => {
+                    r?;
+                    return Ok(response::stream("application/json", body::empty()));
+                }
+            }
+        }
+    };
+    let (tx, body) = body::channel(64);
+    tokio::spawn(async move {
+        if tx.send(progress_line(&first)).await.is_err() {
+            task.abort();
+            return;
+        }
+        loop {
+            tokio::select! {
+                m = prx.recv() => match m {
+                    Some(m) => {
+                        if tx.send(progress_line(&m)).await.is_err() {
+                            task.abort();
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tx.closed() => {
+                    task.abort();
+                    return;
+                }
+            }
+        }
+        let r = match outcome.take() {
+            Some(r) => r,
+            None => joined(task.await),
+        };
+        if let Err(e) = r {
+            let _ = tx.send(progress_line(&error_message(&e.to_string()))).await;
+        }
+    });
+    Ok(response::stream("application/json", body))
+}
+
+/// One message of a pull or push stream, ended as Docker ends them (`\r\n`).
+fn progress_line(v: &Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.extend_from_slice(b"\r\n");
+    Bytes::from(b)
 }
 
 /// `POST /images/load`: always 200; progress, results and errors are stream lines
@@ -170,36 +266,10 @@ fn load_line(l: &LoadLine) -> Bytes {
     }
 }
 
-/// Docker's `{"errorDetail":{"message":…},"error":…}`.
-fn error_message(msg: &str) -> Value {
-    json!({ "errorDetail": { "message": msg }, "error": msg })
-}
-
 fn json_line(v: &Value) -> Bytes {
     let mut b = serde_json::to_vec(v).unwrap_or_default();
     b.push(b'\n');
     Bytes::from(b)
-}
-
-/// Go's `units.HumanSize`: decimal units, `%.4g`.
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let int_digits = if v < 1.0 {
-        1
-    } else {
-        (v.log10().floor() as usize) + 1
-    };
-    let mut s = format!("{:.*}", 4usize.saturating_sub(int_digits), v);
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[i])
 }
 
 /// `GET /images/get` and `GET /images/{name}/get`: names are resolved first (a bad
@@ -209,10 +279,7 @@ async fn save(state: &Arc<ApiState>, names: Vec<String>) -> Result<Response> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut w = crate::chunks::ChunkWriter::new(tx.clone());
         let r = engine
             .image_save_write(&plan, &mut w)
             .and_then(|_| w.flush().map_err(|e| Error::internal(e.to_string())));
@@ -225,57 +292,8 @@ async fn save(state: &Arc<ApiState>, names: Vec<String>) -> Result<Response> {
     });
     Ok(response::stream(
         "application/x-tar",
-        FallibleBody { rx }.boxed(),
+        crate::chunks::ChannelBody::new(rx).boxed(),
     ))
-}
-
-const CHUNK: usize = 256 << 10;
-
-/// A blocking writer that feeds a response body in chunks.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-/// A response body whose stream can fail.
-struct FallibleBody {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-}
-
-impl HttpBody for FallibleBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, io::Error>>> {
-        self.rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data)))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
-    }
 }
 
 async fn prune(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
@@ -326,31 +344,7 @@ fn body_reader(body: ReqBody) -> Box<dyn Read + Send> {
             }
         }
     });
-    Box::new(ChannelReader {
-        rx,
-        cur: Bytes::new(),
-    })
-}
-
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
+    Box::new(crate::chunks::ChunkReader::new(rx))
 }
 
 /// `GET /system/df`: which object types were asked for (all when none were).
@@ -378,17 +372,4 @@ pub fn disk_usage(state: &Arc<ApiState>, ctx: &Ctx) -> Result<Response> {
     Ok(response::ok_json(
         &state.engine.disk_usage(kinds, ctx.version)?,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_go() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(2_129_920), "2.13MB");
-        assert_eq!(human_size(12_345), "12.35kB");
-    }
 }

@@ -7,6 +7,7 @@
 
 pub mod body;
 mod containers;
+mod distribution;
 pub mod error;
 mod images;
 mod networks;
@@ -205,9 +206,8 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         "networks" => networks::route(state, ctx).await,
         "volumes" | "plugins" | "exec" => volumes::route(state, ctx).await,
         "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs" => swarm(&ctx),
-        "build" | "distribution" | "session" | "auth" | "commit" | "grpc" => {
-            Err(not_supported(first))
-        }
+        "auth" | "distribution" => distribution::route(state, ctx).await,
+        "build" | "session" | "commit" | "grpc" => Err(not_supported(first)),
         _ => Err(page_not_found()),
     }
 }

@@ -168,6 +168,36 @@ pub const KEYS: &[Key] = &[
         flag: "dns_opts",
         reloadable: false,
     },
+    Key {
+        json: "insecure-registries",
+        flag: "insecure_registries",
+        reloadable: true,
+    },
+    Key {
+        json: "registry-mirrors",
+        flag: "registry_mirrors",
+        reloadable: true,
+    },
+    Key {
+        json: "max-concurrent-downloads",
+        flag: "max_concurrent_downloads",
+        reloadable: true,
+    },
+    Key {
+        json: "max-concurrent-uploads",
+        flag: "max_concurrent_uploads",
+        reloadable: true,
+    },
+    Key {
+        json: "max-download-attempts",
+        flag: "max_download_attempts",
+        reloadable: true,
+    },
+    Key {
+        json: "proxies",
+        flag: "proxies",
+        reloadable: false,
+    },
 ];
 
 /// The file's top-level object, in file order. A missing default file is an empty one.
@@ -309,6 +339,15 @@ fn flag_value_go(id: &str, parsed: &Parsed) -> String {
         "dns" => list(&f.dns),
         "dns_search" => list(&f.dns_search),
         "dns_opts" => list(&f.dns_opts),
+        "insecure_registries" => list(&f.insecure_registries),
+        "registry_mirrors" => list(&f.registry_mirrors),
+        "max_concurrent_downloads" => f.max_concurrent_downloads.to_string(),
+        "max_concurrent_uploads" => f.max_concurrent_uploads.to_string(),
+        "max_download_attempts" => f.max_download_attempts.to_string(),
+        "proxies" => format!(
+            "map[http-proxy:{} https-proxy:{} no-proxy:{}]",
+            f.http_proxy, f.https_proxy, f.no_proxy
+        ),
         _ => String::new(),
     }
 }

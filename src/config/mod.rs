@@ -7,6 +7,7 @@
 pub mod file;
 pub mod hosts;
 pub mod network;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::cli::Parsed;
 pub use hosts::Host;
 pub use network::NetworkConfig;
+pub use registry::RegistryConfig;
 
 pub use crate::cli::BUILTIN_RUNTIME;
 
@@ -96,6 +98,7 @@ pub struct Config {
     pub runtimes: BTreeMap<String, RuntimeConfig>,
     pub live_restore: bool,
     pub network: NetworkConfig,
+    pub registry: RegistryConfig,
 }
 
 /// Log drivers containers can use.
@@ -301,6 +304,7 @@ impl Config {
             runtimes,
             live_restore: boolean("live-restore", f.live_restore)?,
             network: network::from_parts(&reader, f)?,
+            registry: registry::from_parts(&reader, f)?,
         })
     }
 
@@ -358,6 +362,51 @@ impl Config {
         field!("log-driver", log_driver, restart);
         field!("log-opts", log_opts, restart);
         field!("live-restore", live_restore, restart);
+        let (old, new) = (&self.registry, &fresh.registry);
+        if old.insecure_registries != new.insecure_registries {
+            changes.push(format!(
+                "insecure-registries: {:?} -> {:?}",
+                old.insecure_registries, new.insecure_registries
+            ));
+            next.registry.insecure_registries = new.insecure_registries.clone();
+        }
+        if old.mirrors != new.mirrors {
+            changes.push(format!(
+                "registry-mirrors: {:?} -> {:?}",
+                old.mirrors, new.mirrors
+            ));
+            next.registry.mirrors = new.mirrors.clone();
+        }
+        for (key, a, b, slot) in [
+            (
+                "max-concurrent-downloads",
+                old.max_concurrent_downloads,
+                new.max_concurrent_downloads,
+                &mut next.registry.max_concurrent_downloads,
+            ),
+            (
+                "max-concurrent-uploads",
+                old.max_concurrent_uploads,
+                new.max_concurrent_uploads,
+                &mut next.registry.max_concurrent_uploads,
+            ),
+            (
+                "max-download-attempts",
+                old.max_download_attempts,
+                new.max_download_attempts,
+                &mut next.registry.max_download_attempts,
+            ),
+        ] {
+            if a != b {
+                changes.push(format!("{key}: {a} -> {b}"));
+                *slot = b;
+            }
+        }
+        if (&old.http_proxy, &old.https_proxy, &old.no_proxy)
+            != (&new.http_proxy, &new.https_proxy, &new.no_proxy)
+        {
+            ignored.push("proxies".to_string());
+        }
         if fresh.network != self.network {
             for (key, _) in network::KEYS {
                 if network_key_changed(&self.network, &fresh.network, key) {
@@ -419,6 +468,25 @@ pub(crate) struct FileReader<'a> {
     file: &'a Map<String, Value>,
     /// `unable to configure the Docker daemon with file PATH`.
     prefix: &'a str,
+}
+
+/// For the section tests: runs a section's `from_parts` on dockerd's `args` and
+/// the daemon.json text `json`.
+#[cfg(test)]
+pub(crate) fn parse_section<T>(
+    args: &[&str],
+    json: &str,
+    from_parts: fn(&FileReader<'_>, &crate::cli::Flags) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let mut argv = vec!["dockerd"];
+    argv.extend_from_slice(args);
+    let parsed = crate::cli::parse(argv).unwrap();
+    let map: Map<String, Value> = serde_json::from_str(json).unwrap();
+    let reader = FileReader {
+        file: &map,
+        prefix: "p",
+    };
+    from_parts(&reader, &parsed.flags)
 }
 
 impl FileReader<'_> {

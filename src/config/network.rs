@@ -311,15 +311,7 @@ mod tests {
     use super::*;
 
     fn net(args: &[&str], json: &str) -> Result<NetworkConfig, ConfigError> {
-        let mut argv = vec!["dockerd"];
-        argv.extend_from_slice(args);
-        let parsed = crate::cli::parse(argv).unwrap();
-        let map: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
-        let reader = FileReader {
-            file: &map,
-            prefix: "p",
-        };
-        from_parts(&reader, &parsed.flags)
+        crate::config::parse_section(args, json, from_parts)
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Engine {
         self.events.emit("image", action, id, attrs);
     }
 
-    fn labels_of(&self, id: &str) -> Option<BTreeMap<String, String>> {
+    pub(crate) fn labels_of(&self, id: &str) -> Option<BTreeMap<String, String>> {
         self.images
             .details(id)
             .ok()

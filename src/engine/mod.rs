@@ -7,6 +7,7 @@ pub mod events;
 pub mod filters;
 pub mod images;
 pub mod network;
+pub mod registry;
 pub mod system;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct Engine {
     pub runtime: crate::runtime::Runtime,
     /// Networks, their addresses and host ports.
     pub networks: network::Networks,
+    /// Registry clients, transfer limits and layer downloads under way.
+    registries: registry::Registries,
 }
 
 impl Engine {
@@ -60,6 +63,11 @@ impl Engine {
         let containers = containers::Containers::open(&data_root, &log_defaults)?;
         let runtime = crate::runtime::Runtime::new(&exec_root);
         let networks = network::Networks::open(&config.network, &data_root, &exec_root, &id)?;
+        let registries = registry::Registries::new(
+            &config.registry,
+            registry::certs_dir(&config.config_file),
+            images.root(),
+        );
         let name = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -76,6 +84,7 @@ impl Engine {
             containers,
             runtime,
             networks,
+            registries,
         };
         engine.restore_networking()?;
         Ok(engine)
@@ -164,6 +173,7 @@ impl Engine {
     pub fn apply_config(&self, config: Config) {
         let mut attrs = config.reload_event_attributes();
         attrs.insert("name".into(), self.name.clone());
+        self.registries.apply(&config.registry);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
         self.events.emit("daemon", "reload", &self.id, attrs);
     }

@@ -227,19 +227,13 @@ impl Engine {
             "OSType": "linux",
             "Architecture": h.architecture,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {
-                "InsecureRegistryCIDRs": ["::1/128", "127.0.0.0/8"],
-                "IndexConfigs": {
-                    "docker.io": { "Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true }
-                },
-                "Mirrors": null
-            },
+            "RegistryConfig": super::registry::info(&config.registry),
             "NCPU": h.ncpu,
             "MemTotal": h.mem_total,
             "GenericResources": null,
-            "HttpProxy": "",
-            "HttpsProxy": "",
-            "NoProxy": "",
+            "HttpProxy": super::registry::masked_proxy(config.registry.http_proxy.as_deref()),
+            "HttpsProxy": super::registry::masked_proxy(config.registry.https_proxy.as_deref()),
+            "NoProxy": config.registry.no_proxy.clone().unwrap_or_default(),
             "Name": self.name,
             "Labels": config.labels,
             "ExperimentalBuild": false,

@@ -406,7 +406,8 @@ impl ImageStore {
         Ok(loaded)
     }
 
-    fn has_layer(&self, diff_id: &str) -> bool {
+    /// Whether the store has the layer `diff_id`.
+    pub fn has_layer(&self, diff_id: &str) -> bool {
         self.lock().layers.contains_key(diff_id)
     }
 

@@ -19,6 +19,7 @@
 //! This module knows nothing of HTTP or of the engine; the engine turns its
 //! [`Error`]s into API errors and emits events for what it reports.
 
+pub mod blob_sources;
 pub mod changes;
 pub mod config;
 pub mod digest;
@@ -41,7 +42,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 pub use config::{History, ImageConfig, ImageJson};
-use layer_store::{ChainRecord, LayerMeta, LayerPaths, PreparedLayer};
+pub use layer_store::PreparedLayer;
+use layer_store::{ChainRecord, LayerMeta, LayerPaths};
 pub use reference::Reference;
 use refstore::RefStore;
 pub use rootfs::Driver;
@@ -154,6 +156,7 @@ impl ImageStore {
             &root.join("configs"),
             &root.join("meta"),
             &root.join("tmp"),
+            &root.join("distribution"),
         ] {
             crate::store::create_private_dir(d)?;
         }
@@ -163,6 +166,7 @@ impl ImageStore {
             &paths.chains,
             &root.join("configs"),
             &root.join("meta"),
+            &root.join("distribution"),
         ] {
             crate::store::sweep_temp_files(d)?;
         }
@@ -416,6 +420,77 @@ impl ImageStore {
 
     fn config_path(&self, id: &str) -> PathBuf {
         self.root.join("configs").join(digest::encoded(id))
+    }
+
+    /// Unpacks a layer from its uncompressed tar stream into a temporary directory,
+    /// measuring its diff ID; nothing is visible until [`ImageStore::add_image`].
+    pub fn prepare_layer<R: std::io::Read>(&self, input: R) -> Result<PreparedLayer> {
+        self.paths.prepare(input)
+    }
+
+    /// Adds the image whose config is `raw`, with `prepared` layers (the others
+    /// must be in the store), and points `refs` at it. Returns the image ID and
+    /// whether any reference is new or moved.
+    pub fn add_image(
+        &self,
+        raw: &[u8],
+        prepared: Vec<PreparedLayer>,
+        refs: &[Reference],
+    ) -> Result<(String, bool)> {
+        let id = digest::sha256_of(raw);
+        let json = ImageJson::parse(raw, &id)?;
+        let _r = self.layer_use.read().unwrap_or_else(|p| p.into_inner());
+        self.commit_image(raw, &json, prepared, None)?;
+        let mut changed = false;
+        let mut st = self.lock();
+        for r in refs {
+            let before = st.refs.get(r).map(str::to_string);
+            if before.as_deref() != Some(id.as_str()) {
+                st.refs.add(r, &id)?;
+                changed = true;
+            }
+        }
+        Ok((id, changed))
+    }
+
+    /// The uncompressed tar stream of layer `diff_id`, reassembled byte for byte
+    /// (checked against the diff ID as it goes); returns its length.
+    pub fn write_layer_tar(&self, diff_id: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let _r = self.layer_use.read().unwrap_or_else(|p| p.into_inner());
+        let split = tar_split::TarSplit::read_from(&self.paths.tar_split(diff_id))?;
+        let mut hw = digest::HashingWriter::new(out);
+        split.reassemble(&self.paths.diff_dir(diff_id), &mut hw)?;
+        let (_, got, len) = hw.finish();
+        if got != diff_id {
+            return Err(Error::internal(format!(
+                "layer {diff_id} no longer matches its digest (its files were changed on disk)"
+            )));
+        }
+        Ok(len)
+    }
+
+    /// Every tag and digest reference of the repository `name` (full form, e.g.
+    /// `localhost:5000/team/app`), with the image each names.
+    pub fn repository_refs(&self, name: &str) -> Vec<(Reference, String)> {
+        self.lock().refs.by_name(name)
+    }
+
+    /// Points the digest reference `r` (`name@sha256:…`) at image `id`.
+    pub fn add_digest_ref(&self, r: &Reference, id: &str) -> Result<()> {
+        if r.digest.is_none() || r.tag.is_some() {
+            return Err(Error::invalid(format!("{r} is not a digest reference")));
+        }
+        let mut st = self.lock();
+        if !st.images.contains_key(id) {
+            return Err(Error::not_found(format!("No such image: {id}")));
+        }
+        st.refs.add(r, id)?;
+        Ok(())
+    }
+
+    /// The size of layer `diff_id`'s tar stream.
+    pub fn layer_tar_size(&self, diff_id: &str) -> Option<u64> {
+        self.lock().layers.get(diff_id).map(|l| l.tar_size)
     }
 
     /// Makes an image visible: its prepared layers, chain records, config and meta,
