@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -305,26 +306,35 @@ class Bench:
         self.make_rootfs_tars()
         ours, docker = Engine("ours", self.work), Engine("docker", self.work)
         self.engines = [ours, docker]
+        want = lambda group: not self.args.only or group in self.args.only
         try:
-            self.startup_and_idle_memory(rounds)
+            if want("startup"):
+                self.startup_and_idle_memory(rounds)
             for e in self.engines:
                 e.start()
                 e.cli("import", "-c", 'CMD ["sh"]', self.small_tar, "bench/busybox:1")
             img = "bench/busybox:1"
 
-            log("docker run --rm IMG true (--network none)")
-            o, d = self.alternate(lambda e: e.timed("run", "--rm", "--network", "none", img, "true"), rounds, warmup=2)
-            self.record("run_none", "docker run --rm --network none IMG true", "s", "lower", o, d, goal=5)
+            if want("run"):
+                log("docker run --rm IMG true (--network none)")
+                o, d = self.alternate(lambda e: e.timed("run", "--rm", "--network", "none", img, "true"), rounds, warmup=2)
+                self.record("run_none", "docker run --rm --network none IMG true", "s", "lower", o, d, goal=5)
 
-            log("docker run --rm IMG true (default network)")
-            o, d = self.alternate(lambda e: e.timed("run", "--rm", img, "true"), rounds, warmup=2)
-            self.record("run_default", "docker run --rm IMG true (default network)", "s", "lower", o, d, goal=5,
-                        note="both: the default bridge, a veth pair, an address and NAT")
+                log("docker run --rm IMG true (default network)")
+                o, d = self.alternate(lambda e: e.timed("run", "--rm", img, "true"), rounds, warmup=2)
+                self.record("run_default", "docker run --rm IMG true (default network)", "s", "lower", o, d, goal=5,
+                            note="both: the default bridge, a veth pair, an address and NAT")
 
-            self.parallel_run(img, rounds)
-            self.published_ports(img, rounds)
-            self.api_throughput(img, rounds)
-            self.import_load_save(rounds)
+            if want("parallel"):
+                self.parallel_run(img, rounds)
+            if want("ports"):
+                self.published_ports(img, rounds)
+            if want("api"):
+                self.api_throughput(img, rounds)
+            if want("image"):
+                self.import_load_save(rounds)
+            if want("registry"):
+                self.registry_push_pull(rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -370,9 +380,12 @@ class Bench:
             sa_sock = os.path.join(d, "sa.sock")
             sa = subprocess.Popen(["systemd-socket-activate", "-l", sa_sock] + enter + [OURS_BIN, "-H", "fd://", "--data-root", f"{d}/data2",
                                    "--exec-root", f"{d}/exec2", "--pidfile", f"{d}/pid2", "--config-file", cfg],
-                                  stderr=subprocess.DEVNULL)
-            while not os.path.exists(sa_sock):
-                time.sleep(0.001)
+                                  stderr=subprocess.PIPE)
+            # The socket is listening once the activator says so (the file exists a
+            # moment earlier, from bind).
+            while b"Listening on" not in sa.stderr.readline():
+                pass
+            threading.Thread(target=sa.stderr.read, daemon=True).start()
             t0 = time.perf_counter()
             assert ping(sa_sock, timeout=30)
             activated.append(time.perf_counter() - t0)
@@ -472,6 +485,41 @@ class Bench:
         for e in self.engines:
             e.cli("rm", "-f", *[f"c{i}" for i in range(100)])
 
+    def registry_push_pull(self, rounds):
+        log("docker push of a 200 MiB, 4-layer image to an empty local registry; docker pull of it into an empty store")
+        archive = make_layered_archive(self.work)
+        ref = "127.0.0.1:5000/bench/layered:1"
+        regs = {e.name: LocalRegistry(e, self.work) for e in self.engines}
+        pulls = {"ours": [], "docker": []}
+        for e in self.engines:
+            e.cli("load", "-i", archive)
+
+        def cycle(e):
+            reg = regs[e.name]
+            reg.start()
+            # Each timed step starts with no writeback left over from the step or
+            # the engine before it (this daemon syncs layers it stores; the
+            # flush must not include the other engine's files).
+            os.sync()
+            t = e.timed("push", ref)
+            e.cli("rmi", ref)
+            os.sync()
+            p = e.timed("pull", ref)
+            pulls[e.name].append(p)
+            return t
+        try:
+            o, d = self.alternate(cycle, rounds)
+        finally:
+            for r in regs.values():
+                r.stop()
+        for e in self.engines:
+            e.cli("rmi", ref)
+        os.unlink(archive)
+        self.record("push", "docker push of a 200 MiB, 4-layer image to an empty local registry", "s", "lower", o, d,
+                    goal=2, note="registry: Debian's docker-registry on 127.0.0.1 in each engine's namespace")
+        self.record("pull", "docker pull of that image into an empty store", "s", "lower", pulls["ours"][-rounds:],
+                    pulls["docker"][-rounds:], goal=2)
+
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
         imp, save, load = {"ours": [], "docker": []}, {"ours": [], "docker": []}, {"ours": [], "docker": []}
@@ -491,6 +539,87 @@ class Bench:
         self.record("import", "docker import of a 200 MiB root tarball", "s", "lower", o, d)
         self.record("save", "docker save of that image", "s", "lower", save["ours"][-rounds:], save["docker"][-rounds:])
         self.record("load", "docker load of that archive", "s", "lower", load["ours"][-rounds:], load["docker"][-rounds:])
+
+
+def make_layered_archive(work, layers=4, total=200 << 20):
+    """A docker-archive (docker save format) of one image with `layers` layers,
+    `total` bytes in all: each layer half random bytes, half text-like data that
+    compresses (as real layers mix binaries and text)."""
+    import hashlib
+    import io
+    import tarfile
+    path = os.path.join(work, "layered.tar")
+    per = total // layers
+    diff_ids, layer_names = [], []
+    out = tarfile.open(path, "w")
+    for i in range(layers):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            rnd = os.urandom(per // 2)
+            words = b" ".join(b"layer%d-line%d lorem ipsum dolor sit amet" % (i, n) for n in range(per // 80))
+            text = (words + b"\n")[: per - len(rnd)]
+            for name, data in ((f"layer{i}/random.bin", rnd), (f"layer{i}/text.txt", text)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = 1700000000
+                t.addfile(info, io.BytesIO(data))
+        data = buf.getvalue()
+        diff_ids.append("sha256:" + hashlib.sha256(data).hexdigest())
+        name = f"layer{i}/layer.tar"
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        out.addfile(info, io.BytesIO(data))
+        layer_names.append(name)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": "2026-01-01T00:00:00Z"} for _ in diff_ids],
+    }).encode()
+    cname = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cname, "RepoTags": ["127.0.0.1:5000/bench/layered:1"],
+                            "Layers": layer_names}]).encode()
+    for name, data in ((cname, config), ("manifest.json", manifest)):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        out.addfile(info, io.BytesIO(data))
+    out.close()
+    return path
+
+
+class LocalRegistry:
+    """The reference registry server inside an engine's network namespace, on
+    127.0.0.1:5000, with fresh (empty) storage each time it starts."""
+
+    def __init__(self, engine, work):
+        self.engine, self.work, self.proc, self.n = engine, work, None, 0
+
+    def start(self):
+        self.stop()
+        self.n += 1
+        d = os.path.join(self.work, f"registry-{self.engine.name}-{self.n}")
+        os.makedirs(d)
+        cfg = os.path.join(d, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:5000\n")
+        self.dir = d
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.engine.netns, "docker-registry", "serve", cfg],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "wb"))
+        enter = ["ip", "netns", "exec", self.engine.netns]
+        deadline = time.time() + 30
+        while subprocess.run(enter + ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:5000/v2/"],
+                             stderr=subprocess.DEVNULL).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the registry for {self.engine.name} did not start; see {d}/log")
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait()
+            self.proc = None
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def svg_chart(results, meta):
@@ -553,6 +682,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
+    ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry"],
+                    help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")

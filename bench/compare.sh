@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of this daemon against Docker Engine 20.10 (Debian's docker.io).
 #
-#   sudo bench/compare.sh [--rounds N] [--out DIR]
+#   sudo bench/compare.sh [--rounds N] [--out DIR] [--only GROUP ...]
 #
 # Builds this project in release mode, installs docker.io if missing, starts both daemons
 # isolated (own data-root, exec-root, unix socket, pidfile, and each in a network namespace
@@ -22,6 +22,7 @@ command -v /usr/sbin/dockerd >/dev/null || need+=(docker.io)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)
 command -v ip >/dev/null || need+=(iproute2)
 command -v python3 >/dev/null || need+=(python3)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
