@@ -4,6 +4,9 @@
 
 use std::io::{self, Read, Write};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -12,6 +15,9 @@ use tokio::sync::mpsc;
 pub struct ChunkReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
+    /// With [`ChunkReader::until_complete`]: set by the sender once everything was
+    /// sent; a channel closed without it is a cut stream, not its end.
+    complete: Option<Arc<AtomicBool>>,
 }
 
 impl ChunkReader {
@@ -19,6 +25,20 @@ impl ChunkReader {
         ChunkReader {
             rx,
             cur: Bytes::new(),
+            complete: None,
+        }
+    }
+
+    /// A reader whose stream ends well only if `complete` is set before the
+    /// channel closes (a sender dropped half-way, say by a cancelled task, makes
+    /// the reader fail).
+    pub fn until_complete(
+        rx: mpsc::Receiver<io::Result<Bytes>>,
+        complete: Arc<AtomicBool>,
+    ) -> ChunkReader {
+        ChunkReader {
+            complete: Some(complete),
+            ..ChunkReader::new(rx)
         }
     }
 }
@@ -29,7 +49,15 @@ impl Read for ChunkReader {
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.cur = b,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => match &self.complete {
+                    Some(c) if !c.load(Ordering::Acquire) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the stream was cut short",
+                        ));
+                    }
+                    _ => return Ok(0),
+                },
             }
         }
         let n = buf.len().min(self.cur.len());

@@ -572,6 +572,58 @@ fn pushed_layers_of_mixed_content_are_plain_gzip_and_pull_back() {
 }
 
 #[test]
+fn a_manifest_cannot_pass_other_blobs_off_as_known_layers() {
+    // The multilayer image is pushed to team/multi (its blobs verified). Another
+    // repository publishes a manifest with the same layers (so a pull finds them
+    // all present) but other blobs under them. Pulling it must not teach the
+    // daemon that those blobs are the layers: a later push still mounts the real
+    // ones.
+    let d = Daemon::start();
+    let reg = Registry::start(&d, "reg", "127.0.0.1:5000", "", "");
+    d.docker_ok(&[
+        "load",
+        "-i",
+        fixture("multilayer-docker20.tar").to_str().unwrap(),
+    ]);
+    d.docker_ok(&["tag", "fixture/multilayer:1", "localhost:5000/team/multi:1"]);
+    d.docker_ok(&["push", "localhost:5000/team/multi:1"]);
+    let real: Vec<Value> = reg.manifest("team/multi", "1")["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].clone())
+        .collect();
+
+    let diff_ids: Vec<String> = MULTI_DIFF_IDS.iter().map(|s| s.to_string()).collect();
+    let gz_layer = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let fakes: Vec<(&str, String, usize)> = (0..4)
+        .map(|i| {
+            let blob = gzip(&layer_tar(&[("planted", format!("{i}").as_bytes())]));
+            (gz_layer, reg.put_blob("evil/img", &blob), blob.len())
+        })
+        .collect();
+    let config = config_json(host_arch(), &diff_ids, &["sh"]);
+    put_image(&reg, "evil/img", Some("1"), &config, &fakes);
+    let out = d.docker_ok(&["pull", "localhost:5000/evil/img:1"]);
+    assert_eq!(out.matches("Already exists").count(), 4, "{out}");
+
+    d.docker_ok(&[
+        "tag",
+        "localhost:5000/evil/img:1",
+        "localhost:5000/corp/app:1",
+    ]);
+    let out = d.docker_ok(&["push", "localhost:5000/corp/app:1"]);
+    assert!(!out.contains("evil/img"), "{out}");
+    let pushed: Vec<Value> = reg.manifest("corp/app", "1")["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].clone())
+        .collect();
+    assert_eq!(pushed, real);
+}
+
+#[test]
 fn registry_errors_read_as_dockers() {
     let d = Daemon::start();
     let _reg = Registry::start(&d, "reg", "127.0.0.1:5000", "", "");
@@ -981,6 +1033,8 @@ fn hostile_layers_and_manifests_are_refused_and_leave_nothing() {
 struct FakeReq {
     method: String,
     path: String,
+    /// Header lines, as sent.
+    headers: Vec<String>,
 }
 
 /// What the scripted registry does with a blob request: `true` when the hook
@@ -1000,6 +1054,8 @@ struct FakeContent {
     /// tag or digest → (media type, manifest).
     manifests: Vec<(String, String, Vec<u8>)>,
     blobs: Vec<(String, Vec<u8>)>,
+    /// `WWW-Authenticate` of a `/v2/` request without credentials (else 200).
+    challenge: Option<String>,
 }
 
 impl Fake {
@@ -1082,9 +1138,10 @@ fn serve_fake(
         let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
             return; // a TLS hello, or garbage
         };
-        let req = FakeReq {
+        let mut req = FakeReq {
             method: method.to_string(),
             path: path.to_string(),
+            headers: Vec::new(),
         };
         loop {
             let mut h = String::new();
@@ -1094,13 +1151,30 @@ fn serve_fake(
             if h == "\r\n" || h == "\n" {
                 break;
             }
+            req.headers.push(h.trim_end().to_string());
         }
-        requests
-            .lock()
-            .unwrap()
-            .push(format!("{} {}", req.method, req.path));
+        let authorized = req
+            .headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("authorization:"));
+        requests.lock().unwrap().push(format!(
+            "{} {}{}",
+            req.method,
+            req.path,
+            if authorized { " (authorized)" } else { "" }
+        ));
         let head = req.method == "HEAD";
-        let ok = if req.path == "/v2/" {
+        let ok = if req.path == "/v2/"
+            && !authorized
+            && let Some(c) = &content.challenge
+        {
+            respond(
+                &mut s,
+                "401 Unauthorized",
+                &[("WWW-Authenticate", c)],
+                b"{}",
+            )
+        } else if req.path == "/v2/" {
             respond(
                 &mut s,
                 "200 OK",
@@ -1206,7 +1280,181 @@ fn fake_image(size: usize, tags: &[&str], seed: u8) -> (FakeContent, String) {
         manifests.push((tag.to_string(), DOCKER_MANIFEST.to_string(), m));
         blobs.push((cd, config));
     }
-    (FakeContent { manifests, blobs }, layer)
+    (
+        FakeContent {
+            manifests,
+            blobs,
+            challenge: None,
+        },
+        layer,
+    )
+}
+
+/// A server in the daemon's namespace that answers every request with `status`
+/// and `headers`, and keeps each request's head.
+fn recording_server(
+    d: &Daemon,
+    status: &'static str,
+    headers: Vec<(String, String)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = in_ns(&d.netns, || TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0
+                    || line == "\r\n"
+                {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            log.lock().unwrap().push(head);
+            let h: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let _ = respond(&mut conn, status, &h, b"{}");
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn credentials_go_to_the_registry_only() {
+    // The registry asks for Basic credentials and redirects the layer to a
+    // storage host; that host answers with a challenge naming a token service of
+    // its own. Neither may see the user's credentials.
+    let d = Daemon::start();
+    let (tokens, token_requests) = recording_server(&d, "500 Internal Server Error", vec![]);
+    let (storage, storage_requests) = recording_server(
+        &d,
+        "401 Unauthorized",
+        vec![(
+            "WWW-Authenticate".into(),
+            format!("Bearer realm=\"http://{tokens}/token\",service=\"storage\""),
+        )],
+    );
+    let (mut content, layer) = fake_image(64 << 10, &["1"], 9);
+    content.challenge = Some("Basic realm=\"fake\"".into());
+    let hook: Arc<BlobHook> = {
+        let (layer, storage) = (layer.clone(), storage.clone());
+        Arc::new(move |req: &FakeReq, _: &[u8], s: &mut TcpStream| {
+            if !req.path.ends_with(&layer) {
+                return false;
+            }
+            let to = format!("http://{storage}/blobs/{layer}");
+            let _ = respond(s, "307 Temporary Redirect", &[("Location", &to)], b"");
+            true
+        })
+    };
+    let fake = Fake::start(&d, content, hook);
+    let out = d.docker_ok(&["login", &fake.addr, "-u", "alice", "-p", "s3cret"]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+
+    let o = d.docker(&["pull", &format!("{}/private/img:1", fake.addr)]);
+    assert!(!o.status.success(), "{}", common::out(&o));
+    // The registry got the credentials with each request after its challenge...
+    assert!(
+        fake.count("/manifests/1 (authorized)") >= 1,
+        "{:?}",
+        fake.requests.lock().unwrap()
+    );
+    // ...the storage host got the request without them, and its token service
+    // never heard from the daemon.
+    let seen = storage_requests.lock().unwrap().clone();
+    assert!(
+        !seen.is_empty(),
+        "the layer was never requested from storage"
+    );
+    for head in &seen {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "{head}"
+        );
+    }
+    assert!(
+        token_requests.lock().unwrap().is_empty(),
+        "{:?}",
+        token_requests.lock().unwrap()
+    );
+}
+
+#[test]
+fn an_expired_token_is_replaced_mid_pull() {
+    // Tokens t1, t2, … from a token service; the registry takes t1 for the
+    // manifest, then says it expired when the layer is asked for with it.
+    let d = Daemon::start();
+    let listener = in_ns(&d.netns, || TcpListener::bind("127.0.0.1:0")).unwrap();
+    let tokens = listener.local_addr().unwrap().to_string();
+    let issued = Arc::new(AtomicUsize::new(0));
+    {
+        let issued = issued.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0
+                        || line == "\r\n"
+                    {
+                        break;
+                    }
+                }
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                let body = format!(r#"{{"token":"t{n}","expires_in":300}}"#);
+                let _ = respond(
+                    &mut conn,
+                    "200 OK",
+                    &[
+                        ("Content-Type", "application/json"),
+                        ("Connection", "close"),
+                    ],
+                    body.as_bytes(),
+                );
+            }
+        });
+    }
+    let challenge = format!("Bearer realm=\"http://{tokens}/token\",service=\"fake\"");
+    let (mut content, layer) = fake_image(64 << 10, &["1"], 10);
+    content.challenge = Some(challenge.clone());
+    let hook: Arc<BlobHook> = {
+        let layer = layer.clone();
+        Arc::new(move |req: &FakeReq, _: &[u8], s: &mut TcpStream| {
+            let stale = req
+                .headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case("authorization: Bearer t1"));
+            if !req.path.ends_with(&layer) || !stale {
+                return false;
+            }
+            let expired = format!("{challenge},error=\"invalid_token\"");
+            let _ = respond(
+                s,
+                "401 Unauthorized",
+                &[("WWW-Authenticate", &expired)],
+                b"{}",
+            );
+            true
+        })
+    };
+    let fake = Fake::start(&d, content, hook);
+    let out = d.docker_ok(&["pull", &format!("{}/private/img:1", fake.addr)]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "{:?}",
+        fake.requests.lock().unwrap()
+    );
+    assert_eq!(fake.count(&format!("/blobs/{layer} (authorized)")), 2);
 }
 
 #[test]

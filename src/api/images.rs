@@ -167,6 +167,11 @@ where
 {
     let (ptx, mut prx) = mpsc::unbounded_channel::<Value>();
     let mut task = tokio::spawn(work(Progress::new(ptx)));
+    // A client gone before the first message drops this handler: the work stops.
+    let mut guard = AbortOnDrop {
+        handle: task.abort_handle(),
+        armed: true,
+    };
     let joined = |r: std::result::Result<Result<()>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(Error::internal(format!("the operation failed: {e}"))))
     };
@@ -184,6 +189,7 @@ where
             }
         }
     };
+    guard.armed = false;
     let (tx, body) = body::channel(64);
     tokio::spawn(async move {
         if tx.send(progress_line(&first)).await.is_err() {
@@ -216,6 +222,20 @@ where
         }
     });
     Ok(response::stream("application/json", body))
+}
+
+/// Aborts a task when dropped while armed.
+struct AbortOnDrop {
+    handle: tokio::task::AbortHandle,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.handle.abort();
+        }
+    }
 }
 
 /// One message of a pull or push stream, ended as Docker ends them (`\r\n`).

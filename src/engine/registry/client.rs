@@ -303,10 +303,17 @@ impl Clients {
     }
 
     fn store_token(&self, key: String, token: String, ttl: Duration) {
+        let now = Instant::now();
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, (_, until)| now < *until);
+        tokens.insert(key, (token, now + ttl));
+    }
+
+    fn forget_token(&self, key: &str) {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (token, Instant::now() + ttl));
+            .remove(key);
     }
 }
 
@@ -832,7 +839,18 @@ impl Session {
             .map_err(|e| Error::internal(e.to_string()))
     }
 
-    /// The `Authorization` the challenge calls for, fetching a token when needed.
+    /// Whether `url` is on this session's endpoint (scheme, host and port): only
+    /// there do requests carry its credentials, and only from there is a new
+    /// authentication challenge taken.
+    fn on_endpoint(&self, url: &Url) -> bool {
+        let e = &self.endpoint.url;
+        url.scheme() == e.scheme()
+            && url.host_str() == e.host_str()
+            && url.port_or_known_default() == e.port_or_known_default()
+    }
+
+    /// The `Authorization` the challenge calls for, fetching a token when needed
+    /// (a cached one while it is valid, so long transfers get fresh tokens).
     async fn authorize(&mut self) -> Result<()> {
         if !self.auth.registry_token.is_empty() {
             self.authorization = Some(format!("Bearer {}", self.auth.registry_token));
@@ -852,12 +870,7 @@ impl Session {
     /// A token for this session's scopes from the registry's token service
     /// (anonymous without credentials), cached until shortly before it expires.
     async fn token(&self, realm: &str, service: &str) -> Result<String> {
-        let basic = self.auth.basic();
-        let key = format!(
-            "{realm}|{service}|{}|{}",
-            self.scopes.join(" "),
-            basic.as_ref().map(|(u, _)| u.as_str()).unwrap_or("")
-        );
+        let key = self.token_key(realm, service);
         if let Some(t) = self.clients.cached_token(&key) {
             return Ok(t);
         }
@@ -882,32 +895,68 @@ impl Session {
         Ok(token)
     }
 
-    /// Sends the request `build` makes. A 401 whose challenge differs from the one
-    /// the session answered (a registry that asks only for some paths, or another
-    /// realm) is answered and the request made again, once; `build` may be called
-    /// twice.
+    /// The token cache's key: the service, the scopes and who asks (a digest of
+    /// the credentials, so clients with other credentials never share a token).
+    fn token_key(&self, realm: &str, service: &str) -> String {
+        use sha2::Digest as _;
+        let a = &self.auth;
+        let who = sha2::Sha256::new()
+            .chain_update(a.username.as_bytes())
+            .chain_update([0])
+            .chain_update(a.password.as_bytes())
+            .chain_update([0])
+            .chain_update(a.identity_token.as_bytes())
+            .chain_update([0])
+            .chain_update(a.auth.as_bytes())
+            .finalize();
+        format!(
+            "{realm}|{service}|{}|{}",
+            self.scopes.join(" "),
+            crate::image::digest::hex(&who)
+        )
+    }
+
+    /// Sends the request `build` makes. A 401 from the endpoint whose challenge
+    /// differs from the one the session answered (a registry that asks only for
+    /// some paths, or another realm) is answered and the request made again,
+    /// once, as is one that says the bearer token is no longer valid; `build` may
+    /// be called twice. A challenge from another host (a redirect's target) is
+    /// never answered.
     pub async fn send(
         &mut self,
         method: Method,
         url: Url,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
+        if matches!(self.challenge, Some(Challenge::Bearer { .. })) {
+            // The cached token, or a new one when it is about to expire.
+            self.authorize().await?;
+        }
         let first = self.attempt(&method, &url, &build).await?;
-        if first.status() != StatusCode::UNAUTHORIZED {
+        if first.status() != StatusCode::UNAUTHORIZED || !self.on_endpoint(first.url()) {
             return Ok(first);
         }
-        let challenge = first
+        let header = first
             .headers()
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(auth::parse_challenge);
+            .unwrap_or_default();
+        let challenge = auth::parse_challenge(header);
         let changed = match (&challenge, &self.challenge) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(new), Some(old)) => !auth::same_service(new, old),
         };
-        if changed {
-            self.challenge = challenge;
+        let expired =
+            !changed && self.auth.registry_token.is_empty() && header.contains("invalid_token");
+        if expired && let Some(Challenge::Bearer { realm, service, .. }) = &self.challenge {
+            let key = self.token_key(realm, service);
+            self.clients.forget_token(&key);
+        }
+        if changed || expired {
+            if changed {
+                self.challenge = challenge;
+            }
             self.authorize().await?;
             let again = self.attempt(&method, &url, &build).await?;
             if again.status() != StatusCode::UNAUTHORIZED {
@@ -937,6 +986,7 @@ impl Session {
     ) -> Result<Response> {
         let mut rb = build(self.client.request(method.clone(), url.clone()));
         if let Some(a) = &self.authorization
+            && self.on_endpoint(url)
             && let Ok(v) = HeaderValue::from_str(a)
         {
             rb = rb.header(AUTHORIZATION, v);

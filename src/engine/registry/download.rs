@@ -12,6 +12,7 @@
 //! verification failure is not retried.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -206,15 +207,27 @@ impl Job {
                 Attempt::Fatal(f.text)
             });
         }
-        let limit = u64::try_from(desc.size).ok().filter(|s| *s > 0);
-        let total = limit.or(resp.content_length()).unwrap_or(0);
+        let limit = match u64::try_from(desc.size) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(Attempt::Fatal(format!(
+                    "invalid size {} for layer {want} in the manifest",
+                    desc.size
+                )));
+            }
+        };
+        let total = limit;
         let mismatch = || format!("filesystem layer verification failed for digest {want}");
 
         let (chunks, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+        // Set once the whole response was read: if this attempt is dropped half-way
+        // (the pull cancelled), the unpacker sees a cut stream and stops.
+        let complete = Arc::new(AtomicBool::new(false));
         let store = self.images.clone();
         let what = format!("layer {want}");
+        let done = complete.clone();
         let unpack = tokio::task::spawn_blocking(move || {
-            let mut hr = digest::HashingReader::new(ChunkReader::new(rx));
+            let mut hr = digest::HashingReader::new(ChunkReader::until_complete(rx, done));
             let prepared = crate::image::layer_store::decompress(&mut hr, &what)
                 .and_then(|(_, plain)| store.prepare_layer(plain));
             // Whatever follows the tar's end (padding) still counts for the digest;
@@ -236,7 +249,7 @@ impl Job {
             match resp.chunk().await {
                 Ok(Some(c)) => {
                     current += c.len() as u64;
-                    if limit.is_some_and(|l| current > l) {
+                    if current > limit {
                         failed = Some(Attempt::Fatal(mismatch()));
                         break;
                     }
@@ -249,7 +262,10 @@ impl Job {
                         reported = Instant::now();
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    complete.store(true, Ordering::Release);
+                    break;
+                }
                 Err(e) => {
                     failed = Some(Attempt::Retry(
                         transport_error(&Method::GET, &url, &e).to_string(),
@@ -276,7 +292,7 @@ impl Job {
             Ok(Err((e, _))) => return Err(Attempt::Fatal(e.to_string())),
             Err(e) => return Err(Attempt::Fatal(format!("unpacking {want}: {e}"))),
         };
-        if got != want || limit.is_some_and(|l| current != l) {
+        if got != want || current != limit {
             return Err(Attempt::Fatal(mismatch()));
         }
         Ok(prepared)

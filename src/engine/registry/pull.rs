@@ -387,6 +387,8 @@ impl Engine {
         // Layers the store lacks, each downloaded once however often it appears.
         let attempts = req.config.max_download_attempts;
         let mut needed: Vec<(String, Arc<Shared>)> = Vec::new();
+        // (diff ID, blob digest) pairs this pull verified by downloading them.
+        let mut downloaded: HashSet<(String, String)> = HashSet::new();
         let mut watchers = JoinSet::new();
         let present = self.images.config_bytes(&image_id).is_some()
             && diff_ids.iter().all(|d| self.images.has_layer(d));
@@ -406,6 +408,7 @@ impl Engine {
                     .registries
                     .download(desc, &session, &self.images, attempts);
                 needed.push((diff_id.clone(), shared.clone()));
+                downloaded.insert((diff_id.clone(), desc.digest.clone()));
                 watchers.spawn(watch_layer(
                     short,
                     shared,
@@ -468,6 +471,17 @@ impl Engine {
         let (_, changed) = tokio::task::spawn_blocking(move || {
             let out = images.add_image(&raw, prepared, &refs)?;
             for (diff_id, src) in sources {
+                // A layer that was already here is recorded as this blob only when
+                // the pair was verified before: the manifest's word alone does not
+                // make a blob the layer (a push would send it as one).
+                let verified = downloaded.contains(&(diff_id.clone(), src.digest.clone()))
+                    || engine_sources
+                        .get(&diff_id)
+                        .iter()
+                        .any(|s| s.digest == src.digest);
+                if !verified {
+                    continue;
+                }
                 if let Err(e) = engine_sources.add(&diff_id, src) {
                     tracing::warn!("cannot record the registry source of layer {diff_id}: {e}");
                 }
