@@ -90,6 +90,7 @@ impl Env {
             },
             state_dir: PathBuf::new(),
             initial_attach: Vec::new(),
+            exec_in: None,
         }
     }
 
@@ -945,4 +946,100 @@ async fn a_deep_exec_root_still_reaches_the_monitor() {
     let (out, _) = demux(&read_to_end(&mut attach).await);
     assert_eq!(String::from_utf8_lossy(&out), "got deep\n");
     assert_eq!(env.runtime.wait(&id).await.exit_code, 0);
+}
+
+#[tokio::test]
+async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
+    let env = Env::new();
+    let (spec, trigger) =
+        env.spec_with_trigger("while [ ! -e /trigger/stop ]; do sleep 0.05; done; exit 7");
+    let (ctr_id, hostname, cgroup) = (
+        spec.id.clone(),
+        spec.hostname.clone(),
+        spec.cgroup_path.clone(),
+    );
+    let (started, _conn) = env.start(spec).await.expect("container starts");
+
+    // In the container: its PID namespace (PID 1 is its shell), host name, root
+    // (the trigger mount), cgroup; capabilities of the container.
+    let mut exec = env.spec(&[
+        "sh",
+        "-c",
+        "echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); echo host=$(hostname); \
+         ls /trigger >/dev/null && echo root=ok; echo cg=$(cat /proc/self/cgroup | wc -l); \
+         echo self=$$; echo err >&2; exit 3",
+    ]);
+    exec.exec_in = Some(started.pid);
+    exec.cgroup_path = cgroup.clone();
+    let out = env.run(exec).await;
+    assert_eq!(out.record.exit_code, 3, "{out:?}", out = out.stderr);
+    assert!(out.stdout.contains("pid1=sh -c while"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("host={hostname}")), "{}", out.stdout);
+    assert!(out.stdout.contains("root=ok"), "{}", out.stdout);
+    let pid: i32 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("self="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid > 1 && pid < 100, "a PID of the container's namespace: {pid}");
+    assert_eq!(out.stderr, "err\n");
+    // The exec ran in the container's cgroup, and that cgroup is still there.
+    assert!(env.runtime.pids(&cgroup).unwrap().contains(&started.pid));
+
+    // A command that is not there: Docker's message and 127, nothing started.
+    let mut missing = env.spec(&["no-such-command"]);
+    missing.exec_in = Some(started.pid);
+    missing.cgroup_path = cgroup.clone();
+    let err = env.start(missing).await.expect_err("no such command");
+    assert_eq!(err.exit_code, 127);
+    assert!(
+        err.message
+            .contains("exec: \"no-such-command\": executable file not found in $PATH"),
+        "{}",
+        err.message
+    );
+
+    // The container goes on, and ends as it would have.
+    std::fs::write(trigger.join("stop"), "").unwrap();
+    let record = tokio::time::timeout(PATIENCE, env.runtime.wait(&ctr_id))
+        .await
+        .expect("wait returns");
+    assert_eq!(record.exit_code, 7);
+}
+
+#[tokio::test]
+async fn an_exec_with_a_terminal_gets_one_of_the_container_and_resizes() {
+    let env = Env::new();
+    let (spec, trigger) = env.spec_with_trigger("while [ ! -e /trigger/stop ]; do sleep 0.05; done");
+    let (ctr_id, cgroup) = (spec.id.clone(), spec.cgroup_path.clone());
+    let (started, _conn) = env.start(spec).await.expect("container starts");
+
+    let mut exec = env.spec(&["sh", "-c", "tty; stty size; read x; stty size; echo got $x"]);
+    exec.exec_in = Some(started.pid);
+    exec.cgroup_path = cgroup;
+    exec.tty = true;
+    exec.open_stdin = true;
+    exec.console_size = Some((24, 80));
+    let exec_id = exec.id.clone();
+    let (_, mut conn) = env.start(exec).await.expect("exec starts");
+    let mut raw = read_until(&mut conn, "24 80").await;
+    env.runtime.resize(&exec_id, 30, 100).await.unwrap();
+    conn.write_all(b"go\n").await.unwrap();
+    raw.extend(read_to_end(&mut conn).await);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("30 100\r\n"), "{text:?}");
+    assert!(text.contains("got go\r\n"), "{text:?}");
+    let record = tokio::time::timeout(PATIENCE, env.runtime.wait(&exec_id))
+        .await
+        .expect("wait returns");
+    assert_eq!(record.exit_code, 0);
+
+    std::fs::write(trigger.join("stop"), "").unwrap();
+    let record = tokio::time::timeout(PATIENCE, env.runtime.wait(&ctr_id))
+        .await
+        .expect("wait returns");
+    assert_eq!(record.exit_code, 0);
 }

@@ -237,6 +237,24 @@ impl ContainerCgroup {
         Ok(ContainerCgroup { dirs })
     }
 
+    /// The directories of a container's cgroup that exists already (an exec joins
+    /// it); nothing is created or configured.
+    pub fn existing(hierarchies: &[Hierarchy], cgroup_path: &str) -> io::Result<ContainerCgroup> {
+        let rel = relative_path(cgroup_path)?;
+        let mut dirs = Vec::new();
+        for h in hierarchies {
+            let dir = h.mount_point.join(&rel);
+            if !dir.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("the container's cgroup {} is gone", dir.display()),
+                ));
+            }
+            dirs.push((h.clone(), dir));
+        }
+        Ok(ContainerCgroup { dirs })
+    }
+
     /// The container's directory in the unified (v2) hierarchy, if there is one: the
     /// container's process is cloned straight into it (`CLONE_INTO_CGROUP`).
     pub fn unified_dir(&self) -> Option<&Path> {

@@ -140,6 +140,14 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
     stdio::install(&ctx.stdio, slave, null.as_ref()).map_err(setup_failed)?;
     drop(prepared);
 
+    finish_and_exec(spec, true)
+}
+
+/// The steps a container's first process and an exec share, once the process
+/// sees the container's root and has its stdio: user lookup → working directory
+/// (created when missing for the container, as Docker does; an exec's must exist)
+/// → bounding set, user and groups, capabilities → `PATH` lookup → exec.
+fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, ExecFailure> {
     let passwd = user::read_optional(Path::new("/etc/passwd")).map_err(setup_failed)?;
     let group = user::read_optional(Path::new("/etc/group")).map_err(setup_failed)?;
     let who = user::resolve(&spec.user, passwd.as_deref(), group.as_deref()).map_err(|m| {
@@ -150,7 +158,9 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
     })?;
     let env = user::with_home(&spec.env, &who.home);
 
-    rootfs::ensure_dir(&spec.cwd).map_err(setup_failed)?;
+    if create_cwd {
+        rootfs::ensure_dir(&spec.cwd).map_err(setup_failed)?;
+    }
 
     let wanted = if spec.privileged {
         caps::all_known()
@@ -271,4 +281,93 @@ fn switch_user(who: &user::ExecUser) -> io::Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// The namespaces an exec joins, in the order it joins them (the mount namespace
+/// last: the other files were opened before, from the host's `/proc`).
+pub const EXEC_NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// What an exec's process gets from its monitor across the fork (already in the
+/// container's PID namespace: the monitor joined it for its children).
+pub struct ExecContext<'a> {
+    pub spec: &'a ContainerSpec,
+    pub cgroup_joins: Vec<PathBuf>,
+    /// The container's namespaces, as [`EXEC_NAMESPACES`] lists them.
+    pub namespaces: Vec<(OwnedFd, libc::c_int, &'static str)>,
+    pub stdio: ContainerStdio,
+    pub error_pipe: OwnedFd,
+}
+
+/// Runs in the exec's forked child; never returns.
+pub fn run_exec(ctx: ExecContext<'_>) -> ! {
+    let failure = match exec_setup(&ctx) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    let msg = SyncMessage::Failed {
+        message: failure.message,
+        exit_code: failure.exit_code,
+    };
+    if let Ok(mut line) = serde_json::to_vec(&msg) {
+        line.push(b'\n');
+        let _ = sys::write_all(ctx.error_pipe.as_raw_fd(), &line);
+    }
+    sys::exit_now(1)
+}
+
+/// setsid → cgroup → namespaces → terminal → stdio → user → capabilities →
+/// working directory → `PATH` lookup → exec. The root, mounts, masked paths and
+/// names are the container's, reached through its mount namespace.
+fn exec_setup(ctx: &ExecContext<'_>) -> Result<Never, ExecFailure> {
+    let spec = ctx.spec;
+    sys::cvt(unsafe { libc::setsid() })
+        .map_err(|e| setup_failed(io::Error::new(e.kind(), format!("setsid: {e}"))))?;
+    for procs in &ctx.cgroup_joins {
+        std::fs::write(procs, "0")
+            .map_err(|e| setup_failed(crate::store::with_path(e, "join cgroup", procs)))?;
+    }
+    for (fd, flag, name) in &ctx.namespaces {
+        sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *flag) }).map_err(|e| {
+            setup_failed(io::Error::new(
+                e.kind(),
+                format!(
+                    "join the container's {name} namespace: {}",
+                    crate::store::strip_os_suffix(&e)
+                ),
+            ))
+        })?;
+    }
+    let console = match &ctx.stdio {
+        ContainerStdio::Tty { console_socket } => {
+            let c = stdio::open_console(Path::new("/dev/pts"), spec.console_size)
+                .map_err(setup_failed)?;
+            sys::send_fd(console_socket.as_raw_fd(), c.master.as_raw_fd()).map_err(|e| {
+                setup_failed(io::Error::new(
+                    e.kind(),
+                    format!("send the terminal to the monitor: {e}"),
+                ))
+            })?;
+            Some(c)
+        }
+        ContainerStdio::Pipes { .. } => None,
+    };
+    let null = if spec.tty || spec.open_stdin {
+        None
+    } else {
+        Some(
+            sys::open(Path::new("/dev/null"), libc::O_RDONLY, 0).map_err(|e| {
+                setup_failed(crate::store::with_path(e, "open", Path::new("/dev/null")))
+            })?,
+        )
+    };
+    stdio::install(&ctx.stdio, console.as_ref().map(|c| &c.slave), null.as_ref())
+        .map_err(setup_failed)?;
+    drop(console);
+    finish_and_exec(spec, false)
 }

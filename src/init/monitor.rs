@@ -112,23 +112,26 @@ struct Running {
 }
 
 /// Undoes what the start made when a later step fails.
-struct StartCleanup<'a> {
-    cgroup: Option<&'a ContainerCgroup>,
+struct StartCleanup {
+    cgroup: Option<ContainerCgroup>,
     socket: Option<PathBuf>,
 }
 
-impl Drop for StartCleanup<'_> {
+impl Drop for StartCleanup {
     fn drop(&mut self) {
         if let Some(p) = &self.socket {
             let _ = std::fs::remove_file(p);
         }
-        if let Some(cg) = self.cgroup {
+        if let Some(cg) = &self.cgroup {
             cg.remove();
         }
     }
 }
 
 fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
+    if let Some(target) = spec.exec_in {
+        return start_exec(spec, target);
+    }
     if !spec.rootfs.is_absolute() || !spec.rootfs.is_dir() {
         return Err(StartFailure::setup(format!(
             "the container's root filesystem {:?} is not a directory",
@@ -144,7 +147,7 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     let cg = ContainerCgroup::create(&hierarchies, &spec.cgroup_path, spec.privileged)
         .map_err(|e| StartFailure::setup(crate::store::strip_os_suffix(&e)))?;
     let mut cleanup = StartCleanup {
-        cgroup: Some(&cg),
+        cgroup: Some(cg.clone()),
         socket: None,
     };
 
@@ -218,6 +221,37 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     drop(ctr_stdio);
     drop(err_w);
 
+    finish_start(
+        spec,
+        pid,
+        sigfd,
+        listener,
+        real_socket,
+        socket_dir,
+        cg,
+        log,
+        mon_stdio,
+        err_r,
+        cleanup,
+    )
+}
+
+/// After the fork: the terminal's master (with a TTY), then the error pipe tells
+/// whether the command was exec'd.
+#[allow(clippy::too_many_arguments)]
+fn finish_start(
+    spec: &ContainerSpec,
+    pid: i32,
+    sigfd: OwnedFd,
+    listener: UnixListener,
+    real_socket: PathBuf,
+    socket_dir: Option<std::fs::File>,
+    cg: ContainerCgroup,
+    log: Option<LogFile>,
+    mon_stdio: MonitorStdio,
+    err_r: OwnedFd,
+    cleanup: StartCleanup,
+) -> Result<Running, StartFailure> {
     let master = match &mon_stdio {
         MonitorStdio::Tty { console_socket } => sys::recv_fd(console_socket.as_raw_fd())
             .map_err(|e| StartFailure::setup(format!("receive the container's terminal: {e}")))?,
@@ -245,6 +279,92 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         stdio: mon_stdio,
         master,
     })
+}
+
+/// Exec mode: the process joins the running container whose first process is
+/// `target`. The monitor joins the container's PID namespace for its children
+/// (its own PID stays the host's), forks the process into the container's cgroup,
+/// and the process joins the other namespaces itself.
+fn start_exec(spec: &ContainerSpec, target: i32) -> Result<Running, StartFailure> {
+    sys::block_signals(&[libc::SIGCHLD])
+        .map_err(|e| StartFailure::setup(format!("block SIGCHLD: {e}")))?;
+    let sigfd = sys::signalfd(&[libc::SIGCHLD])
+        .map_err(|e| StartFailure::setup(format!("create signalfd: {e}")))?;
+    let gone = || StartFailure {
+        message: format!("container {} is not running", spec.id),
+        exit_code: EXIT_SETUP_FAILED,
+    };
+    let ns_file = |name: &str| PathBuf::from(format!("/proc/{target}/ns/{name}"));
+    let pidns = sys::open(&ns_file("pid"), libc::O_RDONLY, 0).map_err(|_| gone())?;
+    let mut namespaces = Vec::new();
+    for (name, flag) in container::EXEC_NAMESPACES {
+        let fd = sys::open(&ns_file(name), libc::O_RDONLY, 0).map_err(|_| gone())?;
+        namespaces.push((fd, *flag, *name));
+    }
+    sys::cvt(unsafe { libc::setns(pidns.as_raw_fd(), libc::CLONE_NEWPID) }).map_err(|e| {
+        StartFailure::setup(format!(
+            "join the container's pid namespace: {}",
+            crate::store::strip_os_suffix(&e)
+        ))
+    })?;
+    drop(pidns);
+
+    let hierarchies = cgroup::detect().map_err(|e| StartFailure::setup(e.to_string()))?;
+    let cg = ContainerCgroup::existing(&hierarchies, &spec.cgroup_path)
+        .map_err(|e| StartFailure::setup(e.to_string()))?;
+
+    let (socket_path, socket_dir) =
+        control::socket_address(&spec.state_dir).map_err(|e| StartFailure::setup(e.to_string()))?;
+    let real_socket = spec.state_dir.join(super::spec::MONITOR_SOCKET);
+    let _ = std::fs::remove_file(&real_socket);
+    let listener = UnixListener::bind(&socket_path).map_err(|e| {
+        StartFailure::setup(crate::store::with_path(e, "listen on", &real_socket).to_string())
+    })?;
+    let cleanup = StartCleanup {
+        cgroup: None,
+        socket: Some(real_socket.clone()),
+    };
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| StartFailure::setup(format!("set the control socket non-blocking: {e}")))?;
+
+    let (mon_stdio, ctr_stdio) = stdio::create(spec.tty, spec.open_stdin)
+        .map_err(|e| StartFailure::setup(format!("create the exec's stdio: {e}")))?;
+    let (err_r, err_w) =
+        sys::pipe().map_err(|e| StartFailure::setup(format!("create a pipe: {e}")))?;
+    let unified = cg
+        .unified_dir()
+        .and_then(|d| sys::open(d, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok());
+    let mut cloned = Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    let mut into_cgroup = false;
+    if let Some(dir) = &unified {
+        cloned = sys::clone_into_cgroup(0, dir.as_raw_fd());
+        into_cgroup = cloned.is_ok();
+    }
+    if cloned.is_err() {
+        cloned = sys::clone_process(0);
+    }
+    let pid = match cloned {
+        Err(e) => {
+            return Err(StartFailure::setup(format!(
+                "start the exec's process: {}",
+                crate::store::strip_os_suffix(&e)
+            )));
+        }
+        Ok(None) => container::run_exec(container::ExecContext {
+            spec,
+            cgroup_joins: cg.join_files(into_cgroup),
+            namespaces,
+            stdio: ctr_stdio,
+            error_pipe: err_w,
+        }),
+        Ok(Some(pid)) => pid,
+    };
+    drop(unified);
+    drop(ctr_stdio);
+    drop(err_w);
+    drop(namespaces);
+    finish_start(spec, pid, sigfd, listener, real_socket, socket_dir, cg, None, mon_stdio, err_r, cleanup)
 }
 
 fn wait_blocking(pid: i32) {
@@ -900,9 +1020,11 @@ impl EventLoop {
         self.log = None;
         // Before anyone hears of the exit: a restart must find the container's host
         // ports free and its rules gone.
-        let network_released = super::network::teardown(&self.spec.state_dir);
+        let exec = self.spec.exec_in.is_some();
+        // An exec leaves the container's networking and cgroup to the container.
+        let network_released = !exec && super::network::teardown(&self.spec.state_dir);
         let mut record = self.record();
-        record.oom_killed = self.cgroup.oom_killed();
+        record.oom_killed = !exec && self.cgroup.oom_killed();
         record.network_released = network_released;
 
         // Attached clients have all the output: closing tells them it ended.
@@ -932,7 +1054,9 @@ impl EventLoop {
         self.conns.clear();
         self.listener = None;
         // A cgroup the kernel still holds is harmless and reused by the next start.
-        let _ = self.cgroup.remove();
+        if !exec {
+            let _ = self.cgroup.remove();
+        }
         let _ = std::fs::remove_file(&self.socket_path);
     }
 }

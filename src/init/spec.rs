@@ -93,6 +93,13 @@ pub struct ContainerSpec {
     /// Already-connected attach streams inherited by the monitor: each behaves like a
     /// control-socket connection that sent `Attach` with these options.
     pub initial_attach: Vec<InitialAttach>,
+    /// Exec mode (`docker exec`): instead of creating a container, run `args` in
+    /// the running one whose first process has this PID (in the host's PID
+    /// namespace), in its namespaces and cgroup. The root filesystem, mounts,
+    /// names and network are the container's; `state_dir` is the exec's own, and
+    /// the exit leaves the container's cgroup and networking alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_in: Option<i32>,
 }
 
 /// The network namespace arrangement.

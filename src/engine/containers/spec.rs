@@ -251,6 +251,7 @@ pub fn build(
         },
         state_dir,
         initial_attach,
+        exec_in: None,
     })
 }
 
