@@ -103,6 +103,7 @@ fn spec(id: &str, rootfs: &Path, tmp: &Path) -> ContainerSpec {
         },
         state_dir: PathBuf::new(),
         initial_attach: Vec::new(),
+        exec_in: None,
     }
 }
 

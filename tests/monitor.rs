@@ -974,7 +974,11 @@ async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
     let out = env.run(exec).await;
     assert_eq!(out.record.exit_code, 3, "{out:?}", out = out.stderr);
     assert!(out.stdout.contains("pid1=sh -c while"), "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("host={hostname}")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("host={hostname}")),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("root=ok"), "{}", out.stdout);
     let pid: i32 = out
         .stdout
@@ -983,7 +987,10 @@ async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(pid > 1 && pid < 100, "a PID of the container's namespace: {pid}");
+    assert!(
+        pid > 1 && pid < 100,
+        "a PID of the container's namespace: {pid}"
+    );
     assert_eq!(out.stderr, "err\n");
     // The exec ran in the container's cgroup, and that cgroup is still there.
     assert!(env.runtime.pids(&cgroup).unwrap().contains(&started.pid));
@@ -1012,7 +1019,8 @@ async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
 #[tokio::test]
 async fn an_exec_with_a_terminal_gets_one_of_the_container_and_resizes() {
     let env = Env::new();
-    let (spec, trigger) = env.spec_with_trigger("while [ ! -e /trigger/stop ]; do sleep 0.05; done");
+    let (spec, trigger) =
+        env.spec_with_trigger("while [ ! -e /trigger/stop ]; do sleep 0.05; done");
     let (ctr_id, cgroup) = (spec.id.clone(), spec.cgroup_path.clone());
     let (started, _conn) = env.start(spec).await.expect("container starts");
 

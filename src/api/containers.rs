@@ -93,12 +93,12 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
             engine.container_remove(id, ctx.query.bool("force")).await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
+        (Method::POST, ["containers", _, "exec"]) => super::exec::route(state, ctx).await,
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
             let known = [
                 "pause",
                 "unpause",
-                "exec",
                 "update",
                 "stats",
                 "export",
@@ -245,6 +245,73 @@ fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
     Ok(response::stream(if tty { RAW } else { MULTIPLEXED }, body))
 }
 
+/// Joins a hijacked client connection to a monitor's attach stream until the
+/// output ends (then `before_close` runs, and the client's side is closed) or the
+/// client detaches with the detach keys (with a TTY).
+pub(crate) async fn join_streams<R, W>(
+    mut client_rd: R,
+    mut client_wr: W,
+    monitor: tokio::net::UnixStream,
+    stdin: bool,
+    tty: bool,
+    before_close: impl std::future::Future<Output = ()>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let (mut mon_rd, mut mon_wr) = monitor.into_split();
+    // The monitor already speaks what the client expects: frames without a TTY,
+    // raw bytes with one.
+    let to_client = async {
+        let _ = tokio::io::copy(&mut mon_rd, &mut client_wr).await;
+        before_close.await;
+        let _ = client_wr.flush().await;
+        let _ = client_wr.shutdown().await;
+    };
+    let to_monitor = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut matched = 0usize;
+        loop {
+            let n = match client_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if !stdin {
+                continue;
+            }
+            if tty {
+                for &b in &buf[..n] {
+                    if b == DETACH_KEYS[matched] {
+                        matched += 1;
+                        if matched == DETACH_KEYS.len() {
+                            return true;
+                        }
+                    } else {
+                        matched = usize::from(b == DETACH_KEYS[0]);
+                    }
+                }
+            }
+            if mon_wr.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        // The client closed its side: the container's stdin ends (with StdinOnce).
+        let _ = mon_wr.shutdown().await;
+        false
+    };
+    tokio::pin!(to_client);
+    tokio::pin!(to_monitor);
+    tokio::select! {
+        _ = &mut to_client => {}
+        detached = &mut to_monitor => {
+            if !detached {
+                // Keep delivering output after the client half-closed.
+                to_client.await;
+            }
+        }
+    }
+}
+
 /// Ctrl-P Ctrl-Q, Docker's default detach sequence.
 const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 
@@ -302,7 +369,7 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
             }
         };
         let client = TokioIo::new(upgraded);
-        let (mut client_rd, mut client_wr) = tokio::io::split(client);
+        let (client_rd, mut client_wr) = tokio::io::split(client);
         if let Some(mut rx) = logs_rx {
             while let Some(e) = rx.recv().await {
                 let chunk = if tty {
@@ -319,56 +386,7 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
             let _ = client_wr.shutdown().await;
             return;
         };
-        let (mut mon_rd, mut mon_wr) = monitor.into_split();
-        // The monitor already speaks what the client expects: frames without a TTY,
-        // raw bytes with one.
-        let to_client = async {
-            let _ = tokio::io::copy(&mut mon_rd, &mut client_wr).await;
-            let _ = client_wr.flush().await;
-            let _ = client_wr.shutdown().await;
-        };
-        let to_monitor = async {
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut matched = 0usize;
-            loop {
-                let n = match client_rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                if !streams.stdin {
-                    continue;
-                }
-                if tty {
-                    for &b in &buf[..n] {
-                        if b == DETACH_KEYS[matched] {
-                            matched += 1;
-                            if matched == DETACH_KEYS.len() {
-                                return true;
-                            }
-                        } else {
-                            matched = usize::from(b == DETACH_KEYS[0]);
-                        }
-                    }
-                }
-                if mon_wr.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-            }
-            // The client closed its side: the container's stdin ends (with StdinOnce).
-            let _ = mon_wr.shutdown().await;
-            false
-        };
-        tokio::pin!(to_client);
-        tokio::pin!(to_monitor);
-        tokio::select! {
-            _ = &mut to_client => {}
-            detached = &mut to_monitor => {
-                if !detached {
-                    // Keep delivering output after the client half-closed.
-                    to_client.await;
-                }
-            }
-        }
+        join_streams(client_rd, client_wr, monitor, streams.stdin, tty, async {}).await;
     });
 
     let mut resp = response::empty(StatusCode::SWITCHING_PROTOCOLS);

@@ -9,6 +9,7 @@ pub mod body;
 mod containers;
 mod distribution;
 pub mod error;
+mod exec;
 mod images;
 mod networks;
 pub mod query;
@@ -204,7 +205,8 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         "images" => images::route(state, ctx).await,
         "containers" => containers::route(state, ctx).await,
         "networks" => networks::route(state, ctx).await,
-        "volumes" | "plugins" | "exec" => volumes::route(state, ctx).await,
+        "exec" => exec::route(state, ctx).await,
+        "volumes" | "plugins" => volumes::route(state, ctx).await,
         "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs" => swarm(&ctx),
         "auth" | "distribution" => distribution::route(state, ctx).await,
         "build" | "session" | "commit" | "grpc" => Err(not_supported(first)),

@@ -31,7 +31,6 @@ pub async fn route(_state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         (_, ["plugins", ..]) => Err(Error::not_implemented(
             "plugins are not supported by this daemon yet",
         )),
-        (_, ["exec", id, ..]) => Err(Error::not_found(format!("No such exec instance: {id}"))),
         _ => Err(page_not_found()),
     }
 }

@@ -43,6 +43,8 @@ pub struct Engine {
     pub networks: network::Networks,
     /// Registry clients, transfer limits and layer downloads under way.
     registries: registry::Registries,
+    /// `docker exec` processes (in memory, as Docker keeps them).
+    pub execs: containers::exec::Execs,
 }
 
 impl Engine {
@@ -85,6 +87,7 @@ impl Engine {
             runtime,
             networks,
             registries,
+            execs: Default::default(),
         };
         engine.restore_networking()?;
         Ok(engine)

@@ -366,8 +366,12 @@ fn exec_setup(ctx: &ExecContext<'_>) -> Result<Never, ExecFailure> {
             })?,
         )
     };
-    stdio::install(&ctx.stdio, console.as_ref().map(|c| &c.slave), null.as_ref())
-        .map_err(setup_failed)?;
+    stdio::install(
+        &ctx.stdio,
+        console.as_ref().map(|c| &c.slave),
+        null.as_ref(),
+    )
+    .map_err(setup_failed)?;
     drop(console);
     finish_and_exec(spec, false)
 }

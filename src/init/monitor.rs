@@ -364,7 +364,19 @@ fn start_exec(spec: &ContainerSpec, target: i32) -> Result<Running, StartFailure
     drop(ctr_stdio);
     drop(err_w);
     drop(namespaces);
-    finish_start(spec, pid, sigfd, listener, real_socket, socket_dir, cg, None, mon_stdio, err_r, cleanup)
+    finish_start(
+        spec,
+        pid,
+        sigfd,
+        listener,
+        real_socket,
+        socket_dir,
+        cg,
+        None,
+        mon_stdio,
+        err_r,
+        cleanup,
+    )
 }
 
 fn wait_blocking(pid: i32) {
