@@ -335,6 +335,8 @@ class Bench:
                 self.import_load_save(rounds)
             if want("registry"):
                 self.registry_push_pull(rounds)
+            if want("exec"):
+                self.exec_and_health(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -520,6 +522,55 @@ class Bench:
         self.record("pull", "docker pull of that image into an empty store", "s", "lower", pulls["ours"][-rounds:],
                     pulls["docker"][-rounds:], goal=2)
 
+    def exec_and_health(self, img, rounds):
+        log("docker exec CTR true; CPU with 50 health-checked containers (1 s interval)")
+        for e in self.engines:
+            e.cli("run", "-d", "--name", "bench-exec", "--network", "none", img, "sleep", "100000")
+
+        def ten_execs(e):
+            t0 = time.perf_counter()
+            for _ in range(10):
+                e.cli("exec", "bench-exec", "true")
+            return (time.perf_counter() - t0) / 10
+        o, d = self.alternate(ten_execs, rounds)
+        for e in self.engines:
+            e.cli("rm", "-f", "bench-exec")
+        self.record("exec_true", "docker exec CTR true (mean of 10 per round)", "s", "lower", o, d, goal=5)
+
+        def cpu_ticks(e):
+            """utime+stime+cutime+cstime of each engine process: its own CPU and
+            that of the children it reaped (monitors, shims, runc, probes)."""
+            out = {}
+            for pid in e.engine_pids():
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    out[pid] = sum(int(x) for x in fields[11:15])
+                except (OSError, IndexError, ValueError):
+                    pass
+            return out
+
+        window = 60.0
+
+        def healthy_minute(e):
+            with concurrent.futures.ThreadPoolExecutor(max_workers=10) as ex:
+                ids = list(ex.map(lambda _: e.cli(
+                    "run", "-d", "--network", "none", "--health-cmd", "true", "--health-interval", "1s",
+                    img, "sleep", "100000").stdout.decode().strip(), range(50)))
+            time.sleep(3.0)
+            c0, t0 = cpu_ticks(e), time.perf_counter()
+            time.sleep(window)
+            c1, elapsed = cpu_ticks(e), time.perf_counter() - t0
+            used = sum(c1[p] - c0[p] for p in c0 if p in c1) / os.sysconf("SC_CLK_TCK")
+            e.cli("rm", "-f", *ids)
+            return used / elapsed * 100
+        n = min(rounds, 3)
+        o, d = self.alternate(healthy_minute, n, warmup=0)
+        self.record("health_cpu", "CPU of the engine with 50 containers probed every second (% of one core)", "%",
+                    "lower", o, d, goal=5,
+                    note="60 s per round: the engine's processes and the children they reaped "
+                         "(ours: daemon, monitors, exec monitors, probes; Docker: dockerd, containerd, shims, runc, probes)")
+
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
         imp, save, load = {"ours": [], "docker": []}, {"ours": [], "docker": []}, {"ours": [], "docker": []}
@@ -682,7 +733,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
-    ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry"],
+    ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:

@@ -205,3 +205,36 @@ fn an_exec_outlives_a_daemon_killed_and_restarted() {
     let r = d.request("GET", &format!("/exec/{old_exec}/json"), None);
     assert_eq!(r.status, 404, "{}", r.text());
 }
+
+#[test]
+fn exec_into_an_init_container_and_inspect_lists_running_execs() {
+    let d = Daemon::start();
+    d.import_busybox("bb:1");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "i1",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    let out = d.docker_ok(&[
+        "exec",
+        "i1",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let pid: i32 = out.lines().nth(1).unwrap().parse().unwrap();
+    assert!(pid > 2, "{pid}");
+    d.docker_ok(&["exec", "-d", "i1", "sleep", "555"]);
+    wait_for("the exec in ExecIDs", &d, || {
+        inspect(&d, "i1")["ExecIDs"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+}

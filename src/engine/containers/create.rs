@@ -252,12 +252,9 @@ fn merge_image_config(
             ));
         }
     }
-    if image.healthcheck.as_ref().is_some_and(|h| !h.is_null()) {
-        warnings.push(
-            "The image declares a health check; health checks are not run by this daemon yet"
-                .to_string(),
-        );
-    }
+    config.healthcheck =
+        super::health::merge(config.healthcheck.as_ref(), image.healthcheck.as_ref())
+            .filter(|h| !h.is_null());
 }
 
 /// Path and arguments from Entrypoint + Cmd; `[""]` as Entrypoint means none.

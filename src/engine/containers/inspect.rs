@@ -149,7 +149,12 @@ fn seconds_since(rfc3339: &str) -> f64 {
 pub fn status_text(r: &Record) -> String {
     let s = &r.container.state;
     if s.running {
-        return format!("Up {}", human_duration(seconds_since(&s.started_at)));
+        let up = human_duration(seconds_since(&s.started_at));
+        return match &s.health {
+            Some(h) if h.status == "starting" => format!("Up {up} (health: starting)"),
+            Some(h) => format!("Up {up} ({})", h.status),
+            None => format!("Up {up}"),
+        };
     }
     if s.removal_in_progress {
         return "Removal In Progress".into();
@@ -307,6 +312,14 @@ impl Engine {
         let r = h.snapshot();
         let c = &r.container;
         let s = &c.state;
+        let exec_ids = {
+            let ids = self.execs.of_container(&c.id);
+            if ids.is_empty() {
+                Value::Null
+            } else {
+                json!(ids)
+            }
+        };
         let mut doc = json!({
             "Id": c.id,
             "Created": c.created,
@@ -337,13 +350,16 @@ impl Engine {
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
-            "ExecIDs": null,
+            "ExecIDs": exec_ids,
             "HostConfig": r.host_config,
             "GraphDriver": { "Name": c.driver, "Data": self.images.rw_layer_graph_data(&c.id).ok() },
             "Mounts": Self::mounts(&r),
             "Config": c.config,
             "NetworkSettings": self.network_settings(&r),
         });
+        if let Some(h) = &s.health {
+            doc["State"]["Health"] = json!(h);
+        }
         if size {
             let rw = self.images.rw_layer_size(&c.id).unwrap_or(0);
             doc["SizeRw"] = json!(rw);
@@ -476,11 +492,18 @@ impl Engine {
             {
                 continue;
             }
-            // No container has a health check, volumes or is a swarm task: those
-            // filters match only their "none" forms.
-            if f.contains("health") && !f.get("health").any(|h| h == "none") {
-                continue;
+            if f.contains("health") {
+                let status = c
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str());
+                if !f.get("health").any(|h| h == status) {
+                    continue;
+                }
             }
+            // No container has volumes or is a swarm task: those filters match
+            // only their "none" forms.
             if f.contains("is-task") && f.get("is-task").any(|v| v == "true") {
                 continue;
             }

@@ -129,6 +129,7 @@ impl Engine {
                     })
                     .await;
                     self.watch_exit(h.clone());
+                    self.start_health(&h);
                 }
                 MonitorState::Exited(rec) => {
                     tracing::info!(container_id = %h.id, "container exited while the daemon was away (exit code {})", rec.exit_code);
@@ -247,6 +248,7 @@ impl Engine {
                 self.events.emit("container", "start", &h.id, attrs);
                 tracing::debug!(container_id = %h.id, "container started (pid {})", started.pid);
                 self.watch_exit(h.clone());
+                self.start_health(h);
                 Ok(())
             }
             Err(e) => {

@@ -8,6 +8,7 @@
 
 pub mod create;
 pub mod exec;
+pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;

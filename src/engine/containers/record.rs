@@ -93,6 +93,9 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// With a health check: its status and last probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl Default for State {
@@ -109,6 +112,7 @@ impl Default for State {
             error: String::new(),
             started_at: crate::timefmt::ZERO_TIME.to_string(),
             finished_at: crate::timefmt::ZERO_TIME.to_string(),
+            health: None,
         }
     }
 }

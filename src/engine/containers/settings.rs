@@ -443,26 +443,20 @@ fn default_host_config() -> Map<String, Value> {
 
 /// Refuses Config (not HostConfig) fields that ask for something not done yet.
 pub fn check_config_fields(body: &Map<String, Value>) -> Result<()> {
-    for key in ["Volumes", "Healthcheck"] {
-        if let Some(v) = body.get(key) {
-            let unset = is_zero(v) || (key == "Healthcheck" && healthcheck_disabled(v));
-            if !unset {
-                return Err(not_supported(key));
-            }
-        }
+    if let Some(v) = body.get("Volumes")
+        && !is_zero(v)
+    {
+        return Err(not_supported("Volumes"));
+    }
+    if let Some(v) = body.get("Healthcheck")
+        && !v.is_null()
+    {
+        super::health::validate(v)?;
     }
     if body.get("NetworkDisabled").and_then(Value::as_bool) == Some(true) {
         return Err(not_supported("NetworkDisabled"));
     }
     Ok(())
-}
-
-fn healthcheck_disabled(v: &Value) -> bool {
-    let test = v.get("Test").and_then(Value::as_array);
-    match test {
-        None => true,
-        Some(t) => t.is_empty() || t.first().and_then(Value::as_str) == Some("NONE"),
-    }
 }
 
 #[cfg(test)]
