@@ -213,3 +213,46 @@ fn probing_resumes_after_a_daemon_restart() {
         h["Status"] == "healthy" && h["Log"].as_array().map_or(0, |l| l.len()) > before.min(4)
     });
 }
+
+#[test]
+fn probes_are_not_kept_as_execs() {
+    let d = Daemon::start();
+    d.import_busybox("bb:1");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pr",
+        "--network",
+        "none",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "200ms",
+        "bb:1",
+        "sleep",
+        "1000",
+    ]);
+    wait_for("three probes", &d, || {
+        health(&d, "pr")["Log"].as_array().map_or(0, |l| l.len()) >= 3
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    let ids = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "event=exec_create",
+        "--format",
+        "{{index .Actor.Attributes \"execID\"}}",
+    ]);
+    let ids: Vec<&str> = ids.lines().collect();
+    assert!(ids.len() >= 3, "{ids:?}");
+    // The first probes ended long ago: the daemon no longer holds their execs.
+    for id in &ids[..2] {
+        let r = d.request("GET", &format!("/exec/{id}/json"), None);
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
+}

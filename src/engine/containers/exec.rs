@@ -97,6 +97,22 @@ impl Execs {
             .insert(e.id.clone(), e);
     }
 
+    /// Forgets an exec (a health probe once it ended).
+    pub fn remove(&self, id: &str) {
+        self.all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Forgets a container's execs once it stopped, as Docker does.
+    pub fn remove_container(&self, container_id: &str) {
+        self.all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container_id != container_id);
+    }
+
     /// The IDs of a container's execs (`ExecIDs` in inspect).
     pub fn of_container(&self, container_id: &str) -> Vec<String> {
         self.all

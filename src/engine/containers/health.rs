@@ -248,6 +248,8 @@ impl Engine {
             Ok(id) => id,
             Err(_) => return None,
         };
+        // A probe's exec is not kept once it ended (Docker's probes are not either).
+        let _forget = Forget(self.clone(), id.clone());
         let started = match self.exec_start(&id, true).await {
             Ok(s) => s,
             Err(e) => {
@@ -315,6 +317,15 @@ impl Engine {
                 attrs,
             );
         }
+    }
+}
+
+/// Removes a probe's exec from the daemon's list when dropped.
+struct Forget(Arc<Engine>, String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.execs.remove(&self.1);
     }
 }
 

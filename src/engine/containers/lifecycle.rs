@@ -327,6 +327,7 @@ impl Engine {
 
     /// Records an exit: state, unmount, `die` event, waiters, `--rm`.
     async fn on_exit(self: &Arc<Self>, h: &Arc<Handle>, rec: ExitRecord) {
+        self.execs.remove_container(&h.id);
         let mut started_at = String::new();
         let auto_remove = h.record().settings.auto_remove;
         let before = h.snapshot();
