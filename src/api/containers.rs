@@ -66,16 +66,8 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         (Method::POST, ["containers", id, "attach"]) => attach(state, id, ctx).await,
         (Method::GET, ["containers", id, "logs"]) => logs(state, id, &ctx),
         (Method::POST, ["containers", id, "resize"]) => {
-            let dim = |k: &str| -> Result<u16> {
-                let v = ctx.query.get(k).unwrap_or("");
-                v.parse().map_err(|_| {
-                    Error::invalid(format!(
-                        "invalid resize {} {v:?}",
-                        if k == "h" { "height" } else { "width" }
-                    ))
-                })
-            };
-            engine.container_resize(id, dim("h")?, dim("w")?).await?;
+            let (h, w) = resize_dims(&ctx)?;
+            engine.container_resize(id, h, w).await?;
             Ok(response::empty(StatusCode::OK))
         }
         (Method::POST, ["containers", id, "rename"]) => {
@@ -310,6 +302,20 @@ pub(crate) async fn join_streams<R, W>(
             }
         }
     }
+}
+
+/// The `h` and `w` of a resize request (containers and execs).
+pub(crate) fn resize_dims(ctx: &Ctx) -> Result<(u16, u16)> {
+    let dim = |k: &str| -> Result<u16> {
+        let v = ctx.query.get(k).unwrap_or("");
+        v.parse().map_err(|_| {
+            Error::invalid(format!(
+                "invalid resize {} {v:?}",
+                if k == "h" { "height" } else { "width" }
+            ))
+        })
+    };
+    Ok((dim("h")?, dim("w")?))
 }
 
 /// Ctrl-P Ctrl-Q, Docker's default detach sequence.

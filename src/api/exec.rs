@@ -33,16 +33,8 @@ pub async fn route(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
             start(state, id, body, ctx).await
         }
         (Method::POST, ["exec", id, "resize"]) => {
-            let dim = |k: &str| -> Result<u16> {
-                let v = ctx.query.get(k).unwrap_or("");
-                v.parse().map_err(|_| {
-                    Error::invalid(format!(
-                        "invalid resize {} {v:?}",
-                        if k == "h" { "height" } else { "width" }
-                    ))
-                })
-            };
-            engine.exec_resize(id, dim("h")?, dim("w")?).await?;
+            let (h, w) = super::containers::resize_dims(&ctx)?;
+            engine.exec_resize(id, h, w).await?;
             Ok(response::empty(StatusCode::OK))
         }
         (Method::GET, ["exec", id, "json"]) => Ok(response::ok_json(&engine.exec_inspect(id)?)),
@@ -56,20 +48,7 @@ pub async fn route(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
 
 /// The create body, with Docker's field names.
 fn exec_config(v: &Value) -> Result<ExecConfig> {
-    let strings = |k: &str| -> Result<Vec<String>> {
-        match v.get(k) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| Error::invalid(format!("{k}: expected strings")))
-                })
-                .collect(),
-            Some(_) => Err(Error::invalid(format!("{k}: expected a list of strings"))),
-        }
-    };
+    let strings = |k: &str| crate::engine::containers::settings::strings(v.get(k), k);
     let string = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
     Ok(ExecConfig {

@@ -60,13 +60,18 @@ pub fn run(ctx: ChildContext<'_>) -> ! {
         Ok(never) => match never {},
         Err(f) => f,
     };
+    report_and_exit(failure, &ctx.error_pipe)
+}
+
+/// Sends why the command did not start to the monitor, and exits.
+fn report_and_exit(failure: ExecFailure, error_pipe: &OwnedFd) -> ! {
     let msg = SyncMessage::Failed {
         message: failure.message,
         exit_code: failure.exit_code,
     };
     if let Ok(mut line) = serde_json::to_vec(&msg) {
         line.push(b'\n');
-        let _ = sys::write_all(ctx.error_pipe.as_raw_fd(), &line);
+        let _ = sys::write_all(error_pipe.as_raw_fd(), &line);
     }
     sys::exit_now(1)
 }
@@ -310,15 +315,7 @@ pub fn run_exec(ctx: ExecContext<'_>) -> ! {
         Ok(never) => match never {},
         Err(f) => f,
     };
-    let msg = SyncMessage::Failed {
-        message: failure.message,
-        exit_code: failure.exit_code,
-    };
-    if let Ok(mut line) = serde_json::to_vec(&msg) {
-        line.push(b'\n');
-        let _ = sys::write_all(ctx.error_pipe.as_raw_fd(), &line);
-    }
-    sys::exit_now(1)
+    report_and_exit(failure, &ctx.error_pipe)
 }
 
 /// setsid → cgroup → namespaces → terminal → stdio → user → capabilities →

@@ -153,17 +153,8 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
 
     let log = LogFile::open(&spec.log).map_err(|e| StartFailure::setup(e.to_string()))?;
 
-    let (socket_path, socket_dir) =
-        control::socket_address(&spec.state_dir).map_err(|e| StartFailure::setup(e.to_string()))?;
-    let real_socket = spec.state_dir.join(super::spec::MONITOR_SOCKET);
-    let _ = std::fs::remove_file(&real_socket);
-    let listener = UnixListener::bind(&socket_path).map_err(|e| {
-        StartFailure::setup(crate::store::with_path(e, "listen on", &real_socket).to_string())
-    })?;
+    let (listener, real_socket, socket_dir) = control_socket(spec)?;
     cleanup.socket = Some(real_socket.clone());
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| StartFailure::setup(format!("set the control socket non-blocking: {e}")))?;
 
     let (mon_stdio, ctr_stdio) = stdio::create(spec.tty, spec.open_stdin)
         .map_err(|e| StartFailure::setup(format!("create the container's stdio: {e}")))?;
@@ -313,20 +304,11 @@ fn start_exec(spec: &ContainerSpec, target: i32) -> Result<Running, StartFailure
     let cg = ContainerCgroup::existing(&hierarchies, &spec.cgroup_path)
         .map_err(|e| StartFailure::setup(e.to_string()))?;
 
-    let (socket_path, socket_dir) =
-        control::socket_address(&spec.state_dir).map_err(|e| StartFailure::setup(e.to_string()))?;
-    let real_socket = spec.state_dir.join(super::spec::MONITOR_SOCKET);
-    let _ = std::fs::remove_file(&real_socket);
-    let listener = UnixListener::bind(&socket_path).map_err(|e| {
-        StartFailure::setup(crate::store::with_path(e, "listen on", &real_socket).to_string())
-    })?;
+    let (listener, real_socket, socket_dir) = control_socket(spec)?;
     let cleanup = StartCleanup {
         cgroup: None,
         socket: Some(real_socket.clone()),
     };
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| StartFailure::setup(format!("set the control socket non-blocking: {e}")))?;
 
     let (mon_stdio, ctr_stdio) = stdio::create(spec.tty, spec.open_stdin)
         .map_err(|e| StartFailure::setup(format!("create the exec's stdio: {e}")))?;
@@ -377,6 +359,27 @@ fn start_exec(spec: &ContainerSpec, target: i32) -> Result<Running, StartFailure
         err_r,
         cleanup,
     )
+}
+
+/// The control socket in the state directory, listening and non-blocking: the
+/// listener, its real path, and the directory kept open for a long path.
+fn control_socket(
+    spec: &ContainerSpec,
+) -> Result<(UnixListener, PathBuf, Option<std::fs::File>), StartFailure> {
+    let (socket_path, socket_dir) =
+        control::socket_address(&spec.state_dir).map_err(|e| StartFailure::setup(e.to_string()))?;
+    let real_socket = spec.state_dir.join(super::spec::MONITOR_SOCKET);
+    let _ = std::fs::remove_file(&real_socket);
+    let listener = UnixListener::bind(&socket_path).map_err(|e| {
+        StartFailure::setup(crate::store::with_path(e, "listen on", &real_socket).to_string())
+    })?;
+    if let Err(e) = listener.set_nonblocking(true) {
+        let _ = std::fs::remove_file(&real_socket);
+        return Err(StartFailure::setup(format!(
+            "set the control socket non-blocking: {e}"
+        )));
+    }
+    Ok((listener, real_socket, socket_dir))
 }
 
 fn wait_blocking(pid: i32) {

@@ -162,7 +162,7 @@ fn not_supported(field: &str) -> Error {
     ))
 }
 
-fn strings(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
+pub fn strings(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
