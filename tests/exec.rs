@@ -204,6 +204,17 @@ fn an_exec_outlives_a_daemon_killed_and_restarted() {
     // Execs are known to the daemon that made them only, as with Docker Engine.
     let r = d.request("GET", &format!("/exec/{old_exec}/json"), None);
     assert_eq!(r.status, 404, "{}", r.text());
+    // Their state goes when they end: only the container's directory stays.
+    let c1 = inspect(&d, "c1")["Id"].as_str().unwrap().to_string();
+    let states = d.exec_root().join("containers");
+    wait_for("the ended exec's state to be removed", &d, || {
+        let left: Vec<String> = std::fs::read_dir(&states)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left == [c1.clone()]
+    });
 }
 
 #[test]
@@ -237,4 +248,128 @@ fn exec_into_an_init_container_and_inspect_lists_running_execs() {
             .as_array()
             .is_some_and(|a| a.len() == 1)
     });
+}
+
+#[test]
+fn detach_keys_leave_the_exec_running_and_never_reach_it() {
+    let d = Daemon::start();
+    running(&d, "c1");
+    let o = d.docker(&["exec", "--detach-keys", "ctrl-P", "c1", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Invalid escape keys (ctrl-P) provided"),
+        "{}",
+        err(&o)
+    );
+
+    // The daemon watches an exec's terminal input for the keys (for clients that
+    // send everything through, as docker-py does). The exec's terminal is raw, so
+    // every byte reaches `cat` at once — except the detach sequence.
+    let r = d.request(
+        "POST",
+        "/containers/c1/exec",
+        Some((
+            "application/json",
+            br#"{"Cmd":["sh","-c","stty raw -echo; cat > /tmp/raw"],"AttachStdin":true,
+                 "AttachStdout":true,"Tty":true,"DetachKeys":"ctrl-x,x"}"#,
+        )),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let exec_id = r.json()["Id"].as_str().unwrap().to_string();
+    let sock = d.host().strip_prefix("unix://").unwrap().to_string();
+    let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let body = br#"{"Detach":false,"Tty":true}"#;
+    write!(
+        conn,
+        "POST /exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n\
+         Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(body).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        std::io::Read::read_exact(&mut conn, &mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    wait_for("the exec to run cat", &d, || cats(&d) == 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    conn.write_all(b"p\x18q").unwrap();
+    wait_for("the typed bytes to arrive", &d, || {
+        d.docker(&["exec", "c1", "cat", "/tmp/raw"]).stdout == b"p\x18q"
+    });
+    conn.write_all(b"\x18x").unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut rest).expect("the daemon ends the stream");
+    let r = d.request("GET", &format!("/exec/{exec_id}/json"), None);
+    assert_eq!(r.json()["Running"], true, "{}", r.text());
+    assert_eq!(
+        d.docker(&["exec", "c1", "cat", "/tmp/raw"]).stdout,
+        b"p\x18q"
+    );
+
+    // The docker CLI watches for them itself, and says so as it does with Docker
+    // Engine (exit status 1); the process runs on.
+    let mut client = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} -H {} exec -it --detach-keys ctrl-x,x c1 sh -c 'stty raw -echo; cat > /tmp/typed'",
+                docker_cli(),
+                d.host()
+            ),
+            "/dev/null",
+        ])
+        .env("DOCKER_CONFIG", d.path("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the exec to run a second cat", &d, || cats(&d) == 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut keys = client.stdin.take().unwrap();
+    // A broken-off start of the sequence goes through; the whole one detaches.
+    keys.write_all(b"a\x18b").unwrap();
+    wait_for("the typed bytes to arrive", &d, || {
+        d.docker(&["exec", "c1", "cat", "/tmp/typed"]).stdout == b"a\x18b"
+    });
+    keys.write_all(b"\x18x").unwrap();
+    keys.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = client.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client did not detach"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(keys);
+    let mut said = String::new();
+    std::io::Read::read_to_string(client.stdout.as_mut().unwrap(), &mut said).unwrap();
+    assert_eq!(status.code(), Some(1), "{said:?}");
+    assert!(said.contains("read escape sequence"), "{said:?}");
+    assert_eq!(cats(&d), 2);
+    assert_eq!(
+        d.docker(&["exec", "c1", "cat", "/tmp/typed"]).stdout,
+        b"a\x18b"
+    );
+}
+
+/// How many `cat` processes `docker top` lists in c1.
+fn cats(d: &Daemon) -> usize {
+    d.docker_ok(&["top", "c1"])
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" cat"))
+        .count()
 }

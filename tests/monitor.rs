@@ -112,6 +112,16 @@ impl Env {
     }
 
     async fn start(&self, spec: ContainerSpec) -> Result<(Started, UnixStream), StartError> {
+        self.start_in(None, spec).await
+    }
+
+    /// Starts `spec` as a container, or with `container` as an exec handed to that
+    /// container's monitor.
+    async fn start_in(
+        &self,
+        container: Option<&str>,
+        spec: ContainerSpec,
+    ) -> Result<(Started, UnixStream), StartError> {
         let streams = AttachStreams {
             stdin: spec.open_stdin,
             stdout: true,
@@ -120,15 +130,26 @@ impl Env {
         let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         mine.set_nonblocking(true).unwrap();
         self.cgroups.lock().unwrap().push(spec.cgroup_path.clone());
-        let started = self.runtime.start(spec, vec![(theirs, streams)]).await?;
+        let attach = vec![(theirs, streams)];
+        let started = match container {
+            None => self.runtime.start(spec, attach).await?,
+            Some(c) => self.runtime.start_exec(c, spec, attach).await?,
+        };
         Ok((started, UnixStream::from_std(mine).unwrap()))
     }
 
     /// Runs `spec` to its end: exit record and demultiplexed output.
     async fn run(&self, spec: ContainerSpec) -> Outcome {
+        self.run_in(None, spec).await
+    }
+
+    async fn run_in(&self, container: Option<&str>, spec: ContainerSpec) -> Outcome {
         let id = spec.id.clone();
         let log = spec.log.path.clone();
-        let (started, mut conn) = self.start(spec).await.expect("container starts");
+        let (started, mut conn) = self
+            .start_in(container, spec)
+            .await
+            .expect("container starts");
         let raw = read_to_end(&mut conn).await;
         let (stdout, stderr) = demux(&raw);
         let record = tokio::time::timeout(PATIENCE, self.runtime.wait(&id))
@@ -971,8 +992,9 @@ async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
     ]);
     exec.exec_in = Some(started.pid);
     exec.cgroup_path = cgroup.clone();
-    let out = env.run(exec).await;
+    let out = env.run_in(Some(&ctr_id), exec).await;
     assert_eq!(out.record.exit_code, 3, "{out:?}", out = out.stderr);
+    assert_ne!(out.started.monitor_pid, started.monitor_pid);
     assert!(out.stdout.contains("pid1=sh -c while"), "{}", out.stdout);
     assert!(
         out.stdout.contains(&format!("host={hostname}")),
@@ -999,7 +1021,10 @@ async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
     let mut missing = env.spec(&["no-such-command"]);
     missing.exec_in = Some(started.pid);
     missing.cgroup_path = cgroup.clone();
-    let err = env.start(missing).await.expect_err("no such command");
+    let err = env
+        .start_in(Some(&ctr_id), missing)
+        .await
+        .expect_err("no such command");
     assert_eq!(err.exit_code, 127);
     assert!(
         err.message
@@ -1014,6 +1039,27 @@ async fn an_exec_runs_inside_the_running_container_and_leaves_it_alone() {
         .await
         .expect("wait returns");
     assert_eq!(record.exit_code, 7);
+
+    // No exec into a container that ended.
+    let mut late = env.spec(&["true"]);
+    late.exec_in = Some(started.pid);
+    late.cgroup_path = cgroup;
+    let err = env
+        .start_in(Some(&ctr_id), late)
+        .await
+        .expect_err("the container is gone");
+    assert!(err.message.contains("is not running"), "{}", err.message);
+}
+
+/// The PPid of `pid`, from /proc.
+fn parent_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[tokio::test]
@@ -1031,8 +1077,16 @@ async fn an_exec_with_a_terminal_gets_one_of_the_container_and_resizes() {
     exec.open_stdin = true;
     exec.console_size = Some((24, 80));
     let exec_id = exec.id.clone();
-    let (_, mut conn) = env.start(exec).await.expect("exec starts");
+    let (exec_started, mut conn) = env
+        .start_in(Some(&ctr_id), exec)
+        .await
+        .expect("exec starts");
     let mut raw = read_until(&mut conn, "24 80").await;
+    assert_eq!(
+        parent_of(exec_started.monitor_pid),
+        Some(started.monitor_pid),
+        "the container's monitor forked the exec's"
+    );
     env.runtime.resize(&exec_id, 30, 100).await.unwrap();
     conn.write_all(b"go\n").await.unwrap();
     raw.extend(read_to_end(&mut conn).await);
@@ -1044,6 +1098,62 @@ async fn an_exec_with_a_terminal_gets_one_of_the_container_and_resizes() {
         .await
         .expect("wait returns");
     assert_eq!(record.exit_code, 0);
+
+    std::fs::write(trigger.join("stop"), "").unwrap();
+    let record = tokio::time::timeout(PATIENCE, env.runtime.wait(&ctr_id))
+        .await
+        .expect("wait returns");
+    assert_eq!(record.exit_code, 0);
+}
+
+#[tokio::test]
+async fn a_monitor_that_does_not_know_execs_gets_one_spawned_for_them() {
+    let env = Env::new();
+    let (spec, trigger) =
+        env.spec_with_trigger("while [ ! -e /trigger/stop ]; do sleep 0.05; done");
+    let (ctr_id, cgroup) = (spec.id.clone(), spec.cgroup_path.clone());
+    let (started, _conn) = env.start(spec).await.expect("container starts");
+
+    // A monitor from before exec requests existed answers one as any line it cannot
+    // read; this one stands in for it, in front of the running container.
+    let old_id = random_id();
+    let dir = env.runtime.state_dir(&old_id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (addr, _keep) = dockerd::init::control::socket_address(&dir).unwrap();
+    let listener = tokio::net::UnixListener::bind(addr).unwrap();
+    let old_monitor = tokio::spawn(async move {
+        let (conn, _) = listener.accept().await.unwrap();
+        let mut reader = tokio::io::BufReader::new(conn);
+        let mut line = Vec::new();
+        tokio::io::AsyncBufReadExt::read_until(&mut reader, b'\n', &mut line)
+            .await
+            .unwrap();
+        assert!(
+            line.starts_with(b"{\"exec\":"),
+            "{:?}",
+            String::from_utf8_lossy(&line)
+        );
+        reader
+            .get_mut()
+            .write_all(
+                b"{\"error\":{\"message\":\"invalid message on the container monitor's socket: \
+                  unknown variant `exec`\"}}\n",
+            )
+            .await
+            .unwrap();
+    });
+
+    let mut exec = env.spec(&["sh", "-c", "echo ran in $(tr '\\0' ' ' < /proc/1/cmdline)"]);
+    exec.exec_in = Some(started.pid);
+    exec.cgroup_path = cgroup;
+    let out = env.run_in(Some(&old_id), exec).await;
+    old_monitor.await.unwrap();
+    assert_eq!(out.record.exit_code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("ran in sh -c while"),
+        "{}",
+        out.stdout
+    );
 
     std::fs::write(trigger.join("stop"), "").unwrap();
     let record = tokio::time::timeout(PATIENCE, env.runtime.wait(&ctr_id))

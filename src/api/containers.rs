@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::stream::{self, MULTIPLEXED, RAW};
 use super::{ApiState, Ctx, Response, body, page_not_found, response};
+use crate::engine::containers::detach;
 use crate::engine::containers::inspect::{LIST_FILTERS, ListOptions};
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
@@ -239,13 +240,14 @@ fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
 
 /// Joins a hijacked client connection to a monitor's attach stream until the
 /// output ends (then `before_close` runs, and the client's side is closed) or the
-/// client detaches with the detach keys (with a TTY).
+/// client types `detach_keys` (with a TTY, as Docker).
 pub(crate) async fn join_streams<R, W>(
     mut client_rd: R,
     mut client_wr: W,
     monitor: tokio::net::UnixStream,
     stdin: bool,
     tty: bool,
+    detach_keys: Vec<u8>,
     before_close: impl std::future::Future<Output = ()>,
 ) where
     R: tokio::io::AsyncRead + Unpin,
@@ -262,7 +264,8 @@ pub(crate) async fn join_streams<R, W>(
     };
     let to_monitor = async {
         let mut buf = vec![0u8; 32 * 1024];
-        let mut matched = 0usize;
+        let mut watcher = tty.then(|| detach::Watcher::new(detach_keys));
+        let mut pass = Vec::with_capacity(buf.len());
         loop {
             let n = match client_rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -271,20 +274,19 @@ pub(crate) async fn join_streams<R, W>(
             if !stdin {
                 continue;
             }
-            if tty {
-                for &b in &buf[..n] {
-                    if b == DETACH_KEYS[matched] {
-                        matched += 1;
-                        if matched == DETACH_KEYS.len() {
-                            return true;
-                        }
-                    } else {
-                        matched = usize::from(b == DETACH_KEYS[0]);
-                    }
+            pass.clear();
+            let detached = match &mut watcher {
+                Some(w) => w.filter(&buf[..n], &mut pass),
+                None => {
+                    pass.extend_from_slice(&buf[..n]);
+                    false
                 }
-            }
-            if mon_wr.write_all(&buf[..n]).await.is_err() {
+            };
+            if mon_wr.write_all(&pass).await.is_err() {
                 break;
+            }
+            if detached {
+                return true;
             }
         }
         // The client closed its side: the container's stdin ends (with StdinOnce).
@@ -318,9 +320,6 @@ pub(crate) fn resize_dims(ctx: &Ctx) -> Result<(u16, u16)> {
     Ok((dim("h")?, dim("w")?))
 }
 
-/// Ctrl-P Ctrl-Q, Docker's default detach sequence.
-const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
-
 /// `POST /containers/{id}/attach`: answers `101 UPGRADED`, then joins the client's
 /// connection to the container's stdio through its monitor.
 async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
@@ -332,6 +331,9 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
     };
     let want_stream = q.bool("stream");
     let want_logs = q.bool("logs");
+    let keys = q.get("detachKeys").unwrap_or("");
+    let detach_keys = detach::parse(keys)
+        .map_err(|_| Error::invalid(format!("Invalid detach keys ({keys}) provided")))?;
     let upgrade = ctx.parts.headers.get(UPGRADE).is_some();
     if !upgrade {
         return Err(Error::invalid(
@@ -392,7 +394,16 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
             let _ = client_wr.shutdown().await;
             return;
         };
-        join_streams(client_rd, client_wr, monitor, streams.stdin, tty, async {}).await;
+        join_streams(
+            client_rd,
+            client_wr,
+            monitor,
+            streams.stdin,
+            tty,
+            detach_keys,
+            async {},
+        )
+        .await;
     });
 
     let mut resp = response::empty(StatusCode::SWITCHING_PROTOCOLS);

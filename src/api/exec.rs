@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::stream::{MULTIPLEXED, RAW};
 use super::{ApiState, Ctx, Response, page_not_found, response};
+use crate::engine::containers::detach;
 use crate::engine::containers::exec::ExecConfig;
 use crate::engine::{Error, Result};
 
@@ -93,6 +94,9 @@ async fn start(state: &Arc<ApiState>, id: &str, body: Value, ctx: Ctx) -> Result
     }
     let tty = exec.config.tty;
     let stdin = exec.config.attach_stdin;
+    // Checked when the exec was created.
+    let detach_keys =
+        detach::parse(&exec.config.detach_keys).unwrap_or_else(|_| detach::DEFAULT.to_vec());
     let id = id.to_string();
     let req = hyper::Request::from_parts(ctx.parts, ());
     state.streams.spawn(async move {
@@ -115,8 +119,16 @@ async fn start(state: &Arc<ApiState>, id: &str, body: Value, ctx: Ctx) -> Result
                 let exited = async move {
                     exec.exited().await;
                 };
-                super::containers::join_streams(client_rd, client_wr, monitor, stdin, tty, exited)
-                    .await;
+                super::containers::join_streams(
+                    client_rd,
+                    client_wr,
+                    monitor,
+                    stdin,
+                    tty,
+                    detach_keys,
+                    exited,
+                )
+                .await;
             }
             Err(e) => {
                 // Docker writes it on stdout (a stdout frame without a TTY).

@@ -42,12 +42,16 @@ pub fn encode_line<T: Serialize>(msg: &T) -> Vec<u8> {
     line
 }
 
+/// How an undecodable line is reported; a monitor answers a request it does not know
+/// (one newer than itself) with an error that starts so.
+pub const INVALID_MESSAGE: &str = "invalid message on the container monitor's socket";
+
 /// Parses one line (without its newline) as a message.
 pub fn decode_line<T: DeserializeOwned>(line: &[u8]) -> io::Result<T> {
     serde_json::from_slice(line).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("invalid message on the container monitor's socket: {e}"),
+            format!("{INVALID_MESSAGE}: {e}"),
         )
     })
 }

@@ -100,7 +100,7 @@ pub fn main(args: &[OsString]) -> u8 {
 
 /// The monitor outlives the daemon: its own session, deaf to the hangup and broken
 /// pipes a departing daemon causes.
-fn detach_from_daemon() {
+pub(crate) fn detach_from_daemon() {
     unsafe {
         libc::setsid();
         libc::signal(libc::SIGHUP, libc::SIG_IGN);

@@ -39,8 +39,9 @@ const STDIN_BACKLOG: usize = 1 << 20;
 /// After the container exited, how long an attached client may make no progress
 /// reading the rest of the output before it is dropped (Docker waits 2 s).
 const FLUSH_STALL: Duration = Duration::from_secs(2);
-/// Largest request line accepted on the control socket.
-const MAX_REQUEST: usize = 64 * 1024;
+/// Largest request line accepted on the control socket (an `Exec` carries a whole
+/// spec, environment included).
+const MAX_REQUEST: usize = 1 << 20;
 const READ_CHUNK: usize = 32 * 1024;
 
 /// Starts and serves the container; returns the monitor's exit status.
@@ -421,6 +422,8 @@ struct Conn {
     out: OutQueue,
     /// The peer may still send (stdin or its request).
     reading: bool,
+    /// Descriptors that came with the request line.
+    fds: Vec<OwnedFd>,
 }
 
 #[derive(Clone, Copy)]
@@ -516,6 +519,7 @@ impl EventLoop {
                     role: Role::Attach(streams),
                     out: OutQueue::default(),
                     reading: true,
+                    fds: Vec::new(),
                 }
             })
             .collect();
@@ -822,6 +826,7 @@ impl EventLoop {
                 role: Role::Pending(Vec::new()),
                 out: OutQueue::default(),
                 reading: true,
+                fds: Vec::new(),
             });
         }
     }
@@ -869,7 +874,14 @@ impl EventLoop {
         let Some(fd) = self.conns[i].fd.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
-        let n = match sys::read(fd, &mut buf) {
+        let read = match self.conns[i].role {
+            // Only a request line may bring descriptors.
+            Role::Pending(_) if self.conns[i].fds.len() < sys::MAX_FDS_PER_MESSAGE => {
+                sys::recv_with_fds(fd, &mut buf, &mut self.conns[i].fds)
+            }
+            _ => sys::read(fd, &mut buf),
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(_) => 0,
@@ -1001,6 +1013,48 @@ impl EventLoop {
                 };
                 self.reply(i, &reply);
             }
+            Request::Exec(spec) => {
+                let fds = std::mem::take(&mut self.conns[i].fds);
+                let reply = self.fork_exec(*spec, fds);
+                self.reply(i, &reply);
+            }
+        }
+    }
+
+    /// Forks the monitor of an exec into this container (see [`Request::Exec`]).
+    fn fork_exec(&self, spec: ContainerSpec, fds: Vec<OwnedFd>) -> Reply {
+        let error = |message: String| Reply::Error { message };
+        if self.spec.exec_in.is_some() {
+            return error("an exec is started by its container's monitor".into());
+        }
+        if self.exited.is_some() {
+            return error(format!("container {} is not running", self.spec.id));
+        }
+        if spec.exec_in != Some(self.pid) {
+            return error(format!(
+                "the exec does not name the process of container {}",
+                self.spec.id
+            ));
+        }
+        let mut fds = fds.into_iter();
+        let Some(sync) = fds.next() else {
+            return error("the exec request came without its sync descriptor".into());
+        };
+        let attach: Vec<(OwnedFd, AttachStreams)> = fds
+            .by_ref()
+            .zip(spec.initial_attach.iter().map(|a| a.streams))
+            .collect();
+        if attach.len() != spec.initial_attach.len() {
+            return error("the exec request came without its attach streams".into());
+        }
+        match sys::clone_process(0) {
+            Ok(None) => exec_monitor(spec, sync, attach),
+            // The parent's copies close here; the child is reaped with the others.
+            Ok(Some(_)) => Reply::Ok,
+            Err(e) => error(format!(
+                "start the exec's monitor: {}",
+                crate::store::strip_os_suffix(&e)
+            )),
         }
     }
 
@@ -1074,6 +1128,18 @@ impl EventLoop {
         }
         let _ = std::fs::remove_file(&self.socket_path);
     }
+}
+
+/// The forked exec monitor: it keeps only the exec's descriptors, leaves the
+/// container monitor's session, runs the exec like a monitor the daemon started, and
+/// exits without unwinding into the container monitor's state it still has a copy of.
+fn exec_monitor(spec: ContainerSpec, sync: OwnedFd, attach: Vec<(OwnedFd, AttachStreams)>) -> ! {
+    let mut keep = vec![sync.as_raw_fd()];
+    keep.extend(attach.iter().map(|(fd, _)| fd.as_raw_fd()));
+    sys::close_all_except(&keep);
+    super::detach_from_daemon();
+    let code = run(spec, sync, attach);
+    sys::exit_now(code.into())
 }
 
 fn dup(fd: RawFd) -> io::Result<OwnedFd> {

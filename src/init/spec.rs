@@ -28,6 +28,15 @@
 //! - `Wait`: the [`Reply`] line (`Exited`) is sent when the container has exited and its
 //!   output is fully written to the log and attached clients.
 //! - `State`: one [`Reply`] line.
+//! - `Exec`: a process to run in the container (a spec with `exec_in` set to the
+//!   container's PID). Descriptors come with the line's first bytes (SCM_RIGHTS): the
+//!   sync descriptor, then one attach stream per `initial_attach` entry, in order. The
+//!   monitor forks an exec monitor — a copy of itself that reports on that sync
+//!   descriptor exactly as a monitor the daemon starts does, and serves the exec on
+//!   its own `monitor.sock` in the spec's state directory — and answers `Ok`, or
+//!   `Error` when nothing was forked. An exec so costs a fork of a small process,
+//!   not a new monitor from the daemon's binary, and like the container it outlives
+//!   the daemon.
 //!
 //! # Exit
 //! When the container's process exits, the monitor drains its output, closes attach
@@ -177,6 +186,7 @@ pub enum Request {
     Resize { height: u16, width: u16 },
     Wait,
     State,
+    Exec(Box<ContainerSpec>),
 }
 
 /// The monitor's answer to a non-attach request.

@@ -190,16 +190,36 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
 
 /// Closes every descriptor from `first` up.
 pub fn close_from(first: RawFd) {
+    close_range(first, RawFd::MAX);
+}
+
+/// Closes every descriptor from 3 up except those in `keep`.
+pub fn close_all_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd > 2).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next = 3;
+    for fd in keep {
+        if fd > next {
+            close_range(next, fd - 1);
+        }
+        next = fd + 1;
+    }
+    close_from(next);
+}
+
+/// Closes descriptors `first..=last`.
+fn close_range(first: RawFd, last: RawFd) {
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
-            libc::c_uint::MAX,
+            last as libc::c_uint,
             0,
         )
     };
     if r != 0 {
-        for fd in first..1024 {
+        for fd in first..=last.min(1023) {
             unsafe { libc::close(fd) };
         }
     }
@@ -457,39 +477,54 @@ pub fn drain_signalfd(fd: RawFd) -> Vec<i32> {
 
 /// Sends one descriptor over a unix socket (SCM_RIGHTS) with a one-byte payload.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    send_with_fds(sock, &[0u8], &[fd]).map(drop)
+}
+
+/// Sends `data` with `fds` attached to its first byte (SCM_RIGHTS); returns how many
+/// bytes went (the descriptors went with the first of them).
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let iov = [io::IoSlice::new(&[0u8])];
-    let fds = [fd];
-    let cmsgs = [ControlMessage::ScmRights(&fds)];
+    let iov = [io::IoSlice::new(data)];
+    let cmsgs = [ControlMessage::ScmRights(fds)];
+    let cmsgs = if fds.is_empty() { &[][..] } else { &cmsgs[..] };
     retry(|| {
-        sendmsg::<()>(sock, &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-            .map(drop)
-            .map_err(io::Error::from)
+        sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(io::Error::from)
+    })
+}
+
+/// Most descriptors [`recv_with_fds`] takes with one read.
+pub const MAX_FDS_PER_MESSAGE: usize = 16;
+
+/// Reads into `buf` like `read(2)`, appending the descriptors that came with the
+/// bytes (close-on-exec) to `fds`.
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
+    retry(|| {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(io::Error::from)?;
+        for c in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(received) = c {
+                // Owned at once, so none leaks whatever happens next.
+                fds.extend(
+                    received
+                        .into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        Ok(msg.bytes)
     })
 }
 
 /// Receives one descriptor sent by [`send_fd`]; `None` when the peer closed first.
 pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut byte = [0u8; 1];
-    let mut space = nix::cmsg_space!(RawFd);
-    let (n, fds) = retry(|| {
-        let mut iov = [io::IoSliceMut::new(&mut byte)];
-        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(io::Error::from)?;
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().map_err(io::Error::from)? {
-            if let ControlMessageOwned::ScmRights(f) = c {
-                fds.extend(f);
-            }
-        }
-        Ok((msg.bytes, fds))
-    })?;
+    let mut fds = Vec::new();
+    let n = recv_with_fds(sock, &mut byte, &mut fds)?;
     // Every descriptor received is owned here, so extra ones are closed, not leaked.
-    let mut fds = fds
-        .into_iter()
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    match fds.next() {
+    match fds.into_iter().next() {
         Some(fd) => Ok(Some(fd)),
         None if n == 0 => Ok(None),
         None => Err(io::Error::new(

@@ -6,7 +6,9 @@
 //! daemon's side of that arrangement: it spawns a monitor with the spec, waits for its
 //! one-line start report, and later talks to it over `<exec-root>/containers/<id>/
 //! monitor.sock` (attach, kill, resize, wait, state). When the monitor is gone, the
-//! container's `exit.json` in the same directory tells how it ended.
+//! container's `exit.json` in the same directory tells how it ended. An exec is sent
+//! to its container's monitor, which forks the exec's monitor; from then on the exec
+//! is reached like a container, under its own ID.
 //!
 //! A daemon that comes back after a restart makes a new [`Runtime`] on the same
 //! exec-root and finds its running containers through the same sockets.
@@ -103,13 +105,106 @@ impl Runtime {
         mut spec: ContainerSpec,
         initial_attach: Vec<(std::os::unix::net::UnixStream, AttachStreams)>,
     ) -> Result<Started, StartError> {
-        let fail = |message: String| StartError {
-            message,
+        self.prepare(&mut spec, &initial_attach)?;
+        self.spawn_monitor(&spec, initial_attach).await
+    }
+
+    /// Starts an exec: `spec` names the running container's process in `exec_in`.
+    /// The container's monitor forks the exec's monitor (see `Request::Exec`), which
+    /// reports like one started by [`Runtime::start`] and is reached under the
+    /// spec's own ID. A container monitor too old to know the request gets a monitor
+    /// spawned from the daemon's binary instead.
+    pub async fn start_exec(
+        &self,
+        container_id: &str,
+        mut spec: ContainerSpec,
+        initial_attach: Vec<(std::os::unix::net::UnixStream, AttachStreams)>,
+    ) -> Result<Started, StartError> {
+        self.prepare(&mut spec, &initial_attach)?;
+        let not_running = || StartError {
+            message: format!("container {container_id} is not running"),
             exit_code: 128,
         };
-        check_id(&spec.id).map_err(|e| fail(e.to_string()))?;
+        let mut stream = match self.connect(container_id).await {
+            Ok(s) => s,
+            Err(_) => return Err(not_running()),
+        };
+        let (sync_r, sync_w) =
+            crate::init::sys::pipe().map_err(|e| start_failure(format!("create a pipe: {e}")))?;
+        let mut fds = vec![sync_w.as_raw_fd()];
+        fds.extend(initial_attach.iter().map(|(s, _)| s.as_raw_fd()));
+        let line = control::encode_line(&Request::Exec(Box::new(spec.clone())));
+        let reply = async {
+            let sent = stream
+                .async_io(tokio::io::Interest::WRITABLE, || {
+                    crate::init::sys::send_with_fds(stream.as_raw_fd(), &line, &fds)
+                })
+                .await?;
+            stream.write_all(&line[sent..]).await?;
+            let mut reader = BufReader::new(&mut stream);
+            let mut answer = Vec::new();
+            reader.read_until(b'\n', &mut answer).await?;
+            if answer.pop() != Some(b'\n') {
+                return Ok(None);
+            }
+            control::decode_line::<Reply>(&answer).map(Some)
+        }
+        .await;
+        match reply {
+            Ok(Some(Reply::Ok)) => {}
+            Ok(Some(Reply::Error { message })) if message.starts_with(control::INVALID_MESSAGE) => {
+                drop(sync_w);
+                return self.spawn_monitor(&spec, initial_attach).await;
+            }
+            Ok(Some(Reply::Error { message })) => return Err(start_failure(message)),
+            Ok(Some(other)) => {
+                return Err(start_failure(format!(
+                    "unexpected answer from the container monitor: {other:?}"
+                )));
+            }
+            Ok(None) => return Err(not_running()),
+            // The monitor closed on us: the container ended meanwhile.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                return Err(not_running());
+            }
+            Err(e) => {
+                return Err(start_failure(format!(
+                    "hand the exec to the container monitor: {}",
+                    crate::store::strip_os_suffix(&e)
+                )));
+            }
+        }
+        drop(sync_w);
+        drop(initial_attach);
+        match read_sync(sync_r).await {
+            Ok(Some(SyncMessage::Started { pid, monitor_pid })) => Ok(Started { pid, monitor_pid }),
+            Ok(Some(SyncMessage::Failed { message, exit_code })) => {
+                Err(StartError { message, exit_code })
+            }
+            Ok(None) => Err(start_failure(
+                "the exec's monitor ended before starting the process".into(),
+            )),
+            Err(e) => Err(start_failure(format!(
+                "read the exec monitor's start report: {e}"
+            ))),
+        }
+    }
+
+    /// The state directory (made, without a previous run's socket and record) and the
+    /// attach descriptors' numbers in the monitor, filled into `spec`.
+    fn prepare(
+        &self,
+        spec: &mut ContainerSpec,
+        initial_attach: &[(std::os::unix::net::UnixStream, AttachStreams)],
+    ) -> Result<(), StartError> {
+        check_id(&spec.id).map_err(|e| start_failure(e.to_string()))?;
         let state_dir = self.state_dir(&spec.id);
-        crate::store::create_private_dir(&state_dir).map_err(|e| fail(e.to_string()))?;
+        crate::store::create_private_dir(&state_dir).map_err(|e| start_failure(e.to_string()))?;
         for stale in [EXIT_FILE, MONITOR_SOCKET] {
             let _ = std::fs::remove_file(state_dir.join(stale));
         }
@@ -122,7 +217,16 @@ impl Runtime {
                 streams: *streams,
             })
             .collect();
+        Ok(())
+    }
 
+    /// Runs `dockerd init` for a prepared spec and waits for its start report.
+    async fn spawn_monitor(
+        &self,
+        spec: &ContainerSpec,
+        initial_attach: Vec<(std::os::unix::net::UnixStream, AttachStreams)>,
+    ) -> Result<Started, StartError> {
+        let fail = start_failure;
         let json = serde_json::to_vec(&spec)
             .map_err(|e| fail(format!("encode the container spec: {e}")))?;
         let spec_fd =
@@ -339,6 +443,19 @@ impl Runtime {
         }
     }
 
+    /// The IDs that have a state directory: containers and execs.
+    pub fn state_ids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.exec_root.join("containers")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| check_id(id).is_ok())
+            .collect()
+    }
+
     fn read_exit(&self, id: &str) -> Option<ExitRecord> {
         let bytes = std::fs::read(self.state_dir(id).join(EXIT_FILE)).ok()?;
         serde_json::from_slice(&bytes).ok()
@@ -388,6 +505,14 @@ impl Runtime {
                 crate::store::strip_os_suffix(&e)
             ))),
         }
+    }
+}
+
+/// A start that failed in the engine, not in the container's command (Docker's 128).
+fn start_failure(message: String) -> StartError {
+    StartError {
+        message,
+        exit_code: 128,
     }
 }
 

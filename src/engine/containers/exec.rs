@@ -1,9 +1,10 @@
 //! `docker exec`: processes started in a running container.
 //!
 //! An exec is created (`POST /containers/{id}/exec`), then started once. Its
-//! process runs under a monitor of its own (`dockerd init` in exec mode: the
-//! container's namespaces and cgroup), which owns its stdio and records its exit,
-//! so the process goes on when the daemon restarts. What the daemon knows of an
+//! process runs under a monitor of its own, forked by the container's monitor (exec
+//! mode: the container's namespaces and cgroup), which owns its stdio and records
+//! its exit in `<exec-root>/containers/<exec ID>`, so the process goes on when the
+//! daemon restarts. What the daemon knows of an
 //! exec lives in memory, as in Docker Engine: after a restart its ID is unknown.
 
 use std::collections::HashMap;
@@ -144,6 +145,12 @@ impl Engine {
                 h.id
             )));
         }
+        if super::detach::parse(&config.detach_keys).is_err() {
+            return Err(Error::invalid(format!(
+                "Invalid escape keys ({}) provided",
+                config.detach_keys
+            )));
+        }
         let id = crate::engine::random_id()?;
         let (exited, _) = watch::channel(None);
         self.execs.insert(Arc::new(Exec {
@@ -206,7 +213,7 @@ impl Engine {
         }
         let mut attrs = self.container_attributes(&r.container);
         attrs.insert("execID".into(), id.to_string());
-        match self.runtime.start(spec, initial).await {
+        match self.runtime.start_exec(&h.id, spec, initial).await {
             Ok(started) => {
                 exec.set(|s| {
                     s.running = true;
@@ -246,6 +253,25 @@ impl Engine {
                     failure.message
                 )))
             }
+        }
+    }
+
+    /// The state directories of execs a previous daemon started: their IDs went with
+    /// it, so each goes once its process has ended — at once for those that ended
+    /// while no daemon ran. Call once at start, before any new exec.
+    pub fn sweep_exec_state(self: &Arc<Self>) {
+        let known: std::collections::HashSet<String> =
+            self.containers.all().iter().map(|h| h.id.clone()).collect();
+        for id in self.runtime.state_ids() {
+            if known.contains(&id) {
+                continue;
+            }
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let record = engine.runtime.wait(&id).await;
+                tracing::debug!(exec_id = %id, "exec of a previous daemon ended (exit code {})", record.exit_code);
+                engine.runtime.remove_state(&id);
+            });
         }
     }
 

@@ -151,6 +151,7 @@ impl Engine {
                 }
             }
         }
+        self.sweep_exec_state();
     }
 
     /// `POST /containers/{id}/start`.

@@ -7,6 +7,7 @@
 //! (reading json-file logs), `spec` (the monitor's spec for a start).
 
 pub mod create;
+pub mod detach;
 pub mod exec;
 pub mod health;
 pub mod inspect;
