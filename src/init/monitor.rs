@@ -50,7 +50,17 @@ pub fn run(
     sync: OwnedFd,
     initial_attach: Vec<(OwnedFd, AttachStreams)>,
 ) -> u8 {
-    match start(&spec) {
+    serve_started(start(&spec), spec, sync, initial_attach)
+}
+
+/// Reports how the start went and, when it did, serves the process to its end.
+fn serve_started(
+    started: Result<Running, StartFailure>,
+    spec: ContainerSpec,
+    sync: OwnedFd,
+    initial_attach: Vec<(OwnedFd, AttachStreams)>,
+) -> u8 {
+    match started {
         Ok(running) => {
             let monitor_pid = std::process::id() as i32;
             report(
@@ -131,7 +141,7 @@ impl Drop for StartCleanup {
 
 fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     if let Some(target) = spec.exec_in {
-        return start_exec(spec, target);
+        return start_exec(spec, target, None);
     }
     if !spec.rootfs.is_absolute() || !spec.rootfs.is_dir() {
         return Err(StartFailure::setup(format!(
@@ -275,9 +285,14 @@ fn finish_start(
 
 /// Exec mode: the process joins the running container whose first process is
 /// `target`. The monitor joins the container's PID namespace for its children
-/// (its own PID stays the host's), forks the process into the container's cgroup,
-/// and the process joins the other namespaces itself.
-fn start_exec(spec: &ContainerSpec, target: i32) -> Result<Running, StartFailure> {
+/// (its own PID stays the host's), forks the process into the container's cgroup
+/// (`cgroup` when the container's monitor forked this one and so knows it), and the
+/// process joins the other namespaces itself.
+fn start_exec(
+    spec: &ContainerSpec,
+    target: i32,
+    cgroup: Option<ContainerCgroup>,
+) -> Result<Running, StartFailure> {
     sys::block_signals(&[libc::SIGCHLD])
         .map_err(|e| StartFailure::setup(format!("block SIGCHLD: {e}")))?;
     let sigfd = sys::signalfd(&[libc::SIGCHLD])
@@ -301,9 +316,14 @@ fn start_exec(spec: &ContainerSpec, target: i32) -> Result<Running, StartFailure
     })?;
     drop(pidns);
 
-    let hierarchies = cgroup::detect().map_err(|e| StartFailure::setup(e.to_string()))?;
-    let cg = ContainerCgroup::existing(&hierarchies, &spec.cgroup_path)
-        .map_err(|e| StartFailure::setup(e.to_string()))?;
+    let cg = match cgroup {
+        Some(cg) => cg,
+        None => {
+            let hierarchies = cgroup::detect().map_err(|e| StartFailure::setup(e.to_string()))?;
+            ContainerCgroup::existing(&hierarchies, &spec.cgroup_path)
+                .map_err(|e| StartFailure::setup(e.to_string()))?
+        }
+    };
 
     let (listener, real_socket, socket_dir) = control_socket(spec)?;
     let cleanup = StartCleanup {
@@ -1048,7 +1068,7 @@ impl EventLoop {
             return error("the exec request came without its attach streams".into());
         }
         match sys::clone_process(0) {
-            Ok(None) => exec_monitor(spec, sync, attach),
+            Ok(None) => exec_monitor(spec, sync, attach, self.cgroup.clone()),
             // The parent's copies close here; the child is reaped with the others.
             Ok(Some(_)) => Reply::Ok,
             Err(e) => error(format!(
@@ -1105,20 +1125,26 @@ impl EventLoop {
             }
         }
         let answer = control::encode_line(&Reply::Exited(record.clone()));
+        let mut told = false;
         for c in &mut self.conns {
-            if matches!(c.role, Role::Waiting) {
+            let waiting = matches!(c.role, Role::Waiting);
+            if waiting {
                 c.out.push(&answer);
                 c.role = Role::Replied;
             }
             if let Some(fd) = &c.fd {
                 let _ = c.out.flush_to(fd.as_raw_fd());
+                told |= waiting && c.out.is_empty();
             }
         }
         self.conns.retain(|c| !matches!(c.role, Role::Replied));
 
         // Nobody is left to tell when this fails: a daemon that comes back finds no
-        // record and reports the container's end as unknown.
-        let _ = crate::store::write_json(&self.spec.state_dir.join(EXIT_FILE), &record);
+        // record and reports the container's end as unknown. An exec's end told to
+        // a waiter needs no record: a daemon that comes back knows no exec IDs.
+        if !(exec && told) {
+            let _ = crate::store::write_json(&self.spec.state_dir.join(EXIT_FILE), &record);
+        }
         // Only now may a request go unanswered: its sender finds the record.
         self.conns.clear();
         self.listener = None;
@@ -1133,12 +1159,19 @@ impl EventLoop {
 /// The forked exec monitor: it keeps only the exec's descriptors, leaves the
 /// container monitor's session, runs the exec like a monitor the daemon started, and
 /// exits without unwinding into the container monitor's state it still has a copy of.
-fn exec_monitor(spec: ContainerSpec, sync: OwnedFd, attach: Vec<(OwnedFd, AttachStreams)>) -> ! {
+fn exec_monitor(
+    spec: ContainerSpec,
+    sync: OwnedFd,
+    attach: Vec<(OwnedFd, AttachStreams)>,
+    cgroup: ContainerCgroup,
+) -> ! {
     let mut keep = vec![sync.as_raw_fd()];
     keep.extend(attach.iter().map(|(fd, _)| fd.as_raw_fd()));
     sys::close_all_except(&keep);
     super::detach_from_daemon();
-    let code = run(spec, sync, attach);
+    let target = spec.exec_in.unwrap_or_default();
+    let started = start_exec(&spec, target, Some(cgroup));
+    let code = serve_started(started, spec, sync, attach);
     sys::exit_now(code.into())
 }
 

@@ -45,7 +45,8 @@
 //! `monitor.sock`, and exits 0. Waiters are answered before the (fsync'd, so slow)
 //! write because a daemon that got the answer records it itself; `exit.json` is for a
 //! daemon that was absent. It is in place before the socket stops accepting: a
-//! request that gets no answer finds the record there.
+//! request that gets no answer finds the record there. An exec's monitor writes no
+//! record when a waiter got the answer: a daemon that comes back knows no exec IDs.
 
 use std::path::PathBuf;
 

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# End-to-end test of containers, execs and health checks on a cgroup-v2-only host.
+#
+#   tests/e2e/cgroup-v2.sh [DOCKERD]     # default: target/release/dockerd, else target/debug/dockerd
+#
+# This machine's cgroups are hybrid (v1 controllers); every current distribution runs
+# cgroup v2 alone. This script boots Debian 12 under qemu with systemd as PID 1 and
+# cgroup v2 with its controllers (../shared/tools/v2vm.sh), starts the given daemon
+# binary there as a transient systemd service with a delegated cgroup, and checks
+# with the real docker CLI, step by step: a container gets its own cgroup, an exec
+# joins it (and shows in `docker top`), exec options and exit codes, a health check
+# going starting → healthy → unhealthy, and an exec and its container outliving a
+# daemon killed with SIGKILL. Each step prints PASS or FAIL; the last line is
+# "N passed, M failed", and the exit status is non-zero when anything failed.
+#
+# Runs as root. Installs qemu-system-x86 and busybox-static when missing. The first
+# run builds the guest image (about 2 minutes, cached by v2vm.sh); a run takes a few
+# minutes more, since the guest is emulated (a docker CLI call takes seconds there).
+# The guest has no iptables and no network, so the daemon runs with
+# `--iptables=false --ip-masq=false --bridge none` and the containers with `--network none`.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+vm=$repo/../shared/tools/v2vm.sh
+[ -x "$vm" ] || { echo "FAIL: setup: $vm is missing"; exit 1; }
+
+bin=${1:-}
+if [ -z "$bin" ]; then
+    for b in "$repo/target/release/dockerd" "$repo/target/debug/dockerd"; do
+        if [ -x "$b" ]; then bin=$b; break; fi
+    done
+fi
+[ -n "$bin" ] && [ -x "$bin" ] || { echo "FAIL: setup: no dockerd binary (cargo build first)"; exit 1; }
+cli=${DOCKER_CLI:-$(command -v docker || true)}
+[ -n "$cli" ] || { echo "FAIL: setup: no docker CLI on PATH (set DOCKER_CLI)"; exit 1; }
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+share=$(mktemp -d /tmp/dockerd-cgroup-v2.XXXXXX)
+trap 'rm -rf "$share"' EXIT
+cp "$bin" "$share/dockerd"
+cp "$cli" "$share/docker"
+mkdir -p "$share/rootfs/bin" "$share/rootfs/tmp"
+cp /bin/busybox "$share/rootfs/bin/busybox"
+for c in sh true sleep cat id test touch rm ls; do ln -s busybox "$share/rootfs/bin/$c"; done
+tar -C "$share/rootfs" -cf "$share/busybox.tar" .
+rm -rf "$share/rootfs"
+
+cat >"$share/guest.sh" <<'GUEST'
+#!/bin/bash
+# Runs in the guest as root, in /mnt/host.
+set -u
+passed=0
+failed=0
+export PATH=/mnt/host:$PATH
+sock=/run/dk/docker.sock
+export DOCKER_HOST=unix://$sock
+export DOCKER_CONFIG=/run/dk/cli
+
+step() {
+    local name=$1
+    shift
+    echo "--- $name"
+    if "$@"; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        failed=$((failed + 1))
+    fi
+}
+
+# wait_for SECONDS COMMAND...: true once COMMAND succeeds.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while [ $SECONDS -lt $deadline ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    "$@"
+}
+
+start_daemon() {
+    systemd-run -q --unit "$1" -p Delegate=yes -p KillMode=process \
+        /mnt/host/dockerd -H "unix://$sock" --data-root /var/lib/dk --exec-root /run/dk/exec \
+        --pidfile /run/dk/docker.pid --iptables=false --ip-masq=false --bridge none
+    wait_for 60 sh -c "systemctl is-failed -q $1 && exit 0; docker version" && ! systemctl is-failed -q "$1"
+}
+
+health() { docker inspect -f '{{.State.Health.Status}}' "$1"; }
+
+setup() {
+    mkdir -p /run/dk /var/lib/dk
+    grep -q cgroup2 /proc/mounts && [ ! -d /sys/fs/cgroup/memory ] || { echo "not a cgroup-v2-only host"; return 1; }
+    if ! start_daemon dk1; then
+        journalctl -q -u dk1 --no-pager | tail -n 20
+        return 1
+    fi
+    docker import /mnt/host/busybox.tar bb:1 >/dev/null &&
+        docker run -d --name c1 --network none bb:1 sleep 100000 >/dev/null
+}
+
+container_cgroup() {
+    local pid cg
+    pid=$(docker inspect -f '{{.State.Pid}}' c1)
+    cg=$(cut -d: -f3- "/proc/$pid/cgroup")
+    echo "    container process in $cg"
+    [ -n "$cg" ] && [ "$cg" != / ] && grep -qx "$pid" "/sys/fs/cgroup$cg/cgroup.procs" &&
+        [ -n "$(cat "/sys/fs/cgroup$cg/cgroup.controllers")" ]
+}
+
+exec_joins_the_cgroup() {
+    local pid cg
+    pid=$(docker inspect -f '{{.State.Pid}}' c1)
+    cg=$(cut -d: -f3- "/proc/$pid/cgroup")
+    docker exec -d c1 sleep 777 || return 1
+    wait_for 20 sh -c "docker top c1 | grep -q 'sleep 777'" || return 1
+    local epid
+    epid=$(pgrep -f 'sleep 777') || return 1
+    echo "    exec process $epid in $(cut -d: -f3- "/proc/$epid/cgroup")"
+    [ "$(cut -d: -f3- "/proc/$epid/cgroup")" = "$cg" ] &&
+        [ "$(docker exec c1 cat /proc/self/cgroup)" = "$(docker exec c1 cat /proc/1/cgroup)" ] &&
+        kill "$epid"
+}
+
+exec_options_and_codes() {
+    [ "$(docker exec -u 1000:1000 -w /tmp -e X=1 c1 sh -c 'echo $(id -u) $(pwd) $X')" = "1000 /tmp 1" ] || return 1
+    docker exec c1 sh -c 'exit 3'
+    [ $? = 3 ] || return 1
+    local out
+    out=$(docker exec c1 no-such-command 2>&1)
+    local rc=$?
+    echo "    $out (exit $rc)"
+    [ $rc = 126 ] && [[ $out == *'executable file not found in $PATH'* ]] || return 1
+    [ "$(echo piped | docker exec -i c1 cat)" = piped ]
+}
+
+health_goes_healthy_then_unhealthy() {
+    docker run -d --name h1 --network none --health-cmd 'test -e /tmp/ok' --health-interval 1s \
+        --health-retries 2 bb:1 sh -c 'touch /tmp/ok; sleep 100000' >/dev/null || return 1
+    wait_for 60 sh -c '[ "$(docker inspect -f "{{.State.Health.Status}}" h1)" = healthy ]' || return 1
+    docker ps --filter health=healthy --format '{{.Names}} {{.Status}}' | grep -q '^h1 .*(healthy)' || return 1
+    docker exec h1 rm /tmp/ok || return 1
+    wait_for 60 sh -c '[ "$(docker inspect -f "{{.State.Health.Status}}" h1)" = unhealthy ]' || return 1
+    echo "    $(docker inspect -f '{{.State.Health.FailingStreak}} failures, last: {{(index .State.Health.Log 4).ExitCode}}' h1)"
+    [ "$(health h1)" = unhealthy ] && docker rm -f h1 >/dev/null
+}
+
+exec_outlives_a_killed_daemon() {
+    docker exec -d c1 sh -c 'sleep 10; touch /tmp/done' || return 1
+    systemctl kill -s KILL --kill-whom=main dk1 || return 1
+    sleep 1
+    rm -f "$sock"
+    start_daemon dk2 || { echo "    the daemon did not come back"; return 1; }
+    [ "$(docker inspect -f '{{.State.Running}}' c1)" = true ] || { echo "    c1 stopped"; return 1; }
+    wait_for 60 docker exec c1 test -e /tmp/done || { echo "    the exec did not finish"; return 1; }
+    # The exec's state goes once it ended: only the container's directory stays.
+    local id
+    id=$(docker inspect -f '{{.Id}}' c1)
+    wait_for 30 sh -c "[ \"\$(ls /run/dk/exec/containers)\" = $id ]" ||
+        { echo "    left: $(ls /run/dk/exec/containers)"; return 1; }
+}
+
+step "setup: daemon in a delegated cgroup, busybox image, a container" setup
+if [ "$failed" != 0 ]; then
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+step "the container has a cgroup of its own, with controllers" container_cgroup
+step "an exec joins the container's cgroup and shows in docker top" exec_joins_the_cgroup
+step "exec options, exit codes and stdin" exec_options_and_codes
+step "a health check goes healthy, then unhealthy" health_goes_healthy_then_unhealthy
+step "an exec and its container outlive a daemon killed with SIGKILL" exec_outlives_a_killed_daemon
+
+docker rm -f c1 h1 >/dev/null 2>&1
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
+GUEST
+chmod +x "$share/guest.sh"
+
+rc=0
+V2VM_QUIET=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-1200} "$vm" "$share" guest.sh >"$share/vm.log" 2>&1 || rc=$?
+cat "$share/out.log" 2>/dev/null || cat "$share/vm.log"
+if [ "$rc" != 0 ] && [ -f "$share/console.log" ]; then
+    echo "--- guest console (last lines)"
+    tail -n 40 "$share/console.log"
+fi
+exit "$rc"
