@@ -289,6 +289,12 @@ pub(crate) async fn join_streams<R, W>(
                 return true;
             }
         }
+        // What the watcher held back was not the sequence after all.
+        if let Some(w) = &watcher
+            && !w.held().is_empty()
+        {
+            let _ = mon_wr.write_all(w.held()).await;
+        }
         // The client closed its side: the container's stdin ends (with StdinOnce).
         let _ = mon_wr.shutdown().await;
         false

@@ -959,6 +959,8 @@ impl EventLoop {
     }
 
     fn request(&mut self, i: usize, req: io::Result<Request>, rest: &[u8]) {
+        // Descriptors are for an `Exec` only; any others close here.
+        let fds = std::mem::take(&mut self.conns[i].fds);
         let req = match req {
             Ok(r) => r,
             Err(e) => {
@@ -1034,7 +1036,6 @@ impl EventLoop {
                 self.reply(i, &reply);
             }
             Request::Exec(spec) => {
-                let fds = std::mem::take(&mut self.conns[i].fds);
                 let reply = self.fork_exec(*spec, fds);
                 self.reply(i, &reply);
             }
@@ -1169,9 +1170,13 @@ fn exec_monitor(
     keep.extend(attach.iter().map(|(fd, _)| fd.as_raw_fd()));
     sys::close_all_except(&keep);
     super::detach_from_daemon();
-    let target = spec.exec_in.unwrap_or_default();
-    let started = start_exec(&spec, target, Some(cgroup));
-    let code = serve_started(started, spec, sync, attach);
+    // A panic must not unwind into the container monitor's state this copy holds.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let target = spec.exec_in.unwrap_or_default();
+        let started = start_exec(&spec, target, Some(cgroup));
+        serve_started(started, spec, sync, attach)
+    }))
+    .unwrap_or(super::EXIT_MONITOR_FAILED);
     sys::exit_now(code.into())
 }
 

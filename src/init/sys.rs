@@ -496,26 +496,50 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usiz
 pub const MAX_FDS_PER_MESSAGE: usize = 16;
 
 /// Reads into `buf` like `read(2)`, appending the descriptors that came with the
-/// bytes (close-on-exec) to `fds`.
+/// bytes (close-on-exec) to `fds`. More than [`MAX_FDS_PER_MESSAGE`] in one message
+/// is an error, after every descriptor the kernel did pass was taken (and so closes).
 pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
-    retry(|| {
-        let mut iov = [io::IoSliceMut::new(buf)];
-        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(io::Error::from)?;
-        for c in msg.cmsgs().map_err(io::Error::from)? {
-            if let ControlMessageOwned::ScmRights(received) = c {
-                // Owned at once, so none leaks whatever happens next.
-                fds.extend(
-                    received
-                        .into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
+    // u64s keep the control buffer aligned for `cmsghdr`.
+    let mut control = [0u64; 2 + MAX_FDS_PER_MESSAGE / 2];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let n = retry(|| {
+        let r = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
         }
-        Ok(msg.bytes)
-    })
+    })?;
+    // Owned at once, so none leaks whatever happens next.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let len = (*c).cmsg_len as usize - (data as usize - c as usize);
+                let data = data.cast::<RawFd>();
+                for k in 0..len / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(k))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "more file descriptors than expected came with a message",
+        ));
+    }
+    Ok(n)
 }
 
 /// Receives one descriptor sent by [`send_fd`]; `None` when the peer closed first.
@@ -558,4 +582,64 @@ pub fn set_process_name(name: &CStr) {
 /// The raw descriptor of anything that has one (shorthand for call sites).
 pub fn raw(fd: &impl AsRawFd) -> RawFd {
     fd.as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_come_with_their_bytes_and_too_many_are_all_closed() {
+        let (a, b) = socketpair().unwrap();
+        let (p, q) = pipe().unwrap();
+        let sent =
+            send_with_fds(a.as_raw_fd(), b"line\n", &[p.as_raw_fd(), q.as_raw_fd()]).unwrap();
+        assert_eq!(sent, 5);
+        let mut buf = [0u8; 16];
+        let mut fds = Vec::new();
+        let n = recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds).unwrap();
+        assert_eq!(&buf[..n], b"line\n");
+        assert_eq!(fds.len(), 2);
+        // The received write end works: a byte written there comes out of `p`.
+        write_all(fds[1].as_raw_fd(), b"x").unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(read(p.as_raw_fd(), &mut one).unwrap(), 1);
+        drop(fds);
+
+        // More than a message may carry: an error, and every copy of the pipe's
+        // write end that came is closed (the read end then sees EOF, not EAGAIN).
+        let many: Vec<RawFd> = vec![q.as_raw_fd(); MAX_FDS_PER_MESSAGE + 4];
+        send_with_fds(a.as_raw_fd(), b"y", &many).unwrap();
+        drop(q);
+        let mut fds = Vec::new();
+        assert!(recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds).is_err());
+        assert_eq!(fds.len(), MAX_FDS_PER_MESSAGE);
+        drop(fds);
+        set_nonblocking(p.as_raw_fd(), true).unwrap();
+        assert_eq!(read(p.as_raw_fd(), &mut one).unwrap(), 0);
+    }
+
+    #[test]
+    fn close_all_except_keeps_only_what_it_is_told() {
+        let (p, q) = pipe().unwrap();
+        let (r, s) = pipe().unwrap();
+        // Run in a child: the test process's other descriptors must stay.
+        match clone_process(0).unwrap() {
+            None => {
+                close_all_except(&[q.as_raw_fd(), r.as_raw_fd()]);
+                let open = |fd: &OwnedFd| fd_is_open(fd.as_raw_fd());
+                let ok = !open(&p) && open(&q) && open(&r) && !open(&s);
+                exit_now(if ok { 0 } else { 1 });
+            }
+            Some(pid) => {
+                drop((p, s));
+                let mut status = 0;
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "{status}"
+                );
+            }
+        }
+    }
 }

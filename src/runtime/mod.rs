@@ -139,15 +139,21 @@ impl Runtime {
                 .async_io(tokio::io::Interest::WRITABLE, || {
                     crate::init::sys::send_with_fds(stream.as_raw_fd(), &line, &fds)
                 })
-                .await?;
-            stream.write_all(&line[sent..]).await?;
+                .await;
+            let wrote = match sent {
+                Ok(n) => stream.write_all(&line[n..]).await,
+                Err(e) => Err(e),
+            };
+            // A monitor that refused the line may have answered why before closing.
             let mut reader = BufReader::new(&mut stream);
             let mut answer = Vec::new();
-            reader.read_until(b'\n', &mut answer).await?;
-            if answer.pop() != Some(b'\n') {
-                return Ok(None);
+            let read = reader.read_until(b'\n', &mut answer).await;
+            if answer.pop() == Some(b'\n') {
+                return control::decode_line::<Reply>(&answer).map(Some);
             }
-            control::decode_line::<Reply>(&answer).map(Some)
+            wrote?;
+            read?;
+            Ok(None)
         }
         .await;
         match reply {

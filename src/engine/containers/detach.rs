@@ -40,6 +40,12 @@ impl Watcher {
         Watcher { keys, held: 0 }
     }
 
+    /// The start of the sequence held back so far: the process gets it when the
+    /// client's input ends there.
+    pub fn held(&self) -> &[u8] {
+        &self.keys[..self.held]
+    }
+
     /// Appends to `out` what of `input` goes to the process; true once the whole
     /// sequence was typed (what followed it in `input` is dropped, as Docker does).
     pub fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
@@ -99,6 +105,9 @@ mod tests {
         let mut w = Watcher::new(Vec::from(DEFAULT));
         let mut out = Vec::new();
         assert!(!w.filter(b"\x10", &mut out));
+        assert!(w.held().is_empty());
+        assert!(!w.filter(b"\x10", &mut out));
+        assert_eq!(w.held(), b"\x10");
         assert!(w.filter(b"\x11", &mut out), "across reads");
         assert!(out.is_empty());
     }

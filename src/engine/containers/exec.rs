@@ -256,14 +256,15 @@ impl Engine {
         }
     }
 
-    /// The state directories of execs a previous daemon started: their IDs went with
-    /// it, so each goes once its process has ended — at once for those that ended
-    /// while no daemon ran. Call once at start, before any new exec.
-    pub fn sweep_exec_state(self: &Arc<Self>) {
+    /// The state directories of execs a previous daemon started, among `state_ids`
+    /// (the runtime's, listed at start before any exec of this daemon): their IDs went
+    /// with it, so each goes once its process has ended — at once for those that
+    /// ended while no daemon ran.
+    pub fn sweep_exec_state(self: &Arc<Self>, state_ids: Vec<String>) {
         let known: std::collections::HashSet<String> =
             self.containers.all().iter().map(|h| h.id.clone()).collect();
-        for id in self.runtime.state_ids() {
-            if known.contains(&id) {
+        for id in state_ids {
+            if known.contains(&id) || self.execs.get(&id).is_ok() {
                 continue;
             }
             let engine = self.clone();

@@ -105,6 +105,8 @@ impl Engine {
     /// Picks up containers recorded as running: reattaches to live monitors, records
     /// the exits of those that finished while the daemon was away.
     pub async fn restore_containers(self: &Arc<Self>) {
+        // Taken before any health probe (an exec) of this daemon can start.
+        let runtime_states = self.runtime.state_ids();
         for h in self.containers.all() {
             if !h.record().container.state.running {
                 // A `--rm` container whose removal a crash interrupted.
@@ -151,7 +153,7 @@ impl Engine {
                 }
             }
         }
-        self.sweep_exec_state();
+        self.sweep_exec_state(runtime_states);
     }
 
     /// `POST /containers/{id}/start`.
