@@ -21,8 +21,10 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-vm=$repo/../shared/tools/v2vm.sh
-[ -x "$vm" ] || { echo "FAIL: setup: $vm is missing"; exit 1; }
+# The shared tools live beside the repository (/work/shared for a clone elsewhere).
+vm=${V2VM:-$repo/../shared/tools/v2vm.sh}
+[ -x "$vm" ] || vm=/work/shared/tools/v2vm.sh
+[ -x "$vm" ] || { echo "FAIL: setup: v2vm.sh is missing (../shared/tools beside the repository)"; exit 1; }
 
 bin=${1:-}
 if [ -z "$bin" ]; then
