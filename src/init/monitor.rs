@@ -141,7 +141,8 @@ impl Drop for StartCleanup {
 
 fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     if let Some(target) = spec.exec_in {
-        return start_exec(spec, target, None);
+        let namespaces = ExecNamespaces::open(spec, target)?;
+        return start_exec(spec, namespaces, None);
     }
     if !spec.rootfs.is_absolute() || !spec.rootfs.is_dir() {
         return Err(StartFailure::setup(format!(
@@ -283,31 +284,56 @@ fn finish_start(
     })
 }
 
-/// Exec mode: the process joins the running container whose first process is
-/// `target`. The monitor joins the container's PID namespace for its children
+/// The namespaces of a running container's first process, opened for an exec.
+struct ExecNamespaces {
+    pid: OwnedFd,
+    /// As [`container::EXEC_NAMESPACES`] lists them.
+    others: Vec<(OwnedFd, libc::c_int, &'static str)>,
+}
+
+impl ExecNamespaces {
+    /// Opens them from `/proc/<target>/ns`. The container's monitor does this before
+    /// it forks an exec's, while `target` cannot have been reaped (and its number
+    /// reused) yet.
+    fn open(spec: &ContainerSpec, target: i32) -> Result<ExecNamespaces, StartFailure> {
+        let gone = || StartFailure {
+            message: format!("container {} is not running", spec.id),
+            exit_code: EXIT_SETUP_FAILED,
+        };
+        let ns_file = |name: &str| PathBuf::from(format!("/proc/{target}/ns/{name}"));
+        let pid = sys::open(&ns_file("pid"), libc::O_RDONLY, 0).map_err(|_| gone())?;
+        let mut others = Vec::new();
+        for (name, flag) in container::EXEC_NAMESPACES {
+            let fd = sys::open(&ns_file(name), libc::O_RDONLY, 0).map_err(|_| gone())?;
+            others.push((fd, *flag, *name));
+        }
+        Ok(ExecNamespaces { pid, others })
+    }
+
+    fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        std::iter::once(self.pid.as_raw_fd())
+            .chain(self.others.iter().map(|(fd, _, _)| fd.as_raw_fd()))
+    }
+}
+
+/// Exec mode: the process joins the running container whose namespaces are
+/// `namespaces`. The monitor joins the container's PID namespace for its children
 /// (its own PID stays the host's), forks the process into the container's cgroup
 /// (`cgroup` when the container's monitor forked this one and so knows it), and the
 /// process joins the other namespaces itself.
 fn start_exec(
     spec: &ContainerSpec,
-    target: i32,
+    namespaces: ExecNamespaces,
     cgroup: Option<ContainerCgroup>,
 ) -> Result<Running, StartFailure> {
     sys::block_signals(&[libc::SIGCHLD])
         .map_err(|e| StartFailure::setup(format!("block SIGCHLD: {e}")))?;
     let sigfd = sys::signalfd(&[libc::SIGCHLD])
         .map_err(|e| StartFailure::setup(format!("create signalfd: {e}")))?;
-    let gone = || StartFailure {
-        message: format!("container {} is not running", spec.id),
-        exit_code: EXIT_SETUP_FAILED,
-    };
-    let ns_file = |name: &str| PathBuf::from(format!("/proc/{target}/ns/{name}"));
-    let pidns = sys::open(&ns_file("pid"), libc::O_RDONLY, 0).map_err(|_| gone())?;
-    let mut namespaces = Vec::new();
-    for (name, flag) in container::EXEC_NAMESPACES {
-        let fd = sys::open(&ns_file(name), libc::O_RDONLY, 0).map_err(|_| gone())?;
-        namespaces.push((fd, *flag, *name));
-    }
+    let ExecNamespaces {
+        pid: pidns,
+        others: namespaces,
+    } = namespaces;
     sys::cvt(unsafe { libc::setns(pidns.as_raw_fd(), libc::CLONE_NEWPID) }).map_err(|e| {
         StartFailure::setup(format!(
             "join the container's pid namespace: {}",
@@ -1068,8 +1094,12 @@ impl EventLoop {
         if attach.len() != spec.initial_attach.len() {
             return error("the exec request came without its attach streams".into());
         }
+        let namespaces = match ExecNamespaces::open(&spec, self.pid) {
+            Ok(n) => n,
+            Err(failure) => return error(failure.message),
+        };
         match sys::clone_process(0) {
-            Ok(None) => exec_monitor(spec, sync, attach, self.cgroup.clone()),
+            Ok(None) => exec_monitor(spec, sync, attach, namespaces, self.cgroup.clone()),
             // The parent's copies close here; the child is reaped with the others.
             Ok(Some(_)) => Reply::Ok,
             Err(e) => error(format!(
@@ -1164,16 +1194,17 @@ fn exec_monitor(
     spec: ContainerSpec,
     sync: OwnedFd,
     attach: Vec<(OwnedFd, AttachStreams)>,
+    namespaces: ExecNamespaces,
     cgroup: ContainerCgroup,
 ) -> ! {
     let mut keep = vec![sync.as_raw_fd()];
     keep.extend(attach.iter().map(|(fd, _)| fd.as_raw_fd()));
+    keep.extend(namespaces.fds());
     sys::close_all_except(&keep);
     super::detach_from_daemon();
     // A panic must not unwind into the container monitor's state this copy holds.
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        let target = spec.exec_in.unwrap_or_default();
-        let started = start_exec(&spec, target, Some(cgroup));
+        let started = start_exec(&spec, namespaces, Some(cgroup));
         serve_started(started, spec, sync, attach)
     }))
     .unwrap_or(super::EXIT_MONITOR_FAILED);
