@@ -104,11 +104,16 @@ mod tests {
 
         let mut w = Watcher::new(Vec::from(DEFAULT));
         let mut out = Vec::new();
-        assert!(!w.filter(b"\x10", &mut out));
         assert!(w.held().is_empty());
         assert!(!w.filter(b"\x10", &mut out));
         assert_eq!(w.held(), b"\x10");
         assert!(w.filter(b"\x11", &mut out), "across reads");
         assert!(out.is_empty());
+
+        // Ctrl-P twice: the first goes on, the second may begin the sequence.
+        let mut w = Watcher::new(Vec::from(DEFAULT));
+        assert!(!w.filter(b"\x10\x10", &mut out));
+        assert_eq!(out, b"\x10");
+        assert_eq!(w.held(), b"\x10");
     }
 }
