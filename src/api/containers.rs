@@ -412,6 +412,12 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
         .await;
     });
 
+    Ok(upgraded(tty))
+}
+
+/// `101 UPGRADED` for a hijacked attach or exec stream: raw with a TTY, multiplexed
+/// frames without.
+pub(crate) fn upgraded(tty: bool) -> Response {
     let mut resp = response::empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = resp.headers_mut();
     h.insert(
@@ -420,5 +426,5 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
     );
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    resp
 }

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
+use hyper::header::UPGRADE;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::stream::{MULTIPLEXED, RAW};
 use super::{ApiState, Ctx, Response, page_not_found, response};
 use crate::engine::containers::detach;
 use crate::engine::containers::exec::ExecConfig;
@@ -143,13 +142,5 @@ async fn start(state: &Arc<ApiState>, id: &str, body: Value, ctx: Ctx) -> Result
             }
         }
     });
-    let mut resp = response::empty(StatusCode::SWITCHING_PROTOCOLS);
-    let h = resp.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(if tty { RAW } else { MULTIPLEXED }),
-    );
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    Ok(super::containers::upgraded(tty))
 }

@@ -42,6 +42,23 @@ struct ExecState {
     exit_code: Option<i32>,
 }
 
+impl ExecState {
+    /// Docker's refusal of a second start.
+    fn check_not_started(&self, id: &str) -> Result<()> {
+        if self.running {
+            return Err(Error::conflict(format!(
+                "Error: Exec command {id} is already running"
+            )));
+        }
+        if self.started {
+            return Err(Error::conflict(format!(
+                "Error: Exec command {id} has already run"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One exec.
 pub struct Exec {
     pub id: String,
@@ -174,16 +191,7 @@ impl Engine {
         let exec = self.execs.get(id)?;
         {
             let mut s = exec.state.lock().unwrap_or_else(|p| p.into_inner());
-            if s.running {
-                return Err(Error::conflict(format!(
-                    "Error: Exec command {id} is already running"
-                )));
-            }
-            if s.started {
-                return Err(Error::conflict(format!(
-                    "Error: Exec command {id} has already run"
-                )));
-            }
+            s.check_not_started(id)?;
             s.started = true;
         }
         let h = self.containers.get(&exec.container_id)?;
@@ -281,17 +289,7 @@ impl Engine {
     /// (409).
     pub fn exec_check_startable(&self, id: &str) -> Result<()> {
         let exec = self.execs.get(id)?;
-        let s = exec.state();
-        if s.running {
-            return Err(Error::conflict(format!(
-                "Error: Exec command {id} is already running"
-            )));
-        }
-        if s.started {
-            return Err(Error::conflict(format!(
-                "Error: Exec command {id} has already run"
-            )));
-        }
+        exec.state().check_not_started(id)?;
         let h = self.containers.get(&exec.container_id)?;
         if !h.record().container.state.running {
             return Err(Error::conflict(format!(
