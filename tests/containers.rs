@@ -388,7 +388,7 @@ fn unsupported_settings_are_refused_not_ignored() {
     for args in [
         &["-m", "64m"][..],
         &["--restart", "always"],
-        &["-v", "named:/data"],
+        &["--ipc", "host"],
         &["--pid", "host"],
     ] {
         let mut full = vec!["create"];

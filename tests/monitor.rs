@@ -107,6 +107,7 @@ impl Env {
             source: trigger.clone(),
             destination: "/trigger".into(),
             readonly: true,
+            ..Default::default()
         });
         (spec, trigger)
     }
@@ -584,6 +585,7 @@ async fn binds_from_the_spec_are_mounted() {
         source: hosts.clone(),
         destination: "/etc/hosts".into(),
         readonly: true,
+        ..Default::default()
     });
     let o = env.run(spec).await;
     assert_eq!(o.stdout, "127.0.0.1 localhost\nro\n");

@@ -83,7 +83,9 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
                 .await?,
         )),
         (Method::DELETE, ["containers", id]) => {
-            engine.container_remove(id, ctx.query.bool("force")).await?;
+            engine
+                .container_remove(id, ctx.query.bool("force"), ctx.query.bool("v"))
+                .await?;
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, ["containers", _, "exec"]) => super::exec::route(state, ctx).await,

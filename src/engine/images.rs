@@ -503,9 +503,8 @@ impl Engine {
         Ok((self.images.layers_size(), list))
     }
 
-    /// `GET /system/df`. Each part is `null` unless asked for. Containers and
-    /// volumes are empty lists until those stores report their usage here; there
-    /// is no build cache.
+    /// `GET /system/df`. Each part is `null` unless asked for; there is no build
+    /// cache.
     pub fn disk_usage(&self, kinds: DiskUsageKinds, version: ApiVersion) -> Result<Value> {
         let mut doc = Map::new();
         if kinds.images {
@@ -529,7 +528,14 @@ impl Engine {
         } else {
             doc.insert("Containers".into(), Value::Null);
         }
-        doc.insert("Volumes".into(), empty_or_null(kinds.volumes));
+        doc.insert(
+            "Volumes".into(),
+            if kinds.volumes {
+                Value::Array(self.volumes_disk_usage())
+            } else {
+                Value::Null
+            },
+        );
         doc.insert("BuildCache".into(), empty_or_null(kinds.build_cache));
         Ok(Value::Object(doc))
     }

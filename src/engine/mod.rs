@@ -9,6 +9,7 @@ pub mod images;
 pub mod network;
 pub mod registry;
 pub mod system;
+pub mod volume;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -45,6 +46,8 @@ pub struct Engine {
     registries: registry::Registries,
     /// `docker exec` processes (in memory, as Docker keeps them).
     pub execs: containers::exec::Execs,
+    /// Volumes and which containers use them.
+    volumes: volume::Volumes,
 }
 
 impl Engine {
@@ -63,6 +66,7 @@ impl Engine {
             opts: config.log_opts.clone(),
         };
         let containers = containers::Containers::open(&data_root, &log_defaults)?;
+        let volumes = volume::Volumes::open(&data_root)?;
         let runtime = crate::runtime::Runtime::new(&exec_root);
         let networks = network::Networks::open(&config.network, &data_root, &exec_root, &id)?;
         let registries = registry::Registries::new(
@@ -88,8 +92,10 @@ impl Engine {
             networks,
             registries,
             execs: Default::default(),
+            volumes,
         };
         engine.restore_networking()?;
+        engine.restore_volume_refs();
         Ok(engine)
     }
 

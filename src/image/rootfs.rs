@@ -571,6 +571,17 @@ pub fn copy_layer(src: &Path, dst: &Path) -> Result<()> {
     copy_dir_contents(src, dst, &mut links)
 }
 
+/// Copies the directory `src` into the existing, empty directory `dst`: every
+/// entry with its owner, mode, times and xattrs (hard links stay links), and
+/// `src`'s own owner, mode and times onto `dst`. Symlinks are copied, never
+/// followed.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    copy_dir_contents(src, dst, &mut links)?;
+    let m = fs::symlink_metadata(src).map_err(|e| crate::store::with_path(e, "stat", src))?;
+    copy_meta(src, dst, &m)
+}
+
 fn copy_dir_contents(
     src: &Path,
     dst: &Path,

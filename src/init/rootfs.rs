@@ -9,14 +9,12 @@
 //! every path inside the root is resolved with [`secure_join`], so a symlink in the
 //! image cannot point a mount or a new directory at the host.
 
-use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::cgroup::{Hierarchy, Kind};
 use super::spec::{ContainerSpec, Mount};
@@ -29,54 +27,7 @@ const MS_NODEV: libc::c_ulong = libc::MS_NODEV;
 const MS_NOEXEC: libc::c_ulong = libc::MS_NOEXEC;
 const MS_RDONLY: libc::c_ulong = libc::MS_RDONLY;
 
-/// Resolves `unsafe_path` as if `root` were `/`: `..` stops at the root and symlinks
-/// are followed inside it. The result need not exist.
-pub fn secure_join(root: &Path, unsafe_path: &Path) -> io::Result<PathBuf> {
-    let mut queue: VecDeque<OsString> = components(unsafe_path);
-    let mut resolved = PathBuf::new();
-    let mut links = 0;
-    while let Some(part) = queue.pop_front() {
-        if part == ".." {
-            resolved.pop();
-            continue;
-        }
-        let candidate = root.join(&resolved).join(&part);
-        match fs::symlink_metadata(&candidate) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > 255 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "too many symlinks resolving {} in {}",
-                            unsafe_path.display(),
-                            root.display()
-                        ),
-                    ));
-                }
-                let target = fs::read_link(&candidate)?;
-                if target.is_absolute() {
-                    resolved.clear();
-                }
-                for c in components(&target).into_iter().rev() {
-                    queue.push_front(c);
-                }
-            }
-            _ => resolved.push(part),
-        }
-    }
-    Ok(root.join(resolved))
-}
-
-fn components(p: &Path) -> VecDeque<OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect()
-}
+pub use crate::store::secure_join;
 
 /// A failed step, worded for the client: `mount proc to /proc: operation not permitted`.
 fn step(what: impl std::fmt::Display, e: io::Error) -> io::Error {
@@ -142,7 +93,15 @@ pub fn prepare(spec: &ContainerSpec, cgroups: &[Hierarchy]) -> io::Result<Prepar
 
     let console = mount_dev(spec)?;
     for m in &spec.mounts {
-        bind(root, m)?;
+        match &m.tmpfs {
+            Some(t) => tmpfs(root, m, t)?,
+            None => bind(root, m)?,
+        }
+        if m.propagation != 0 {
+            let target = secure_join(root, Path::new(&m.destination))?;
+            sys::mount(None, &target, None, m.propagation as libc::c_ulong, None)
+                .map_err(|e| step(format_args!("set the propagation of {}", m.destination), e))?;
+        }
     }
     Ok(Prepared { console })
 }
@@ -371,11 +330,12 @@ fn bind(root: &Path, m: &Mount) -> io::Result<()> {
                 .map_err(|e| step(format_args!("create mount point {}", m.destination), e))?;
         }
     }
+    let recursive = if m.non_recursive { 0 } else { libc::MS_REC };
     sys::mount(
         Some(&m.source),
         &target,
         None,
-        libc::MS_BIND | libc::MS_REC,
+        libc::MS_BIND | recursive,
         None,
     )
     .map_err(|e| {
@@ -385,10 +345,32 @@ fn bind(root: &Path, m: &Mount) -> io::Result<()> {
         )
     })?;
     if m.readonly {
-        remount_readonly(&target)
-            .map_err(|e| step(format_args!("make {} read-only", m.destination), e))?;
+        // Read-only all the way down where the kernel can (as Docker's `rro`), else
+        // the bind itself.
+        let recursive = !m.non_recursive && sys::make_readonly_recursive(&target).is_ok();
+        if !recursive {
+            remount_readonly(&target)
+                .map_err(|e| step(format_args!("make {} read-only", m.destination), e))?;
+        }
     }
     Ok(())
+}
+
+/// A new tmpfs at the spec's destination (a directory, created when missing).
+fn tmpfs(root: &Path, m: &Mount, t: &super::spec::Tmpfs) -> io::Result<()> {
+    let target = dir_in_root(root, &m.destination)?;
+    let mut flags = t.flags as libc::c_ulong;
+    if m.readonly {
+        flags |= MS_RDONLY;
+    }
+    sys::mount(
+        Some(Path::new("tmpfs")),
+        &target,
+        Some("tmpfs"),
+        flags,
+        Some(&t.data),
+    )
+    .map_err(|e| step(format_args!("mount tmpfs to {}", m.destination), e))
 }
 
 /// Remounts the mount at `path` read-only, keeping its nosuid/nodev/noexec flags.
@@ -499,37 +481,6 @@ pub fn ensure_dir(cwd: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink as ln;
-
-    #[test]
-    fn secure_join_keeps_symlinks_inside_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("real/etc")).unwrap();
-        ln("/real/etc", root.join("etc")).unwrap();
-        ln("../../../../../../host", root.join("escape")).unwrap();
-        ln("/", root.join("slash")).unwrap();
-        ln("loop2", root.join("loop1")).unwrap();
-        ln("loop1", root.join("loop2")).unwrap();
-
-        assert_eq!(
-            secure_join(root, Path::new("/etc/hosts")).unwrap(),
-            root.join("real/etc/hosts")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/escape/x")).unwrap(),
-            root.join("host/x")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/../../etc")).unwrap(),
-            root.join("real/etc")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/slash/proc")).unwrap(),
-            root.join("proc")
-        );
-        assert!(secure_join(root, Path::new("/loop1")).is_err());
-    }
 
     #[test]
     fn ensure_dir_creates_and_refuses_files() {

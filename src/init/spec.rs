@@ -128,14 +128,38 @@ pub enum NetworkMode {
     Join(PathBuf),
 }
 
-/// A mount made inside the container.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A mount made inside the container: a bind of a host path (a file, a directory,
+/// a volume's directory), or a new tmpfs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Mount {
+    /// The host path bound (empty for a tmpfs).
     pub source: PathBuf,
-    /// Absolute path inside the container; created (file or directory, like the
-    /// source) when missing.
+    /// Absolute path inside the container, resolved inside its root; created (file
+    /// or directory, like the source) when missing.
     pub destination: String,
     pub readonly: bool,
+    /// A tmpfs rather than a bind: its mount flags and data (`size=64m,mode=1777`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<Tmpfs>,
+    /// Bind the source alone, without the mounts below it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_recursive: bool,
+    /// Propagation flags (`MS_PRIVATE | MS_REC`, …) applied once mounted; 0 keeps
+    /// what the container's root has (slave).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub propagation: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// How a tmpfs is mounted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// `MS_*` flags (`MS_NOSUID | MS_NODEV | MS_NOEXEC`, `MS_RDONLY`, …).
+    pub flags: u64,
+    pub data: String,
 }
 
 /// How container output is logged.

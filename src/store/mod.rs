@@ -6,10 +6,12 @@
 //! or the new content, never a torn file. Temporary files carry [`TEMP_PREFIX`] so that
 //! [`sweep_temp_files`] can remove the orphans a crash leaves behind.
 
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Prefix of every temporary file or directory this module (or a caller using
@@ -192,9 +194,89 @@ pub fn strip_os_suffix(e: &io::Error) -> String {
     }
 }
 
+/// Resolves `unsafe_path` as if `root` were `/`: `..` stops at the root and symlinks
+/// are followed inside it. The result need not exist.
+pub fn secure_join(root: &Path, unsafe_path: &Path) -> io::Result<PathBuf> {
+    let mut queue: VecDeque<OsString> = components(unsafe_path);
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = queue.pop_front() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = root.join(&resolved).join(&part);
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "too many symlinks resolving {} in {}",
+                            unsafe_path.display(),
+                            root.display()
+                        ),
+                    ));
+                }
+                let target = fs::read_link(&candidate)?;
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                for c in components(&target).into_iter().rev() {
+                    queue.push_front(c);
+                }
+            }
+            _ => resolved.push(part),
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+fn components(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink as ln;
+
+    #[test]
+    fn secure_join_keeps_symlinks_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("real/etc")).unwrap();
+        ln("/real/etc", root.join("etc")).unwrap();
+        ln("../../../../../../host", root.join("escape")).unwrap();
+        ln("/", root.join("slash")).unwrap();
+        ln("loop2", root.join("loop1")).unwrap();
+        ln("loop1", root.join("loop2")).unwrap();
+
+        assert_eq!(
+            secure_join(root, Path::new("/etc/hosts")).unwrap(),
+            root.join("real/etc/hosts")
+        );
+        assert_eq!(
+            secure_join(root, Path::new("/escape/x")).unwrap(),
+            root.join("host/x")
+        );
+        assert_eq!(
+            secure_join(root, Path::new("/../../etc")).unwrap(),
+            root.join("real/etc")
+        );
+        assert_eq!(
+            secure_join(root, Path::new("/slash/proc")).unwrap(),
+            root.join("proc")
+        );
+        assert!(secure_join(root, Path::new("/loop1")).is_err());
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

@@ -89,8 +89,8 @@ impl Engine {
         }
 
         let image = self.images.resolve(&config.image)?;
-        let mut warnings = net_warnings;
-        merge_image_config(&mut config, &image.config, &mut warnings);
+        let warnings = net_warnings;
+        merge_image_config(&mut config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
 
         let id = crate::engine::random_id()?;
@@ -111,9 +111,21 @@ impl Engine {
         };
 
         let dir = self.containers.root().join(&id);
+        let mut mount_points = Vec::new();
         let result = (|| -> Result<Created> {
             crate::store::create_private_dir(&dir)?;
             self.images.create_rw_layer(&image.id, &id)?;
+            let config_volumes: Vec<String> = config
+                .volumes
+                .as_ref()
+                .map(|v| v.keys().cloned().collect())
+                .unwrap_or_default();
+            mount_points = self.container_mounts_at_create(
+                &id,
+                &host_config,
+                &config_volumes,
+                &settings.tmpfs,
+            )?;
             let log_path = dir.join(format!("{id}-json.log"));
             let container = Container {
                 id: id.clone(),
@@ -142,6 +154,7 @@ impl Engine {
                     endpoints_kept: true,
                     ..NetworkSettings::default()
                 },
+                mount_points: mount_points.clone(),
             };
             let mut host_config = settings::complete_host_config(&host_config, &settings);
             if !settings.links.is_empty() {
@@ -170,6 +183,7 @@ impl Engine {
             })
         })();
         if result.is_err() {
+            self.release_container_volumes(&id, &mount_points, true);
             self.containers.release_name(&name, &id);
             let _ = self.images.remove_rw_layer(&id);
             let _ = crate::store::remove_dir_all_robust(&dir);
@@ -209,11 +223,7 @@ impl Engine {
 }
 
 /// Docker's merge of the image config into the container config (daemon/create.go).
-fn merge_image_config(
-    config: &mut Config,
-    image: &crate::image::ImageConfig,
-    warnings: &mut Vec<String>,
-) {
+fn merge_image_config(config: &mut Config, image: &crate::image::ImageConfig) {
     if config.user.is_empty() {
         config.user = image.user.clone();
     }
@@ -246,10 +256,11 @@ fn merge_image_config(
         }
     }
     if let Some(vols) = &image.volumes {
+        let merged = config.volumes.get_or_insert_with(BTreeMap::new);
         for v in vols.keys() {
-            warnings.push(format!(
-                "The image declares volume {v}; volumes are not supported by this daemon yet, so {v} stays in the container's own filesystem"
-            ));
+            merged
+                .entry(v.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
         }
     }
     config.healthcheck =

@@ -291,21 +291,6 @@ impl Engine {
         })
     }
 
-    fn mounts(r: &Record) -> Value {
-        Value::Array(
-            r.settings
-                .binds
-                .iter()
-                .map(|b| {
-                    json!({
-                        "Type": "bind", "Source": b.source.display().to_string(), "Destination": b.destination,
-                        "Mode": if b.readonly { "ro" } else { "" }, "RW": !b.readonly, "Propagation": "rprivate",
-                    })
-                })
-                .collect(),
-        )
-    }
-
     /// `GET /containers/{id}/json`.
     pub fn container_inspect(&self, name: &str, size: bool) -> Result<Value> {
         let h = self.containers.get(name)?;
@@ -353,7 +338,7 @@ impl Engine {
             "ExecIDs": exec_ids,
             "HostConfig": r.host_config,
             "GraphDriver": { "Name": c.driver, "Data": self.images.rw_layer_graph_data(&c.id).ok() },
-            "Mounts": Self::mounts(&r),
+            "Mounts": self.mounts_json(&r.container.mount_points),
             "Config": c.config,
             "NetworkSettings": self.network_settings(&r),
         });
@@ -502,12 +487,23 @@ impl Engine {
                     continue;
                 }
             }
-            // No container has volumes or is a swarm task: those filters match
-            // only their "none" forms.
+            // No container is a swarm task: that filter matches only its "none" form.
             if f.contains("is-task") && f.get("is-task").any(|v| v == "true") {
                 continue;
             }
-            if f.contains("volume") {
+            // `volume`: a mount's destination, or its volume's name (a bind's source).
+            if f.contains("volume")
+                && !f.get("volume").any(|v| {
+                    c.mount_points.iter().any(|m| {
+                        m.destination == v
+                            || if m.name.is_empty() {
+                                m.source == v
+                            } else {
+                                m.name == v
+                            }
+                    })
+                })
+            {
                 continue;
             }
             if f.contains("isolation")
@@ -545,7 +541,7 @@ impl Engine {
                 status: status_text(&r),
                 host_config: HostConfigSummary { network_mode },
                 network_settings: NetworkSettingsSummary { networks },
-                mounts: Self::mounts(&r),
+                mounts: self.mounts_json(&r.container.mount_points),
             };
             out.push(entry);
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {

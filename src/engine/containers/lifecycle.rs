@@ -113,7 +113,7 @@ impl Engine {
                 let ran = h.record().container.has_been_started_before;
                 if ran && h.record().settings.auto_remove {
                     let _op = h.op.lock().await;
-                    if let Err(e) = self.remove_locked(&h, true).await {
+                    if let Err(e) = self.remove_locked(&h, true, true).await {
                         tracing::warn!(container_id = %h.id, "failed to remove an exited --rm container: {e}");
                     }
                 }
@@ -182,14 +182,15 @@ impl Engine {
         let sd = state_dir.clone();
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = engine.images.mount_rw_layer(&id)?;
+            let volumes = engine.container_volume_mounts(&record)?;
             let mounted = t0.elapsed();
             let net = engine.network_setup(&record, &dir, &sd);
-            tracing::debug!(container_id = %id, "start: root filesystem mounted in {mounted:?}, networking set up in {:?}", t0.elapsed() - mounted);
-            Ok((rootfs, net))
+            tracing::debug!(container_id = %id, "start: root filesystem and volumes mounted in {mounted:?}, networking set up in {:?}", t0.elapsed() - mounted);
+            Ok((rootfs, volumes, net))
         })
         .await
         .map_err(|e| Error::internal(format!("start: {e}")))?;
-        let (rootfs, net) = match prepared {
+        let (rootfs, volumes, net) = match prepared {
             Ok(p) => p,
             Err(e) => return Err(self.start_failed(h, e.to_string(), 128, false).await),
         };
@@ -203,7 +204,7 @@ impl Engine {
         };
         let pending = h.take_pending_attach();
         let initial: Vec<InitialAttach> = Vec::new();
-        let spec = match spec::build(&r, rootfs, state_dir.clone(), &net, initial) {
+        let spec = match spec::build(&r, rootfs, volumes, state_dir.clone(), &net, initial) {
             Ok(s) => s,
             Err(e) => {
                 self.abort_network(h, net).await;
@@ -289,7 +290,12 @@ impl Engine {
             .await;
         let id = h.id.clone();
         let engine = self.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.images.unmount_rw_layer(&id)).await;
+        let record = h.snapshot();
+        let _ = tokio::task::spawn_blocking(move || {
+            engine.container_volumes_stopped(&record, false);
+            engine.images.unmount_rw_layer(&id)
+        })
+        .await;
         if from_runtime {
             self.remove_runtime_state(&h.id).await;
         }
@@ -302,7 +308,7 @@ impl Engine {
             l.error = None;
         });
         if h.record().settings.auto_remove {
-            if let Err(e) = self.remove_locked(h, true).await {
+            if let Err(e) = self.remove_locked(h, true, true).await {
                 tracing::error!(container_id = %h.id, "can't remove container: {e}");
             }
         }
@@ -367,6 +373,7 @@ impl Engine {
         let released = rec.network_released;
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
             engine.network_stopped(&before, &state_dir, released);
+            engine.container_volumes_stopped(&before, true);
             engine.images.unmount_rw_layer(&id)
         })
         .await
@@ -403,7 +410,7 @@ impl Engine {
                 if h.lifecycle.borrow().removed || h.record().container.state.running {
                     return;
                 }
-                if let Err(e) = engine.remove_locked(&h, true).await {
+                if let Err(e) = engine.remove_locked(&h, true, true).await {
                     tracing::error!(container_id = %h.id, "failed to remove container after it exited: {e}");
                 }
             });
@@ -570,7 +577,12 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`.
-    pub async fn container_remove(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+    pub async fn container_remove(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        remove_volumes: bool,
+    ) -> Result<()> {
         let h = self.containers.get(name)?;
         let _op = h.op.lock().await;
         if h.lifecycle.borrow().removed {
@@ -581,10 +593,15 @@ impl Engine {
                 "cannot remove container \"{name}\": container is running: stop the container before removing or force remove"
             )));
         }
-        self.remove_locked(&h, force).await
+        self.remove_locked(&h, force, remove_volumes).await
     }
 
-    async fn remove_locked(self: &Arc<Self>, h: &Arc<Handle>, force: bool) -> Result<()> {
+    async fn remove_locked(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        force: bool,
+        remove_volumes: bool,
+    ) -> Result<()> {
         if h.record().container.state.running {
             if !force {
                 return Err(Error::conflict("container is running"));
@@ -624,6 +641,13 @@ impl Engine {
             )));
         }
         self.remove_runtime_state(&h.id).await;
+        let points = h.record().container.mount_points.clone();
+        let engine = self.clone();
+        let id = h.id.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            engine.release_container_volumes(&id, &points, remove_volumes)
+        })
+        .await;
         self.containers.remove(&h.id);
         tracing::debug!(container_id = %h.id, "remove: layer and files removed in {:?}", t0.elapsed());
         let attrs = self.container_attributes(&h.record().container);
@@ -779,7 +803,7 @@ impl Engine {
             if h.record().container.state.running || h.lifecycle.borrow().removed {
                 continue;
             }
-            match self.remove_locked(&h, false).await {
+            match self.remove_locked(&h, false, false).await {
                 Ok(()) => {
                     deleted.push(h.id.clone());
                     reclaimed += size;

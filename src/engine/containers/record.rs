@@ -170,6 +170,9 @@ pub struct Container {
     /// The networks it joins and, while it runs, what it got on them.
     #[serde(default)]
     pub network_settings: NetworkSettings,
+    /// What it mounts (binds, volumes, tmpfs), fixed at create.
+    #[serde(default)]
+    pub mount_points: Vec<crate::engine::volume::mounts::MountPoint>,
 }
 
 /// A container's networking: its endpoints (in the order joined: the first is
@@ -322,10 +325,18 @@ pub fn load(dir: &Path) -> Result<Option<(Container, Map<String, Value>)>> {
     let (Some(cfg), Some(hc)) = (read(CONFIG_FILE)?, read(HOSTCONFIG_FILE)?) else {
         return Ok(None);
     };
-    let c: Container = serde_json::from_slice(&cfg)
+    let mut c: Container = serde_json::from_slice(&cfg)
         .map_err(|e| Error::internal(format!("{}: {e}", dir.join(CONFIG_FILE).display())))?;
     let hc: Map<String, Value> = serde_json::from_slice(&hc)
         .map_err(|e| Error::internal(format!("{}: {e}", dir.join(HOSTCONFIG_FILE).display())))?;
+    if c.mount_points.is_empty() {
+        // Written before mount points were kept: binds of host paths were all
+        // there was.
+        for b in crate::engine::containers::settings::strings(hc.get("Binds"), "Binds")? {
+            c.mount_points
+                .push(crate::engine::volume::mounts::parse_bind(&b, "")?.point);
+        }
+    }
     Ok(Some((c, hc)))
 }
 

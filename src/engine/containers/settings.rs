@@ -7,7 +7,6 @@
 //! names the field, so that nothing a user asked for is silently ignored.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +26,10 @@ const SUPPORTED: &[&str] = &[
     "LogConfig",
     "RestartPolicy",
     "Binds",
+    "Mounts",
+    "Tmpfs",
+    "VolumesFrom",
+    "VolumeDriver",
     "ContainerIDFile",
     "Runtime",
     "PortBindings",
@@ -92,14 +95,6 @@ pub struct LogDefaults {
     pub opts: BTreeMap<String, String>,
 }
 
-/// A bind mount from `Binds` (`/host:/ctr[:ro]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    pub source: PathBuf,
-    pub destination: String,
-    pub readonly: bool,
-}
-
 /// The settings applied to a container.
 #[derive(Debug, Clone)]
 pub struct HostSettings {
@@ -124,7 +119,8 @@ pub struct HostSettings {
     pub console_size: Option<(u16, u16)>,
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
-    pub binds: Vec<Bind>,
+    /// `--tmpfs`: container path → mount options.
+    pub tmpfs: Vec<(String, String)>,
 }
 
 /// True for JSON zero values: null, false, 0, "", [], {}.
@@ -295,9 +291,21 @@ impl HostSettings {
             super::spec::normalize_capability(c)?;
         }
 
-        let mut binds = Vec::new();
-        for b in strings(hc.get("Binds"), "Binds")? {
-            binds.push(parse_bind(&b)?);
+        let mut tmpfs = Vec::new();
+        if let Some(Value::Object(m)) = hc.get("Tmpfs") {
+            for (dest, opts) in m {
+                let opts = opts.as_str().unwrap_or_default();
+                crate::engine::volume::mounts::check_tmpfs(dest, opts)?;
+                tmpfs.push((dest.clone(), opts.to_string()));
+            }
+        }
+        match hc.get("VolumeDriver").and_then(Value::as_str).unwrap_or("") {
+            "" | "local" => {}
+            d => {
+                return Err(Error::not_found(format!(
+                    "error looking up volume plugin {d}: plugin \"{d}\" not found"
+                )));
+            }
         }
 
         Ok(HostSettings {
@@ -318,7 +326,7 @@ impl HostSettings {
             console_size,
             log_driver,
             log_opts,
-            binds,
+            tmpfs,
         })
     }
 }
@@ -343,52 +351,6 @@ pub fn runtime_not_supported(name: &str) -> Error {
         "runtime \"{name}\" is not supported yet: containers run with the built-in runtime \"{}\"",
         crate::config::BUILTIN_RUNTIME
     ))
-}
-
-/// `/host:/container[:ro|rw]`. Named volumes and other options are not supported yet.
-fn parse_bind(spec: &str) -> Result<Bind> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => {
-            return Err(Error::invalid(format!(
-                "invalid volume specification: '{spec}'"
-            )));
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(Error::not_implemented(format!(
-            "named volumes are not supported by this daemon yet: '{spec}' (bind an absolute host path instead)"
-        )));
-    }
-    if !dst.starts_with('/') || dst == "/" {
-        return Err(Error::invalid(format!(
-            "invalid volume specification: '{spec}': the container path must be absolute and not /"
-        )));
-    }
-    let mut readonly = false;
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => readonly = true,
-            "rw" => readonly = false,
-            other => {
-                return Err(Error::not_implemented(format!(
-                    "bind mount option '{other}' is not supported by this daemon yet"
-                )));
-            }
-        }
-    }
-    if !std::path::Path::new(src).exists() {
-        return Err(Error::invalid(format!(
-            "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-        )));
-    }
-    Ok(Bind {
-        source: PathBuf::from(src),
-        destination: dst.to_string(),
-        readonly,
-    })
 }
 
 /// The container's HostConfig as inspect shows it: Docker's defaults with the
@@ -443,11 +405,6 @@ fn default_host_config() -> Map<String, Value> {
 
 /// Refuses Config (not HostConfig) fields that ask for something not done yet.
 pub fn check_config_fields(body: &Map<String, Value>) -> Result<()> {
-    if let Some(v) = body.get("Volumes")
-        && !is_zero(v)
-    {
-        return Err(not_supported("Volumes"));
-    }
     if let Some(v) = body.get("Healthcheck")
         && !v.is_null()
     {
@@ -547,23 +504,5 @@ mod tests {
             )
             .is_ok()
         );
-    }
-
-    #[test]
-    fn binds() {
-        assert_eq!(
-            parse_bind("/tmp:/data:ro").unwrap(),
-            Bind {
-                source: "/tmp".into(),
-                destination: "/data".into(),
-                readonly: true
-            }
-        );
-        assert!(matches!(
-            parse_bind("myvol:/data"),
-            Err(Error::NotImplemented(_))
-        ));
-        assert!(parse_bind("/nonexistent-path-x:/data").is_err());
-        assert!(parse_bind("/tmp:rel").is_err());
     }
 }

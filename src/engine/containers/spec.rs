@@ -161,10 +161,12 @@ pub fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
     }
 }
 
-/// Builds the monitor's spec from the record and the mounted root.
+/// Builds the monitor's spec from the record, the mounted root and the container's
+/// own mounts (binds, volumes, tmpfs).
 pub fn build(
     r: &Record,
     rootfs: PathBuf,
+    volume_mounts: Vec<Mount>,
     state_dir: PathBuf,
     net: &crate::engine::network::attach::Setup,
     initial_attach: Vec<InitialAttach>,
@@ -179,19 +181,20 @@ pub fn build(
         .iter()
         .zip(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"])
     {
+        // A mount of the user's own at that path replaces the daemon's file.
+        if volume_mounts.iter().any(|m| m.destination == dest) {
+            continue;
+        }
         mounts.push(Mount {
             source: path.clone(),
             destination: dest.to_string(),
             readonly: s.readonly_rootfs,
+            ..Default::default()
         });
     }
-    for b in &s.binds {
-        mounts.push(Mount {
-            source: b.source.clone(),
-            destination: b.destination.clone(),
-            readonly: b.readonly,
-        });
-    }
+    mounts.extend(volume_mounts);
+    // Parents before children (`/data` before `/data/cache`), as Docker orders them.
+    mounts.sort_by_key(|m| m.destination.split('/').filter(|c| !c.is_empty()).count());
     let (masked_paths, readonly_paths) = if s.privileged {
         (Vec::new(), Vec::new())
     } else {
