@@ -1340,10 +1340,17 @@ fn binds_mount_host_directories_and_create_missing_ones() {
         compact(&mount_at(&c, "/h3")),
         bind_mount(&hostdir, "/h3", "", false, "rshared")
     );
-    assert_eq!(
-        c["HostConfig"]["Binds"],
-        json!([spec, format!("{}:/h2:ro", hostdir.display())])
-    );
+    // The binds as sent (the CLI sends `-v` entries in no fixed order).
+    let mut binds: Vec<String> = c["HostConfig"]["Binds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().to_string())
+        .collect();
+    binds.sort();
+    let mut want = vec![spec.clone(), format!("{}:/h2:ro", hostdir.display())];
+    want.sort();
+    assert_eq!(binds, want);
 
     // Recursive by default; bind-nonrecursive leaves out what is mounted below.
     let sub = hostdir.join("sub");

@@ -108,7 +108,7 @@ pub fn parse_mountinfo(mountinfo: &str) -> Vec<Hierarchy> {
 }
 
 /// `\040` and friends in mountinfo paths.
-fn unescape_mountinfo(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -94,28 +94,10 @@ pub fn validate_name(name: &str) -> Result<()> {
     if !valid {
         return Err(Error::invalid(format!(
             "create {name}: {} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path",
-            go_quote(name)
+            crate::init::exec::go_quote(name)
         )));
     }
     Ok(())
-}
-
-/// A string as Go's `%q` prints it.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Docker's checks of a local volume's driver options.
@@ -123,7 +105,10 @@ pub fn validate_options(name: &str, opts: &BTreeMap<String, String>) -> Result<(
     let fail = |m: String| Err(Error::invalid(format!("create {name}: {m}")));
     for k in opts.keys() {
         if !["type", "o", "device", "size"].contains(&k.as_str()) {
-            return fail(format!("invalid option: {}", go_quote(k)));
+            return fail(format!(
+                "invalid option: {}",
+                crate::init::exec::go_quote(k)
+            ));
         }
     }
     if let Some(size) = opts.get("size") {
@@ -553,31 +538,8 @@ pub fn is_mountpoint(p: &Path) -> bool {
     info.lines().any(|l| {
         l.split(' ')
             .nth(4)
-            .is_some_and(|m| unescape_mountinfo(m) == target)
+            .is_some_and(|m| crate::init::cgroup::unescape_mountinfo(m) == target)
     })
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(n);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn dir_size(root: &Path) -> std::io::Result<u64> {
@@ -708,11 +670,5 @@ mod tests {
         let vols = Volumes::open(dir.path()).unwrap();
         assert!(!dir.path().join("volumes/.tmp-dead").exists());
         assert!(vols.list().is_empty());
-    }
-
-    #[test]
-    fn mountinfo_paths_are_unescaped() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 }

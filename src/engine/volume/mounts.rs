@@ -70,6 +70,27 @@ pub struct MountPoint {
     pub tmpfs_data: String,
 }
 
+impl MountPoint {
+    /// A mount of `kind` at `destination`, everything else at its default.
+    pub fn new(kind: MountType, destination: String, rw: bool) -> MountPoint {
+        MountPoint {
+            kind,
+            name: String::new(),
+            source: String::new(),
+            destination,
+            driver: String::new(),
+            mode: String::new(),
+            rw,
+            propagation: String::new(),
+            anonymous: false,
+            copy_data: false,
+            non_recursive: false,
+            create_source: false,
+            tmpfs_data: String::new(),
+        }
+    }
+}
+
 /// A parsed mount and what a volume it creates gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
@@ -277,21 +298,8 @@ pub fn parse_bind(raw: &str, volume_driver: &str) -> Result<Parsed> {
         has_tmpfs_options: false,
     })
     .map_err(|e| Error::invalid(format!("{}: {}", invalid_spec(raw), e)))?;
-    let mut point = MountPoint {
-        kind,
-        name: String::new(),
-        source: String::new(),
-        destination: clean(target),
-        driver: String::new(),
-        mode: mode.to_string(),
-        rw: !readonly,
-        propagation: String::new(),
-        anonymous: false,
-        copy_data: false,
-        non_recursive: false,
-        create_source: false,
-        tmpfs_data: String::new(),
-    };
+    let mut point = MountPoint::new(kind, clean(target), !readonly);
+    point.mode = mode.to_string();
     match kind {
         MountType::Bind => {
             point.source = clean(source);
@@ -399,21 +407,7 @@ pub fn parse_mount(m: &Value) -> Result<Parsed> {
             )));
         }
     }
-    let mut point = MountPoint {
-        kind: MountType::Tmpfs,
-        name: String::new(),
-        source: String::new(),
-        destination: clean(target),
-        driver: String::new(),
-        mode: String::new(),
-        rw: !readonly,
-        propagation: String::new(),
-        anonymous: false,
-        copy_data: false,
-        non_recursive: false,
-        create_source: false,
-        tmpfs_data: String::new(),
-    };
+    let mut point = MountPoint::new(MountType::Tmpfs, clean(target), !readonly);
     let mut labels = None;
     let mut driver_opts = None;
     match kind {

@@ -359,19 +359,10 @@ impl Engine {
             };
             out.push(Parsed {
                 point: MountPoint {
-                    kind: MountType::Volume,
-                    name: String::new(),
-                    source: String::new(),
-                    destination: dest,
                     driver: driver.to_string(),
-                    mode: String::new(),
-                    rw: true,
-                    propagation: String::new(),
                     anonymous: true,
                     copy_data: true,
-                    non_recursive: false,
-                    create_source: false,
-                    tmpfs_data: String::new(),
+                    ..MountPoint::new(MountType::Volume, dest, true)
                 },
                 labels: None,
                 driver_opts: None,
