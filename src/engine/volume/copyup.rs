@@ -38,6 +38,10 @@ mod tests {
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("data/sub")).unwrap();
         std::fs::write(rootfs.join("data/sub/f"), b"image").unwrap();
+        std::fs::hard_link(rootfs.join("data/sub/f"), rootfs.join("data/hard")).unwrap();
+        for i in 0..50 {
+            std::fs::write(rootfs.join(format!("data/n{i}")), i.to_string()).unwrap();
+        }
         symlink("/etc/passwd", rootfs.join("data/link")).unwrap();
         std::fs::set_permissions(rootfs.join("data"), std::fs::Permissions::from_mode(0o750))
             .unwrap();
