@@ -575,8 +575,8 @@ pub fn copy_layer(src: &Path, dst: &Path) -> Result<()> {
 /// entry with its owner, mode, times and xattrs (hard links stay links), and
 /// `src`'s own owner, mode and times onto `dst`. Symlinks are copied, never
 /// followed. Directories are made first, then files are copied by a few threads
-/// at once (creating a file is most of the cost, and it is the kernel's CPU time),
-/// then the directories get their times, deepest first.
+/// at once, a directory each (creating a file is most of the cost, and it is the
+/// kernel's CPU time), then the directories get their times, deepest first.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let ctx =
         |e: io::Error, op: &str, p: &Path| -> Error { crate::store::with_path(e, op, p).into() };
@@ -615,16 +615,33 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             }
         }
     });
+    // A thread takes a directory's files at a time: creating files in one
+    // directory takes that directory's lock, so threads in the same one would wait
+    // on each other.
+    let mut groups: Vec<&[(PathBuf, PathBuf, fs::Metadata)]> = Vec::new();
+    files.sort_by(|a, b| a.1.parent().cmp(&b.1.parent()));
+    let mut rest = files.as_slice();
+    while let Some((_, d, _)) = rest.first() {
+        let n = rest
+            .iter()
+            .take_while(|(_, o, _)| o.parent() == d.parent())
+            .count();
+        let (group, tail) = rest.split_at(n);
+        groups.push(group);
+        rest = tail;
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     std::thread::scope(|scope| -> Result<()> {
         let copy_some = || -> Result<()> {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((s, d, m)) = files.get(i) else {
+                let Some(group) = groups.get(i) else {
                     return Ok(());
                 };
-                copy_entry(s, d, m)?;
+                for (s, d, m) in group.iter() {
+                    copy_entry(s, d, m)?;
+                }
             }
         };
         let handles: Vec<_> = (1..workers).map(|_| scope.spawn(copy_some)).collect();

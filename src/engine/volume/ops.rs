@@ -469,8 +469,10 @@ impl Engine {
                     MountType::Bind => {
                         m.source = p.source.clone().into();
                         if p.create_source && std::fs::symlink_metadata(&m.source).is_err() {
+                            use std::os::unix::fs::DirBuilderExt;
                             std::fs::DirBuilder::new()
                                 .recursive(true)
+                                .mode(0o755)
                                 .create(&m.source)
                                 .map_err(|e| {
                                     Error::internal(format!(
