@@ -258,6 +258,8 @@ class Engine:
 
 
 def stats(values):
+    if not values:
+        return None
     v = sorted(values)
     return {"min": v[0], "median": statistics.median(v), "max": v[-1], "samples": v}
 
@@ -269,14 +271,42 @@ class Bench:
         self.results = []
         self.engines = []
 
-    def record(self, key, title, unit, better, ours, docker, goal=None, note=""):
-        o, d = stats(ours), stats(docker)
-        ratio = (d["median"] / o["median"]) if better == "lower" else (o["median"] / d["median"])
+    def record(self, key, title, unit, better, ours, docker, goal=None, note="", errors=None):
+        """errors: {engine name: message} for engines whose side of the workload failed;
+        their side is recorded as failed (no figures, no ratio) and the goal as missed."""
+        errors = errors or {}
+        o = None if "ours" in errors else stats(ours)
+        d = None if "docker" in errors else stats(docker)
+        ratio = None
+        if o and d:
+            ratio = (d["median"] / o["median"]) if better == "lower" else (o["median"] / d["median"])
         entry = {"key": key, "title": title, "unit": unit, "better": better, "ours": o, "docker": d,
-                 "ratio": ratio, "goal": goal, "met": (goal is None or ratio >= goal), "note": note}
+                 "ratio": ratio, "goal": goal, "met": (goal is None or (ratio is not None and ratio >= goal)),
+                 "note": note}
+        if errors:
+            entry["errors"] = errors
         self.results.append(entry)
-        log(f"  {title}: ours median {o['median']:.4g} {unit}, docker median {d['median']:.4g} {unit} "
-            f"→ {ratio:.2f}× {'(goal ' + str(goal) + '×: ' + ('met' if entry['met'] else 'MISSED') + ')' if goal else ''}")
+        side = lambda name, s: (f"{name} FAILED ({errors[name]})" if name in errors else
+                                f"{name} median {s['median']:.4g} {unit}" if s else f"{name}: no figures")
+        log(f"  {title}: {side('ours', o)}, {side('docker', d)}"
+            + (f" → {ratio:.2f}× " if ratio is not None else " ")
+            + (f"(goal {goal}×: {'met' if entry['met'] else 'MISSED'})" if goal else ""))
+
+    def guarded(self, fn, errors):
+        """fn for self.alternate that, once an engine has failed (its first error kept in
+        errors), gives None for it instead of raising, so the other engine is still measured
+        and the failure is reported rather than ending the whole benchmark."""
+        def g(e):
+            if e.name in errors:
+                return None
+            try:
+                return fn(e)
+            except (RuntimeError, OSError, ValueError, KeyError, IndexError) as err:
+                msg = " ".join(str(err).split()) or type(err).__name__
+                errors[e.name] = msg[len(e.name) + 2:] if msg.startswith(f"{e.name}: ") else msg
+                log(f"  {e.name} failed: {errors[e.name]}")
+                return None
+        return g
 
     def alternate(self, fn, rounds, warmup=1):
         """Runs fn(engine) A B A B …; returns {name: [values]} without the warm-up."""
@@ -357,6 +387,8 @@ class Bench:
                 self.registry_push_pull(rounds)
             if want("exec"):
                 self.exec_and_health(img, rounds)
+            if want("volume"):
+                self.volumes(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -639,6 +671,154 @@ class Bench:
         self.record("save", "docker save of that image", "s", "lower", save["ours"][-rounds:], save["docker"][-rounds:])
         self.record("load", "docker load of that archive", "s", "lower", load["ours"][-rounds:], load["docker"][-rounds:])
 
+    def make_volume_tar(self, files=5000, total=100 << 20, seed=5000):
+        """busybox.tar plus /data holding `files` files, `total` bytes in all, in 50
+        directories; sizes and contents come from a seeded PRNG, so the archive is the same
+        every run and its data incompressible. Returns its path and the MD5 of the files'
+        contents concatenated in the order of their sorted paths."""
+        import hashlib
+        import io
+        import random
+        import tarfile
+        path = os.path.join(self.work, "volume.tar")
+        shutil.copy(self.small_tar, path)
+        rng = random.Random(seed)
+        weights = [rng.expovariate(1.0) for _ in range(files)]
+        sizes = [int(total * w / sum(weights)) for w in weights]
+        sizes[-1] += total - sum(sizes)
+        md5 = hashlib.md5()
+        with tarfile.open(path, "a", format=tarfile.GNU_FORMAT) as t:
+            dirs = sorted({f"./data/d{i // 100:02d}" for i in range(files)})
+            for name in ["./data"] + dirs:
+                info = tarfile.TarInfo(name)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1700000000
+                t.addfile(info)
+            for i, size in enumerate(sizes):
+                data = rng.randbytes(size)
+                md5.update(data)
+                info = tarfile.TarInfo(f"./data/d{i // 100:02d}/f{i:04d}")
+                info.size, info.mode, info.mtime = size, 0o644, 1700000000
+                t.addfile(info, io.BytesIO(data))
+        return path, md5.hexdigest()
+
+    def clear_volumes(self, e, keep=()):
+        """Removes every container of e, and every volume but those in keep, so that a round
+        starts clean; returns the names of the volumes it removed."""
+        ids = e.cli("ps", "-aq").stdout.decode().split()
+        if ids:
+            e.cli("rm", "-fv", *ids, check=False)
+        names = [n for n in e.cli("volume", "ls", "-q").stdout.decode().split() if n not in keep]
+        if names:
+            e.cli("volume", "rm", "-f", *names, check=False)
+        return names
+
+    def volumes(self, img, rounds):
+        log("docker run --rm -v benchvol:/data IMG true (an existing named volume); first use of an image "
+            "VOLUME of 100 MiB in 5,000 files (copy-up)")
+        n_files, total = 5000, 100 << 20
+        vimg = "bench/volume:1"
+        tar, digest = self.make_volume_tar(n_files, total)
+        run = ["run", "--rm", "--network", "none"]
+
+        def volume_content(e, name):
+            """(files, MD5 of their contents in sorted path order) of volume `name`, read by
+            a container that mounts it."""
+            r = e.cli(*run, "-v", f"{name}:/v", img, "sh", "-c",
+                      "find /v -type f | wc -l; find /v -type f | sort | xargs cat | md5sum")
+            out = r.stdout.decode().split()
+            return int(out[0]), out[1]
+
+        # Named volume: created once per engine; checked to be one (what a container writes
+        # there, the next one reads) before it is timed.
+        named_errors = {}
+
+        def prepare_named(e):
+            e.cli("volume", "create", "benchvol")
+            e.cli(*run, "-v", "benchvol:/data", img, "sh", "-c", "echo bench > /data/probe")
+            got = e.cli(*run, "-v", "benchvol:/data", img, "cat", "/data/probe", check=False).stdout.decode().strip()
+            if got != "bench":
+                raise RuntimeError(f"{e.name}: a file written to volume benchvol by one container is not "
+                                   f"there for the next (read {got!r})")
+            e.cli(*run, "-v", "benchvol:/data", img, "rm", "/data/probe")
+        for e in self.engines:
+            self.guarded(prepare_named, named_errors)(e)
+
+        def ten_runs(e):
+            self.clear_volumes(e, keep=("benchvol",))
+            times = [e.timed(*run, "-v", "benchvol:/data", img, "true") for _ in range(10)]
+            return statistics.median(times)
+        o, d = self.alternate(self.guarded(ten_runs, named_errors), rounds)
+        self.record("volume_named_run", "docker run --rm --network none -v benchvol:/data IMG true, "
+                    "an existing named volume (median of 10 per round)", "s", "lower", o, d, goal=5,
+                    errors=named_errors, note="compare with run_none, the same without the volume")
+
+        # Copy-up: each container of the image gets a new anonymous volume at /data, filled
+        # from the image's /data at create, removed with the container (--rm, rm -v). Checked
+        # once per engine before it is timed: the volume is there after create, with the
+        # image's files, and is gone after rm -v and after run --rm.
+        copy_errors = {}
+
+        def prepare_copy(e):
+            self.clear_volumes(e, keep=("benchvol",))
+            e.cli("import", "-c", "VOLUME /data", "-c", 'CMD ["sh"]', tar, vimg)
+            cid = e.cli("create", "--network", "none", vimg, "true").stdout.decode().strip()
+            mounts = e.cli("inspect", "-f", '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{"\\n"}}{{end}}',
+                           cid).stdout.decode().split("\n")
+            mounts = [m for m in mounts if m.strip()]
+            vols = [m.split()[1] for m in mounts if len(m.split()) == 3 and m.split()[0] == "volume"
+                    and m.split()[2] == "/data"]
+            if not vols:
+                raise RuntimeError(f"{e.name}: a container of an image with VOLUME /data has no volume mounted "
+                                   f"there (mounts: {mounts or 'none'})")
+            files, got = volume_content(e, vols[0])
+            if (files, got) != (n_files, digest):
+                raise RuntimeError(f"{e.name}: after create, the anonymous volume holds {files} files (md5 {got}), "
+                                   f"not the image's {n_files} (md5 {digest})")
+            e.cli("rm", "-v", cid)
+            if vols[0] in e.cli("volume", "ls", "-q").stdout.decode().split():
+                raise RuntimeError(f"{e.name}: docker rm -v left the anonymous volume {vols[0]} behind")
+            e.cli(*run, vimg, "true")
+            left = [n for n in e.cli("volume", "ls", "-q").stdout.decode().split() if n != "benchvol"]
+            if left:
+                raise RuntimeError(f"{e.name}: docker run --rm left its anonymous volume {left} behind")
+        for e in self.engines:
+            self.guarded(prepare_copy, copy_errors)(e)
+
+        create, rm = {"ours": [], "docker": []}, {"ours": [], "docker": []}
+
+        def copy_up(e):
+            # Each timed step starts with no volume left and no writeback pending from the
+            # step or the engine before it.
+            left = self.clear_volumes(e, keep=("benchvol",))
+            if left:
+                log(f"  {e.name}: removed volumes left over from the round before: {left}")
+            os.sync()
+            t = e.timed(*run, vimg, "true")
+            os.sync()
+            t0 = time.perf_counter()
+            cid = e.cli("create", "--network", "none", vimg, "true").stdout.decode().strip()
+            c = time.perf_counter() - t0
+            os.sync()
+            rm[e.name].append(e.timed("rm", "-v", cid))
+            create[e.name].append(c)
+            return t
+        o, d = self.alternate(self.guarded(copy_up, copy_errors), rounds)
+        self.record("volume_copyup_run", "docker run --rm --network none IMG true, first use of an image VOLUME "
+                    "of 100 MiB in 5,000 files (copy-up)", "s", "lower", o, d, goal=1, errors=copy_errors,
+                    note="the anonymous volume is created and filled from the image at create and removed by --rm")
+        self.record("volume_copyup_create", "docker create of that image (the anonymous volume created and filled)",
+                    "s", "lower", create["ours"][-rounds:], create["docker"][-rounds:], errors=copy_errors)
+        self.record("volume_copyup_rm", "docker rm -v of that container (its volume of 5,000 files removed)",
+                    "s", "lower", rm["ours"][-rounds:], rm["docker"][-rounds:], errors=copy_errors)
+
+        for e in self.engines:
+            try:
+                self.clear_volumes(e)
+                e.cli("rmi", vimg, check=False)
+            except RuntimeError as err:
+                log(f"  {e.name}: clean-up after the volume workloads failed: {err}")
+        os.unlink(tar)
+
 
 def make_layered_archive(work, layers=4, total=200 << 20):
     """A docker-archive (docker save format) of one image with `layers` layers,
@@ -767,11 +947,18 @@ def markdown_table(results):
         u = r["unit"]
         o = r["ours"]
         d = r["docker"]
-        os_ = f"{fmt(o['min'], u)} / **{fmt(o['median'], u)}** / {fmt(o['max'], u)}"
-        ds = f"{fmt(d['min'], u)} / **{fmt(d['median'], u)}** / {fmt(d['max'], u)}" if d else "—"
+        errors = r.get("errors", {})
+
+        def cell(name, s):
+            if name in errors:
+                msg = errors[name]
+                return "failed: " + (msg if len(msg) <= 80 else msg[:77] + "…").replace("|", "\\|")
+            return f"{fmt(s['min'], u)} / **{fmt(s['median'], u)}** / {fmt(s['max'], u)}" if s else "—"
+        os_ = cell("ours", o)
+        ds = cell("docker", d)
         unit = "" if u == "s" else f" {u}"
         ratio = f"{r['ratio']:.1f}×" if r["ratio"] is not None else "—"
-        goal = (f"≥ {r['goal']}× {'met' if r['met'] else '**missed**'}") if r["goal"] else ""
+        goal = (f"≥ {r['goal']}× {'**failed**' if errors else 'met' if r['met'] else '**missed**'}") if r["goal"] else ""
         lines.append(f"| {r['title']}{unit} | {os_} | {ds} | {ratio} | {goal} |")
     return "\n".join(lines)
 
@@ -781,7 +968,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
-    ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec"],
+    ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec",
+                                                        "volume"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:

@@ -9,8 +9,9 @@
 # binary there as a transient systemd service with a delegated cgroup, and checks
 # with the real docker CLI, step by step: a container gets its own cgroup, an exec
 # joins it (and shows in `docker top`), exec options and exit codes, a health check
-# going starting → healthy → unhealthy, and an exec and its container outliving a
-# daemon killed with SIGKILL. Each step prints PASS or FAIL; the last line is
+# going starting → healthy → unhealthy, volumes (data kept between containers, a
+# tmpfs volume's size), and an exec and its container outliving a daemon killed
+# with SIGKILL. Each step prints PASS or FAIL; the last line is
 # "N passed, M failed", and the exit status is non-zero when anything failed.
 #
 # Runs as root. Installs qemu-system-x86 and busybox-static when missing. The first
@@ -155,6 +156,21 @@ health_goes_healthy_then_unhealthy() {
     [ "$(health h1)" = unhealthy ] && docker rm -f h1 >/dev/null
 }
 
+volumes_on_a_systemd_host() {
+    docker volume create -o type=tmpfs -o device=tmpfs -o o=size=1m tv >/dev/null || return 1
+    docker run --rm --network none -v data1:/d bb:1 sh -c 'echo kept > /d/f' || return 1
+    [ "$(docker run --rm --network none -v data1:/d:ro bb:1 cat /d/f)" = kept ] || return 1
+    if docker run --rm --network none -v tv:/t bb:1 dd if=/dev/zero of=/t/f bs=1k count=2048 2>/dev/null; then
+        echo "    2 MiB fit in a tmpfs volume of 1 MiB"
+        return 1
+    fi
+    if grep -q /var/lib/dk/volumes/tv/_data /proc/self/mountinfo; then
+        echo "    the tmpfs volume stayed mounted after its last user"
+        return 1
+    fi
+    docker volume rm tv data1 >/dev/null
+}
+
 exec_outlives_a_killed_daemon() {
     docker exec -d c1 sh -c 'sleep 10; touch /tmp/done' || return 1
     systemctl kill -s KILL --kill-whom=main dk1 || return 1
@@ -179,6 +195,7 @@ step "the container has a cgroup of its own, with controllers" container_cgroup
 step "an exec joins the container's cgroup and shows in docker top" exec_joins_the_cgroup
 step "exec options, exit codes and stdin" exec_options_and_codes
 step "a health check goes healthy, then unhealthy" health_goes_healthy_then_unhealthy
+step "volumes: data kept between containers, a tmpfs volume's size enforced" volumes_on_a_systemd_host
 step "an exec and its container outlive a daemon killed with SIGKILL" exec_outlives_a_killed_daemon
 
 docker rm -f c1 h1 >/dev/null 2>&1
