@@ -387,7 +387,7 @@ fn unsupported_settings_are_refused_not_ignored() {
     let d = daemon();
     for args in [
         &["-m", "64m"][..],
-        &["--restart", "always"],
+        &["--uts", "host"],
         &["--ipc", "host"],
         &["--pid", "host"],
     ] {

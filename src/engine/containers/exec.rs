@@ -162,6 +162,12 @@ impl Engine {
                 h.id
             )));
         }
+        if h.record().container.state.restarting {
+            return Err(Error::conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                h.id
+            )));
+        }
         if super::detach::parse(&config.detach_keys).is_err() {
             return Err(Error::invalid(format!(
                 "Invalid escape keys ({}) provided",

@@ -148,6 +148,13 @@ fn seconds_since(rfc3339: &str) -> f64 {
 /// Docker's `State.String()`: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
 pub fn status_text(r: &Record) -> String {
     let s = &r.container.state;
+    if s.restarting {
+        return format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(seconds_since(&s.finished_at))
+        );
+    }
     if s.running {
         let up = human_duration(seconds_since(&s.started_at));
         return match &s.health {

@@ -108,13 +108,42 @@ impl Engine {
         // Taken before any health probe (an exec) of this daemon can start.
         let runtime_states = self.runtime.state_ids();
         for h in self.containers.all() {
+            if h.record().container.state.restarting {
+                // The daemon went away while a restart was pending: start it now.
+                let _op = h.op.lock().await;
+                h.update_in_memory(|c| {
+                    c.state.running = false;
+                    c.state.restarting = false;
+                });
+                if let Err(e) = self.start_locked(&h).await {
+                    tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
+                }
+                continue;
+            }
             if !h.record().container.state.running {
-                // A `--rm` container whose removal a crash interrupted.
-                let ran = h.record().container.has_been_started_before;
-                if ran && h.record().settings.auto_remove {
-                    let _op = h.op.lock().await;
+                let (ran, auto_remove, wants_restart) = {
+                    let r = h.record();
+                    let c = &r.container;
+                    let wants = r.settings.restart_policy.wants_restart(
+                        c.state.exit_code,
+                        c.has_been_manually_stopped,
+                        c.restart_count,
+                    );
+                    (c.has_been_started_before, r.settings.auto_remove, wants)
+                };
+                let _op = h.op.lock().await;
+                if ran && auto_remove {
+                    // A `--rm` container whose removal a crash interrupted.
                     if let Err(e) = self.remove_locked(&h, true, true).await {
                         tracing::warn!(container_id = %h.id, "failed to remove an exited --rm container: {e}");
+                    }
+                } else if ran && wants_restart {
+                    // Its restart policy brings it back with the daemon (after a
+                    // reboot, or an exit while the daemon was stopped).
+                    tracing::info!(container_id = %h.id, "starting the container (restart policy)");
+                    h.update_in_memory(|c| c.restart_count = 0);
+                    if let Err(e) = self.start_locked(&h).await {
+                        tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
                     }
                 }
                 continue;
@@ -160,17 +189,24 @@ impl Engine {
     pub async fn container_start(self: &Arc<Self>, name: &str) -> Result<()> {
         let h = self.containers.get(name)?;
         let _op = h.op.lock().await;
+        if h.record().container.state.restarting {
+            return Err(Error::NotModified("container is already running".into()));
+        }
+        if !h.record().container.state.running {
+            h.reset_restart();
+            h.update_in_memory(|c| c.restart_count = 0);
+        }
         self.start_locked(&h).await
     }
 
-    async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
+    pub(super) async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
         let r = h.snapshot();
         if r.container.state.removal_in_progress || h.lifecycle.borrow().removed {
             return Err(Error::conflict(
                 "container is marked for removal and cannot be started",
             ));
         }
-        if r.container.state.running {
+        if r.container.state.running && !r.container.state.restarting {
             return Err(Error::NotModified("container is already running".into()));
         }
         let id = h.id.clone();
@@ -228,6 +264,7 @@ impl Engine {
                 let now = crate::timefmt::rfc3339_nano(SystemTime::now());
                 h.update(|c| {
                     c.state.running = true;
+                    c.state.restarting = false;
                     c.state.pid = started.pid;
                     c.state.exit_code = 0;
                     c.state.error.clear();
@@ -286,6 +323,8 @@ impl Engine {
             .update(|c| {
                 c.state.exit_code = exit_code;
                 c.state.error = message.clone();
+                c.state.running = false;
+                c.state.restarting = false;
             })
             .await;
         let id = h.id.clone();
@@ -402,6 +441,10 @@ impl Engine {
             l.exit_code = rec.exit_code;
             l.error = rec.error.clone();
         });
+        if !auto_remove {
+            let ran = Duration::from_nanos((finished - started).max(0) as u64);
+            self.schedule_restart(h, rec.exit_code, ran).await;
+        }
         if auto_remove {
             let engine = self.clone();
             let h = h.clone();
@@ -474,8 +517,17 @@ impl Engine {
         let secs = timeout
             .or(r.container.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        if r.container.state.restarting {
+            // Nothing runs: the pending restart is called off.
+            self.end_restarting(h).await?;
+            h.update(|c| c.has_been_manually_stopped = true).await?;
+            let attrs = self.container_attributes(&h.record().container);
+            self.events.emit("container", "stop", &h.id, attrs);
+            return Ok(());
+        }
         let rx = h.lifecycle.subscribe();
         let before = rx.borrow().exits;
+        h.cancel_restart();
         h.update(|c| c.has_been_manually_stopped = true).await?;
         if let Err(e) = self.signal(h, sig).await {
             if h.record().container.state.running {
@@ -511,6 +563,24 @@ impl Engine {
                 h.id
             )));
         }
+        if h.record().container.state.restarting {
+            return Err(Error::conflict(format!(
+                "cannot kill container: {name}: Container {} is restarting, wait until the container is running",
+                h.id
+            )));
+        }
+        // As Docker: SIGKILL, or the stop signal (any signal when none is set),
+        // calls off the restart policy for this exit; any kill counts as a stop.
+        let stop_signal = h.record().container.config.stop_signal.clone();
+        let ends = sig == libc::SIGKILL
+            || stop_signal
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .is_none_or(|s| parse_signal(s).is_ok_and(|s| s == sig));
+        if ends {
+            h.cancel_restart();
+        }
+        let _ = h.update(|c| c.has_been_manually_stopped = true).await;
         let rx = h.lifecycle.subscribe();
         let before = rx.borrow().exits;
         self.signal(&h, sig).await.map_err(|e| match e {
@@ -536,6 +606,8 @@ impl Engine {
         if h.record().container.state.running {
             self.stop_locked(&h, timeout, signal).await?;
         }
+        h.reset_restart();
+        h.update_in_memory(|c| c.restart_count = 0);
         self.start_locked(&h).await?;
         let attrs = self.container_attributes(&h.record().container);
         self.events.emit("container", "restart", &h.id, attrs);
@@ -589,8 +661,13 @@ impl Engine {
             return Ok(());
         }
         if h.record().container.state.running && !force {
+            let what = if h.record().container.state.restarting {
+                "restarting"
+            } else {
+                "running"
+            };
             return Err(Error::conflict(format!(
-                "cannot remove container \"{name}\": container is running: stop the container before removing or force remove"
+                "cannot remove container \"{name}\": container is {what}: stop the container before removing or force remove"
             )));
         }
         self.remove_locked(&h, force, remove_volumes).await
@@ -602,6 +679,10 @@ impl Engine {
         force: bool,
         remove_volumes: bool,
     ) -> Result<()> {
+        h.cancel_restart();
+        if h.record().container.state.restarting {
+            self.end_restarting(h).await?;
+        }
         if h.record().container.state.running {
             if !force {
                 return Err(Error::conflict("container is running"));

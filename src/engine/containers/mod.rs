@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod record;
+pub mod restart;
 pub mod settings;
 pub mod spec;
 
@@ -57,6 +58,8 @@ pub struct Handle {
     pending_attach: Mutex<Vec<(UnixStream, AttachStreams)>>,
     /// Serialises writes of `config.v2.json`.
     persist: Mutex<()>,
+    /// The restart policy's backoff and pending restart.
+    restart: Mutex<restart::RestartState>,
 }
 
 /// The persisted container plus what is derived from it.
@@ -85,7 +88,12 @@ impl Handle {
             lifecycle: tx,
             pending_attach: Mutex::new(Vec::new()),
             persist: Mutex::new(()),
+            restart: Mutex::new(Default::default()),
         })
+    }
+
+    pub(crate) fn restart_state(&self) -> MutexGuard<'_, restart::RestartState> {
+        self.restart.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The record, locked briefly (never across an await).

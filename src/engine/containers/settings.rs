@@ -121,6 +121,7 @@ pub struct HostSettings {
     pub log_opts: BTreeMap<String, String>,
     /// `--tmpfs`: container path → mount options.
     pub tmpfs: Vec<(String, String)>,
+    pub restart_policy: super::restart::Policy,
 }
 
 /// True for JSON zero values: null, false, 0, "", [], {}.
@@ -273,11 +274,11 @@ impl HostSettings {
             }
         }
 
-        if let Some(Value::Object(rp)) = hc.get("RestartPolicy") {
-            let name = rp.get("Name").and_then(Value::as_str).unwrap_or("");
-            if !(name.is_empty() || name == "no") {
-                return Err(not_supported(&format!("HostConfig.RestartPolicy ({name})")));
-            }
+        let restart_policy = super::restart::Policy::from_host_config(hc.get("RestartPolicy"))?;
+        if flag("AutoRemove") && !restart_policy.is_none() {
+            return Err(Error::invalid(
+                "can't create 'AutoRemove' container with restart policy",
+            ));
         }
 
         match hc.get("Runtime").and_then(Value::as_str).unwrap_or("") {
@@ -327,6 +328,7 @@ impl HostSettings {
             log_driver,
             log_opts,
             tmpfs,
+            restart_policy,
         })
     }
 }
@@ -470,7 +472,7 @@ mod tests {
         assert!(HostSettings::from_host_config(&hc(r#"{"Dns": ["x"]}"#), &defaults()).is_err());
         assert!(
             HostSettings::from_host_config(
-                &hc(r#"{"RestartPolicy": {"Name": "always"}}"#),
+                &hc(r#"{"RestartPolicy": {"Name": "always"}, "AutoRemove": true}"#),
                 &defaults()
             )
             .is_err()

@@ -1,0 +1,321 @@
+//! Restart policies end to end: the real docker CLI against the built daemon.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const IMG: &str = "test/busybox:1";
+
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    d.import_busybox(IMG);
+    d
+}
+
+fn state(d: &Daemon, name: &str, what: &str) -> String {
+    d.docker_ok(&["inspect", "-f", what, name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn on_failure_restarts_exactly_n_times_with_growing_gaps() {
+    let d = daemon();
+    let marks = d.path("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let bind = format!("{}:/marks", marks.display());
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f2",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        "-v",
+        &bind,
+        IMG,
+        "sh",
+        "-c",
+        "cut -d' ' -f1 /proc/uptime >> /marks/starts; exit 3",
+    ]);
+    wait_for("three runs, then stopped", &d, || {
+        state(&d, "f2", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
+    });
+    // No third restart comes.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        state(
+            &d,
+            "f2",
+            "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"
+        ),
+        "exited 2 3"
+    );
+    let starts: Vec<f64> = std::fs::read_to_string(marks.join("starts"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    // Docker's backoff: 100 ms, then 200 ms (at least; the run itself adds to it;
+    // /proc/uptime counts hundredths).
+    let (g1, g2) = (starts[1] - starts[0], starts[2] - starts[1]);
+    assert!(g1 >= 0.08, "first gap {g1}");
+    assert!(g2 >= 0.18, "second gap {g2}");
+    // A start by a client begins again from zero.
+    d.docker_ok(&["start", "f2"]);
+    wait_for("three more runs", &d, || {
+        std::fs::read_to_string(marks.join("starts"))
+            .unwrap()
+            .lines()
+            .count()
+            == 6
+            && state(&d, "f2", "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(state(&d, "f2", "{{.RestartCount}}"), "2");
+    // A clean exit is not a failure.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure",
+        IMG,
+        "true",
+    ]);
+    wait_for("ok exited", &d, || {
+        state(&d, "ok", "{{.State.Status}}") == "exited"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        state(&d, "ok", "{{.RestartCount}} {{.State.Status}}"),
+        "0 exited"
+    );
+}
+
+#[test]
+fn always_survives_the_kill_of_its_process_and_stop_ends_it() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "al",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    let pid: i32 = state(&d, "al", "{{.State.Pid}}").parse().unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_for("a restart", &d, || {
+        state(&d, "al", "{{.State.Status}} {{.RestartCount}}") == "running 1"
+            && state(&d, "al", "{{.State.Pid}}") != pid.to_string()
+    });
+    // `docker stop` ends it for good (no restart after the exit it causes).
+    d.docker_ok(&["stop", "-t", "1", "al"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        state(&d, "al", "{{.State.Status}} {{.RestartCount}}"),
+        "exited 1"
+    );
+    // So does `docker kill`.
+    d.docker_ok(&["start", "al"]);
+    assert_eq!(state(&d, "al", "{{.RestartCount}}"), "0");
+    d.docker_ok(&["kill", "al"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(state(&d, "al", "{{.State.Status}}"), "exited");
+}
+
+#[test]
+fn a_restarting_container_reports_it_and_stop_calls_it_off() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crash",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        IMG,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    // The backoff grows until the container spends most of its time waiting: from
+    // the sixth restart on, 3.2 s and more, time enough for the checks below.
+    wait_for("a long wait to restart", &d, || {
+        let s = state(&d, "crash", "{{.State.Restarting}} {{.RestartCount}}");
+        let (restarting, count) = s.split_once(' ').unwrap();
+        restarting == "true" && count.parse::<i64>().unwrap() >= 6
+    });
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("crash Restarting (1) "), "{ps}");
+    assert_eq!(
+        state(&d, "crash", "{{.State.Status}} {{.State.Running}}"),
+        "restarting true"
+    );
+    let o = d.docker(&["exec", "crash", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("is restarting, wait until the container is running"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["rm", "crash"]);
+    assert!(
+        err(&o).contains(
+            "container is restarting: stop the container before removing or force remove"
+        ),
+        "{}",
+        err(&o)
+    );
+    d.docker_ok(&["stop", "crash"]);
+    let count = state(&d, "crash", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        state(&d, "crash", "{{.State.Status}} {{.RestartCount}}"),
+        format!("exited {count}")
+    );
+    // A restarting container can be removed by force.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crash2",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        IMG,
+        "false",
+    ]);
+    wait_for("restarting", &d, || {
+        state(&d, "crash2", "{{.State.Restarting}}") == "true"
+    });
+    d.docker_ok(&["rm", "-f", "crash2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.docker(&["inspect", "crash2"]).status.code() == Some(1));
+}
+
+#[test]
+fn policies_are_checked_with_dockers_messages() {
+    let d = daemon();
+    let o = d.docker(&["create", "--restart", "always:3", IMG]);
+    assert!(
+        err(&o).contains("maximum retry count can only be used with 'on-failure'"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["create", "--restart", "sometimes", IMG]);
+    assert!(!o.status.success());
+    let body = br#"{"Image":"test/busybox:1","HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}}"#;
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        Some(("application/json", body)),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("can't create 'AutoRemove' container with restart policy")
+    );
+    let body = br#"{"Image":"test/busybox:1","HostConfig":{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-1}}}"#;
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        Some(("application/json", body)),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("maximum retry count cannot be negative"));
+    d.docker_ok(&["create", "--name", "pol", "--restart", "on-failure:5", IMG]);
+    assert_eq!(
+        state(
+            &d,
+            "pol",
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "on-failure:5"
+    );
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+#[test]
+fn policies_bring_containers_back_with_the_daemon() {
+    let d = daemon();
+    for (name, policy) in [("al", "always"), ("us", "unless-stopped"), ("no", "no")] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--restart",
+            policy,
+            IMG,
+            "sleep",
+            "1000",
+        ]);
+    }
+    // Stopped by the user: `always` comes back with the daemon, `unless-stopped` not.
+    d.docker_ok(&["stop", "-t", "0", "al", "us"]);
+    let d = d.restart();
+    wait_for("al back", &d, || {
+        state(&d, "al", "{{.State.Status}}") == "running"
+    });
+    assert_eq!(state(&d, "us", "{{.State.Status}}"), "exited");
+    // A "reboot": the daemon stops, every monitor and container process dies and
+    // exec-root is emptied; the daemon's next start brings back the containers whose
+    // policy asks for it.
+    d.docker_ok(&["start", "us"]);
+    let pids: Vec<i32> = ["al", "us", "no"]
+        .iter()
+        .map(|n| state(&d, n, "{{.State.Pid}}").parse().unwrap())
+        .collect();
+    let mut d = d;
+    d.stop();
+    for pid in &pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ppid: i32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        unsafe {
+            libc::kill(ppid, libc::SIGKILL);
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for e in std::fs::read_dir(d.exec_root()).unwrap().flatten() {
+        if e.path().is_dir() {
+            std::fs::remove_dir_all(e.path()).unwrap();
+        } else {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let d = d.restart();
+    wait_for("al and us back", &d, || {
+        state(&d, "al", "{{.State.Status}}") == "running"
+            && state(&d, "us", "{{.State.Status}}") == "running"
+    });
+    assert_eq!(state(&d, "no", "{{.State.Status}}"), "exited");
+    for (i, n) in ["al", "us"].iter().enumerate() {
+        assert_ne!(state(&d, n, "{{.State.Pid}}"), pids[i].to_string());
+    }
+}
