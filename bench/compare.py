@@ -389,6 +389,8 @@ class Bench:
                 self.exec_and_health(img, rounds)
             if want("volume"):
                 self.volumes(img, rounds)
+            if want("restart"):
+                self.restart_latency(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -650,6 +652,41 @@ class Bench:
                     "lower", o, d, goal=5,
                     note="60 s per round: the engine's processes and the children they reaped "
                          "(ours: daemon, monitors, exec monitors, probes; Docker: dockerd, containerd, shims, runc, probes)")
+
+    def restart_latency(self, img, rounds):
+        log("restart of an always container whose process is killed: exit to running again")
+
+        def one_restart(e):
+            """Kills the process of a `--restart always` container and times, with the
+            engine's own `start` event, how long until it runs again; Docker's first
+            backoff (100 ms, the same here) is taken off."""
+            cid = e.cli("run", "-d", "--network", "none", "--restart", "always", img, "sleep", "100000") \
+                .stdout.decode().strip()
+            pid = int(e.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout.decode().strip())
+            ev = subprocess.Popen([CLI, "-H", f"unix://{e.sock_now}", "events", "--filter", f"container={cid}",
+                                   "--filter", "event=start", "--format", "{{.TimeNano}}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  env=dict(os.environ, DOCKER_CONFIG=os.path.join(e.dir, "cli")))
+            try:
+                time.sleep(0.3)  # the subscription is in place
+                t0 = time.time_ns()
+                os.kill(pid, signal.SIGKILL)
+                line = ev.stdout.readline().decode().strip()
+            finally:
+                ev.kill()
+                ev.wait()
+            if not line:
+                raise RuntimeError(f"{e.name}: no start event after the container's process was killed")
+            count = e.cli("inspect", "-f", "{{.RestartCount}}", cid).stdout.decode().strip()
+            e.cli("rm", "-f", cid)
+            if count != "1":
+                raise RuntimeError(f"{e.name}: RestartCount {count} after one restart")
+            return (int(line) - t0) / 1e9 - 0.1
+        errors = {}
+        o, d = self.alternate(self.guarded(one_restart, errors), rounds)
+        self.record("restart_latency", "restart of an always container after its process is killed "
+                    "(to its start event, 100 ms backoff excluded)", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], errors=errors)
 
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
@@ -969,7 +1006,7 @@ def main():
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
     ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec",
-                                                        "volume"],
+                                                        "volume", "restart"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:
