@@ -18,6 +18,15 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/docker/daemon.json";
 /// The runtime built into this daemon: containers run under its own `dockerd init` monitor.
 pub const BUILTIN_RUNTIME: &str = "native";
 
+/// Docker's default runtime name, which compose files and clients send: here another
+/// name of the built-in runtime.
+pub const RUNC_RUNTIME: &str = "runc";
+
+/// Whether `name` names the built-in runtime.
+pub fn is_builtin_runtime(name: &str) -> bool {
+    name == BUILTIN_RUNTIME || name == RUNC_RUNTIME
+}
+
 /// A self-sufficient runtime for containers, made to be started by systemd.
 #[derive(Parser, Debug, Clone)]
 #[command(

@@ -644,3 +644,32 @@ fn monitors_do_not_inherit_systemd_variables() {
     );
     d.docker_ok(&["rm", "-f", "envcheck"]);
 }
+
+#[test]
+fn runc_names_the_built_in_runtime() {
+    let d = daemon();
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "rc",
+        "--runtime",
+        "runc",
+        IMG,
+        "echo",
+        "ran",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "rc"]),
+        "runc\n"
+    );
+    assert_eq!(d.docker_ok(&["start", "-a", "rc"]), "ran\n");
+    let o = d.docker(&["create", "--runtime", "nosuch", IMG]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("unknown or invalid runtime name: nosuch"),
+        "{}",
+        err(&o)
+    );
+    let runtimes = d.docker_ok(&["info", "-f", "{{json .Runtimes}}"]);
+    assert!(runtimes.contains("\"runc\""), "{runtimes}");
+}

@@ -20,7 +20,7 @@ pub use hosts::Host;
 pub use network::NetworkConfig;
 pub use registry::RegistryConfig;
 
-pub use crate::cli::BUILTIN_RUNTIME;
+pub use crate::cli::{BUILTIN_RUNTIME, RUNC_RUNTIME, is_builtin_runtime};
 
 /// A configuration problem, worded for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,13 +258,15 @@ impl Config {
                 out
             }
         };
-        if runtimes.contains_key(BUILTIN_RUNTIME) {
-            return Err(ConfigError(format!(
-                "runtime name '{BUILTIN_RUNTIME}' is reserved for the built-in runtime"
-            )));
+        for reserved in [BUILTIN_RUNTIME, RUNC_RUNTIME] {
+            if runtimes.contains_key(reserved) {
+                return Err(ConfigError(format!(
+                    "runtime name '{reserved}' is reserved for the built-in runtime"
+                )));
+            }
         }
         let default_runtime = string("default-runtime", &f.default_runtime)?;
-        if default_runtime != BUILTIN_RUNTIME && !runtimes.contains_key(&default_runtime) {
+        if !is_builtin_runtime(&default_runtime) && !runtimes.contains_key(&default_runtime) {
             return Err(ConfigError(format!(
                 "specified default runtime '{default_runtime}' does not exist"
             )));
@@ -434,6 +436,7 @@ impl Config {
         a.insert("default-runtime".into(), self.default_runtime.clone());
         let mut names: Vec<&str> = self.runtimes.keys().map(String::as_str).collect();
         names.push(BUILTIN_RUNTIME);
+        names.push(RUNC_RUNTIME);
         names.sort();
         a.insert("runtimes".into(), names.join(" "));
         a.insert("live-restore".into(), self.live_restore.to_string());

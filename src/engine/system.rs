@@ -154,10 +154,12 @@ impl Engine {
         let config = self.config();
         let counts = self.counts();
         let mut runtimes = serde_json::Map::new();
-        runtimes.insert(
-            BUILTIN_RUNTIME.to_string(),
-            json!({ "path": "/proc/self/exe", "runtimeArgs": ["init"] }),
-        );
+        for name in [BUILTIN_RUNTIME, crate::config::RUNC_RUNTIME] {
+            runtimes.insert(
+                name.to_string(),
+                json!({ "path": "/proc/self/exe", "runtimeArgs": ["init"] }),
+            );
+        }
         for (name, rt) in &config.runtimes {
             runtimes.insert(
                 name.clone(),

@@ -65,8 +65,17 @@ impl Engine {
         let mut config: Config = serde_json::from_value(Value::Object(body))
             .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
         let default_runtime = self.config().default_runtime.clone();
-        if default_runtime != crate::config::BUILTIN_RUNTIME {
+        if !crate::config::is_builtin_runtime(&default_runtime) {
             return Err(settings::runtime_not_supported(&default_runtime));
+        }
+        if let Some(rt) = host_config.get("Runtime").and_then(Value::as_str)
+            && !rt.is_empty()
+            && !crate::config::is_builtin_runtime(rt)
+            && !self.config().runtimes.contains_key(rt)
+        {
+            return Err(Error::invalid(format!(
+                "unknown or invalid runtime name: {rt}"
+            )));
         }
         let log_defaults = self.log_defaults();
         let settings = HostSettings::from_host_config(&host_config, &log_defaults)?;

@@ -282,7 +282,8 @@ impl HostSettings {
         }
 
         match hc.get("Runtime").and_then(Value::as_str).unwrap_or("") {
-            "" | crate::config::BUILTIN_RUNTIME => {}
+            "" => {}
+            rt if crate::config::is_builtin_runtime(rt) => {}
             other => return Err(runtime_not_supported(other)),
         }
 
