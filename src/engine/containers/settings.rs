@@ -41,6 +41,23 @@ const SUPPORTED: &[&str] = &[
     "Links",
 ];
 
+/// The logging drivers Docker Engine has; those this daemon lacks are refused with
+/// a 501, any other name with Docker's error for an unknown driver.
+const DOCKER_LOG_DRIVERS: &[&str] = &[
+    "json-file",
+    "none",
+    "local",
+    "journald",
+    "syslog",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+];
+
 /// How a container is networked (`HostConfig.NetworkMode`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetMode {
@@ -248,6 +265,11 @@ impl HostSettings {
             }
             _ => (log_defaults.driver.clone(), log_defaults.opts.clone()),
         };
+        if !DOCKER_LOG_DRIVERS.contains(&log_driver.as_str()) {
+            return Err(Error::invalid(format!(
+                "logger: no log driver named '{log_driver}' is registered"
+            )));
+        }
         if !crate::config::LOG_DRIVERS.contains(&log_driver.as_str()) {
             return Err(Error::not_implemented(format!(
                 "logging driver \"{log_driver}\" is not supported by this daemon yet (available: {})",
@@ -493,12 +515,18 @@ mod tests {
             ("db".into(), "mydb".into())
         );
         assert_eq!(parse_link("db").unwrap(), ("db".into(), "db".into()));
-        assert!(
+        assert!(matches!(
             HostSettings::from_host_config(
                 &hc(r#"{"LogConfig": {"Type": "syslog"}}"#),
                 &defaults()
-            )
-            .is_err()
+            ),
+            Err(Error::NotImplemented(_))
+        ));
+        assert_eq!(
+            HostSettings::from_host_config(&hc(r#"{"LogConfig": {"Type": "x"}}"#), &defaults())
+                .unwrap_err()
+                .to_string(),
+            "logger: no log driver named 'x' is registered"
         );
         assert!(
             HostSettings::from_host_config(
