@@ -105,7 +105,8 @@ pub struct Flags {
     #[arg(long = "add-runtime", value_name = "runtime")]
     pub add_runtimes: Vec<String>,
 
-    /// Enable live restore of docker when containers are still running
+    /// Keep containers running while the daemon is down (the default here; set
+    /// "live-restore": false in daemon.json to stop them when the daemon stops)
     #[arg(long)]
     pub live_restore: bool,
 

@@ -319,3 +319,62 @@ fn policies_bring_containers_back_with_the_daemon() {
         assert_ne!(state(&d, n, "{{.State.Pid}}"), pids[i].to_string());
     }
 }
+
+#[test]
+fn live_restore_false_stops_containers_and_policies_bring_them_back() {
+    let d = Daemon::builder()
+        .config(r#"{"live-restore": false}"#)
+        .start();
+    d.import_busybox(IMG);
+    assert_eq!(
+        d.docker_ok(&["info", "-f", "{{.LiveRestoreEnabled}}"]),
+        "false\n"
+    );
+    let script = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+    for (name, policy) in [("al", "always"), ("no", "no")] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--restart",
+            policy,
+            IMG,
+            "sh",
+            "-c",
+            script,
+        ]);
+    }
+    let pids: Vec<i32> = ["al", "no"]
+        .iter()
+        .map(|n| state(&d, n, "{{.State.Pid}}").parse().unwrap())
+        .collect();
+    let mut d = d;
+    assert_eq!(d.stop().code(), Some(0));
+    for pid in &pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "container process {pid} outlived the daemon"
+        );
+    }
+    let d = d.restart();
+    wait_for("al back", &d, || {
+        state(&d, "al", "{{.State.Status}}") == "running"
+    });
+    assert_eq!(
+        state(&d, "no", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 0"
+    );
+    assert_eq!(state(&d, "al", "{{.RestartCount}}"), "0");
+}
+
+#[test]
+fn live_restore_is_the_default() {
+    let d = Daemon::start();
+    assert_eq!(
+        d.docker_ok(&["info", "-f", "{{.LiveRestoreEnabled}}"]),
+        "true\n"
+    );
+}

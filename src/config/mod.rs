@@ -304,7 +304,9 @@ impl Config {
             log_opts,
             default_runtime,
             runtimes,
-            live_restore: boolean("live-restore", f.live_restore)?,
+            // Containers outlive the daemon under their monitors: that is the default
+            // here, and `"live-restore": false` asks for Docker Engine's default.
+            live_restore: boolean("live-restore", true)?,
             network: network::from_parts(&reader, f)?,
             registry: registry::from_parts(&reader, f)?,
         })

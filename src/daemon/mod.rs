@@ -257,6 +257,10 @@ async fn serve(
     state.shutdown.cancel();
     let timeout = engine.config().shutdown_timeout;
     let limit = (timeout >= 0).then(|| Duration::from_secs(timeout as u64));
+    if !engine.config().live_restore {
+        notifier.notify(&[NotifyState::Status("Stopping: stopping containers")]);
+        engine.shutdown_containers(limit).await;
+    }
     let drain = server.drain(limit);
     tokio::pin!(drain);
     // Two more stop signals force the exit, as Docker's third signal does.

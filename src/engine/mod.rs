@@ -32,6 +32,9 @@ pub struct Engine {
     /// Set while a liveness probe's lock check runs; a probe stuck on a wedged lock
     /// makes the next ones fail at once instead of piling up threads.
     probing: std::sync::atomic::AtomicBool,
+    /// Set while the daemon stops its containers on shutdown (`live-restore: false`):
+    /// those stops are not a user's, and no restart follows them.
+    shutting_down: std::sync::atomic::AtomicBool,
     data_root: PathBuf,
     exec_root: PathBuf,
     /// Images, their layers and tags, and containers' root filesystems.
@@ -84,6 +87,7 @@ impl Engine {
             name,
             events: EventBus::new(),
             probing: std::sync::atomic::AtomicBool::new(false),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             data_root,
             exec_root,
             images,
@@ -168,6 +172,11 @@ impl Engine {
                 }
             }
         }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The configuration in force now (a snapshot; a reload swaps in a new one).

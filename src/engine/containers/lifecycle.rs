@@ -527,8 +527,10 @@ impl Engine {
         }
         let rx = h.lifecycle.subscribe();
         let before = rx.borrow().exits;
-        h.cancel_restart();
-        h.update(|c| c.has_been_manually_stopped = true).await?;
+        if !self.is_shutting_down() {
+            h.cancel_restart();
+            h.update(|c| c.has_been_manually_stopped = true).await?;
+        }
         if let Err(e) = self.signal(h, sig).await {
             if h.record().container.state.running {
                 return Err(e);
@@ -548,6 +550,39 @@ impl Engine {
         let attrs = self.container_attributes(&h.record().container);
         self.events.emit("container", "stop", &h.id, attrs);
         Ok(())
+    }
+
+    /// Daemon shutdown with `live-restore: false`: every running container is
+    /// stopped with its stop signal and timeout, all at once, within `limit`; they
+    /// are not marked as stopped by a user, so their restart policies bring them
+    /// back at the next start.
+    pub async fn shutdown_containers(self: &Arc<Self>, limit: Option<Duration>) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        let mut stops = tokio::task::JoinSet::new();
+        for h in self.containers.all() {
+            if !h.record().container.state.running {
+                continue;
+            }
+            let engine = self.clone();
+            stops.spawn(async move {
+                let _op = h.op.lock().await;
+                if h.record().container.state.running
+                    && let Err(e) = engine.stop_locked(&h, None, None).await
+                {
+                    tracing::warn!(container_id = %h.id, "stopping the container at shutdown: {e}");
+                }
+            });
+        }
+        let all = async { while stops.join_next().await.is_some() {} };
+        match limit {
+            Some(d) => {
+                if tokio::time::timeout(d, all).await.is_err() {
+                    tracing::warn!("shutdown-timeout reached while stopping containers");
+                }
+            }
+            None => all.await,
+        }
     }
 
     /// `POST /containers/{id}/kill`.

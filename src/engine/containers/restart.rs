@@ -144,7 +144,7 @@ impl Engine {
                 r.container.restart_count,
             )
         };
-        if policy.is_none() || h.lifecycle.borrow().removed {
+        if policy.is_none() || h.lifecycle.borrow().removed || self.is_shutting_down() {
             return false;
         }
         let delay = {
