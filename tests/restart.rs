@@ -182,7 +182,23 @@ fn a_restarting_container_reports_it_and_stop_calls_it_off() {
         "{}",
         err(&o)
     );
+    // `docker wait` (not-running) does not end while the policy keeps restarting it.
+    let mut waiter = d
+        .docker_cmd(&["wait", "crash"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "docker wait returned while restarting"
+    );
     d.docker_ok(&["stop", "crash"]);
+    let w = wait_timeout(&mut waiter, PATIENCE).expect("docker wait ends with the stop");
+    assert!(w.success());
+    let mut code = String::new();
+    std::io::Read::read_to_string(&mut waiter.stdout.take().unwrap(), &mut code).unwrap();
+    assert_eq!(code, "1\n");
     let count = state(&d, "crash", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(

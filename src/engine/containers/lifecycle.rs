@@ -435,16 +435,18 @@ impl Engine {
                 self.network_event("disconnect", &ep.network_id, &ep.network, Some(&h.id));
             }
         }
+        // A container its policy restarts stays "running" for `not-running` waiters,
+        // as with Docker.
+        let restarting = !auto_remove && {
+            let ran = Duration::from_nanos((finished - started).max(0) as u64);
+            self.schedule_restart(h, rec.exit_code, ran).await
+        };
         h.lifecycle.send_modify(|l| {
             l.exits += 1;
-            l.running = false;
+            l.running = restarting;
             l.exit_code = rec.exit_code;
             l.error = rec.error.clone();
         });
-        if !auto_remove {
-            let ran = Duration::from_nanos((finished - started).max(0) as u64);
-            self.schedule_restart(h, rec.exit_code, ran).await;
-        }
         if auto_remove {
             let engine = self.clone();
             let h = h.clone();
@@ -669,7 +671,14 @@ impl Engine {
             };
             match condition {
                 WaitCondition::NotRunning if !running => outcome(&now),
-                WaitCondition::NotRunning | WaitCondition::NextExit => {
+                WaitCondition::NotRunning => {
+                    // Running (or restarting) now: until it is neither.
+                    match rx.wait_for(|l| !l.running || l.removed).await {
+                        Ok(l) => outcome(&l),
+                        Err(_) => outcome(&now),
+                    }
+                }
+                WaitCondition::NextExit => {
                     match rx.wait_for(|l| l.exits > now.exits || l.removed).await {
                         Ok(l) => outcome(&l),
                         Err(_) => outcome(&now),

@@ -185,11 +185,14 @@ impl Engine {
     /// Ends a pending restart without starting: the container is stopped.
     pub(super) async fn end_restarting(&self, h: &Arc<Handle>) -> Result<()> {
         h.cancel_restart();
-        h.update(|c| {
-            c.state.restarting = false;
-            c.state.running = false;
-        })
-        .await
+        let saved = h
+            .update(|c| {
+                c.state.restarting = false;
+                c.state.running = false;
+            })
+            .await;
+        h.lifecycle.send_modify(|l| l.running = false);
+        saved
     }
 }
 
