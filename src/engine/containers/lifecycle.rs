@@ -141,7 +141,7 @@ impl Engine {
                     // Its restart policy brings it back with the daemon (after a
                     // reboot, or an exit while the daemon was stopped).
                     tracing::info!(container_id = %h.id, "starting the container (restart policy)");
-                    h.update_in_memory(|c| c.restart_count = 0);
+                    h.reset_restart();
                     if let Err(e) = self.start_locked(&h).await {
                         tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
                     }
@@ -194,7 +194,6 @@ impl Engine {
         }
         if !h.record().container.state.running {
             h.reset_restart();
-            h.update_in_memory(|c| c.restart_count = 0);
         }
         self.start_locked(&h).await
     }
@@ -644,7 +643,6 @@ impl Engine {
             self.stop_locked(&h, timeout, signal).await?;
         }
         h.reset_restart();
-        h.update_in_memory(|c| c.restart_count = 0);
         self.start_locked(&h).await?;
         let attrs = self.container_attributes(&h.record().container);
         self.events.emit("container", "restart", &h.id, attrs);

@@ -117,13 +117,17 @@ impl Handle {
         r.pending.take().map(|p| p.abort()).is_some()
     }
 
-    /// A start by a client: restarts may be scheduled again, with a fresh backoff.
+    /// A start by a client (or by the daemon at its own start): restarts may be
+    /// scheduled again, with a fresh backoff, and `RestartCount` starts over.
     pub fn reset_restart(&self) {
-        let mut r = self.restart_state();
-        if let Some(p) = r.pending.take() {
-            p.abort();
+        {
+            let mut r = self.restart_state();
+            if let Some(p) = r.pending.take() {
+                p.abort();
+            }
+            *r = RestartState::default();
         }
-        *r = RestartState::default();
+        self.update_in_memory(|c| c.restart_count = 0);
     }
 }
 
