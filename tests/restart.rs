@@ -286,18 +286,33 @@ fn policies_bring_containers_back_with_the_daemon() {
             "1000",
         ]);
     }
+    // On the default bridge: its start waits for the host's networking, which the
+    // daemon sets up beside serving.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "br",
+        "--restart",
+        "always",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
     // Stopped by the user: `always` comes back with the daemon, `unless-stopped` not.
-    d.docker_ok(&["stop", "-t", "0", "al", "us"]);
+    d.docker_ok(&["stop", "-t", "0", "al", "us", "br"]);
     let d = d.restart();
-    wait_for("al back", &d, || {
+    wait_for("al and br back", &d, || {
         state(&d, "al", "{{.State.Status}}") == "running"
+            && state(&d, "br", "{{.State.Status}}") == "running"
     });
+    assert!(!state(&d, "br", "{{.NetworkSettings.IPAddress}}").is_empty());
     assert_eq!(state(&d, "us", "{{.State.Status}}"), "exited");
     // A "reboot": the daemon stops, every monitor and container process dies and
     // exec-root is emptied; the daemon's next start brings back the containers whose
     // policy asks for it.
     d.docker_ok(&["start", "us"]);
-    let pids: Vec<i32> = ["al", "us", "no"]
+    let pids: Vec<i32> = ["al", "us", "no", "br"]
         .iter()
         .map(|n| state(&d, n, "{{.State.Pid}}").parse().unwrap())
         .collect();
@@ -318,7 +333,20 @@ fn policies_bring_containers_back_with_the_daemon() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    for e in std::fs::read_dir(d.exec_root()).unwrap().flatten() {
+    // A reboot also ends every mount there (network namespace files).
+    let root = d.exec_root();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(root.to_str().unwrap()))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let c = std::ffi::CString::new(m).unwrap();
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+    for e in std::fs::read_dir(&root).unwrap().flatten() {
         if e.path().is_dir() {
             std::fs::remove_dir_all(e.path()).unwrap();
         } else {
@@ -326,9 +354,10 @@ fn policies_bring_containers_back_with_the_daemon() {
         }
     }
     let d = d.restart();
-    wait_for("al and us back", &d, || {
+    wait_for("al, us and br back", &d, || {
         state(&d, "al", "{{.State.Status}}") == "running"
             && state(&d, "us", "{{.State.Status}}") == "running"
+            && state(&d, "br", "{{.State.Status}}") == "running"
     });
     assert_eq!(state(&d, "no", "{{.State.Status}}"), "exited");
     for (i, n) in ["al", "us"].iter().enumerate() {

@@ -110,14 +110,7 @@ impl Engine {
         for h in self.containers.all() {
             if h.record().container.state.restarting {
                 // The daemon went away while a restart was pending: start it now.
-                let _op = h.op.lock().await;
-                h.update_in_memory(|c| {
-                    c.state.running = false;
-                    c.state.restarting = false;
-                });
-                if let Err(e) = self.start_locked(&h).await {
-                    tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
-                }
+                self.start_by_policy(h.clone());
                 continue;
             }
             if !h.record().container.state.running {
@@ -140,11 +133,8 @@ impl Engine {
                 } else if ran && wants_restart {
                     // Its restart policy brings it back with the daemon (after a
                     // reboot, or an exit while the daemon was stopped).
-                    tracing::info!(container_id = %h.id, "starting the container (restart policy)");
                     h.reset_restart();
-                    if let Err(e) = self.start_locked(&h).await {
-                        tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
-                    }
+                    self.start_by_policy(h.clone());
                 }
                 continue;
             }
@@ -183,6 +173,19 @@ impl Engine {
             }
         }
         self.sweep_exec_state(runtime_states);
+    }
+
+    /// A start the daemon makes at its own start, in the background: the daemon
+    /// serves (and sets up host networking, which a start may wait for) meanwhile.
+    fn start_by_policy(self: &Arc<Self>, h: Arc<Handle>) {
+        tracing::info!(container_id = %h.id, "starting the container (restart policy)");
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _op = h.op.lock().await;
+            if let Err(e) = engine.start_locked(&h).await {
+                tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
+            }
+        });
     }
 
     /// `POST /containers/{id}/start`.
