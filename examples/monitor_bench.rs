@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dockerd::init::spec::{ContainerSpec, LogSpec, NetworkMode};
+use dockerd::init::spec::{ContainerSpec, LogSpec, Namespace, NetworkMode, Shm};
 use dockerd::runtime::{Runtime, defaults};
 
 fn main() {
@@ -88,6 +88,10 @@ fn spec(id: &str, rootfs: &Path, tmp: &Path) -> ContainerSpec {
         } else {
             NetworkMode::Private
         },
+        pid: Namespace::Private,
+        ipc: Namespace::Private,
+        uts: Namespace::Private,
+        shm: Shm::default(),
         privileged: false,
         capabilities: defaults::default_capabilities(),
         masked_paths: defaults::default_masked_paths(),

@@ -7,7 +7,9 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dockerd::init::spec::{AttachStreams, ContainerSpec, ExitRecord, LogSpec, Mount, NetworkMode};
+use dockerd::init::spec::{
+    AttachStreams, ContainerSpec, ExitRecord, LogSpec, Mount, Namespace, NetworkMode, Shm,
+};
 use dockerd::runtime::{MonitorState, Runtime, StartError, Started, defaults};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -75,6 +77,10 @@ impl Env {
             stdin_once: false,
             console_size: None,
             network: NetworkMode::None,
+            pid: Namespace::Private,
+            ipc: Namespace::Private,
+            uts: Namespace::Private,
+            shm: Shm::default(),
             privileged: false,
             capabilities: defaults::default_capabilities(),
             masked_paths: defaults::default_masked_paths(),

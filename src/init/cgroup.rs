@@ -296,6 +296,30 @@ impl ContainerCgroup {
         })
     }
 
+    /// Kills every process left in the container's cgroup, and waits (a second at
+    /// most) until the kernel has them all out of it.
+    pub fn kill_all(&self) {
+        for _ in 0..100 {
+            let mut left = false;
+            for (_, dir) in &self.dirs {
+                let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else {
+                    continue;
+                };
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // Gone already (ESRCH), or dead and waiting for its parent to
+                    // reap it, is what was wanted.
+                    if !is_zombie(pid) && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                        left = true;
+                    }
+                }
+            }
+            if !left {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Removes the container's directories; a directory whose last processes are
     /// still being torn down by the kernel is retried briefly. Returns what could
     /// not be removed.
@@ -320,6 +344,17 @@ impl ContainerCgroup {
         }
         errors
     }
+}
+
+/// Whether the process has ended and only waits to be reaped (state `Z`).
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false)
 }
 
 fn attach_device_program(dir: &Path) -> io::Result<()> {

@@ -1,12 +1,13 @@
-//! The container's side: what its first process does between `clone` (already in new
-//! mount, UTS, IPC, PID and, unless `--network host`, network namespaces) and `exec`.
+//! The container's side: what its first process does between `clone` (already in a
+//! new mount namespace and, unless shared with the host or joined, new UTS, IPC, PID
+//! and network namespaces) and `exec`.
 //! The steps read top to bottom in the order the kernel needs them:
 //!
-//! setsid → join the cgroup, then a cgroup namespace → hostname → `lo` up → root
-//! filesystem (proc, sys, cgroup, dev, binds) → pivot_root → masked and read-only
-//! paths, read-only root → stdio → user lookup → working directory → bounding set,
-//! user and groups, capabilities → `PATH` lookup → exec (through the init with
-//! `--init`).
+//! setsid → join the cgroup, then a cgroup namespace → hostname → join IPC and
+//! network namespaces, or `lo` up → root filesystem (proc, sys, cgroup, dev, binds)
+//! → pivot_root → masked and read-only paths, read-only root → stdio → user lookup
+//! → working directory → bounding set, user and groups, capabilities → `PATH`
+//! lookup → exec (through the init with `--init`).
 //!
 //! Any failure is sent to the monitor on the close-on-exec error pipe as a
 //! [`SyncMessage::Failed`] line; a successful exec closes that pipe with nothing written,
@@ -21,7 +22,7 @@ use super::cgroup::Hierarchy;
 use super::exec::{self, ExecFailure};
 use super::init_process;
 use super::rootfs;
-use super::spec::{ContainerSpec, NetworkMode, SyncMessage};
+use super::spec::{ContainerSpec, Namespace, NetworkMode, SyncMessage};
 use super::stdio::{self, ContainerStdio};
 use super::sys;
 use super::user;
@@ -40,14 +41,27 @@ pub struct ChildContext<'a> {
     pub stdio: ContainerStdio,
     /// The network namespace to join (`NetworkMode::Join`), opened by the monitor.
     pub netns: Option<OwnedFd>,
+    /// The IPC namespace to join (`Namespace::Join`), opened by the monitor.
+    pub ipcns: Option<OwnedFd>,
     /// Write end of the error pipe (close-on-exec).
     pub error_pipe: OwnedFd,
 }
 
-/// The namespaces the container's process is cloned into.
+/// The namespaces the container's process is cloned into: a new mount namespace,
+/// and new PID, IPC, UTS and network namespaces unless it shares or joins them (a
+/// PID namespace is joined by the monitor before the clone, the others by the
+/// process after it).
 pub fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags = libc::CLONE_NEWNS;
+    for (ns, flag) in [
+        (&spec.pid, libc::CLONE_NEWPID),
+        (&spec.ipc, libc::CLONE_NEWIPC),
+        (&spec.uts, libc::CLONE_NEWUTS),
+    ] {
+        if ns.is_private() {
+            flags |= flag;
+        }
+    }
     if matches!(spec.network, NetworkMode::None | NetworkMode::Private) {
         flags |= libc::CLONE_NEWNET;
     }
@@ -96,19 +110,15 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
     }
     unshare(libc::CLONE_NEWCGROUP, "cgroup").map_err(setup_failed)?;
 
-    set_names(spec).map_err(setup_failed)?;
+    if spec.uts.is_private() {
+        set_names(spec).map_err(setup_failed)?;
+    }
+    if let (Namespace::Join(path), Some(ns)) = (&spec.ipc, &ctx.ipcns) {
+        join(ns, libc::CLONE_NEWIPC, "IPC", path).map_err(setup_failed)?;
+    }
     match (&spec.network, &ctx.netns) {
         (NetworkMode::Join(path), Some(ns)) => {
-            sys::cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map_err(|e| {
-                setup_failed(io::Error::new(
-                    e.kind(),
-                    format!(
-                        "join network namespace {}: {}",
-                        path.display(),
-                        crate::store::strip_os_suffix(&e)
-                    ),
-                ))
-            })?;
+            join(ns, libc::CLONE_NEWNET, "network", path).map_err(setup_failed)?;
         }
         (NetworkMode::None | NetworkMode::Private, _) => {
             crate::net::netns::loopback_up().map_err(setup_failed)?;
@@ -222,6 +232,22 @@ fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, Exec
         exec_now()
     };
     Err(exec::exec_failure(&path, &err))
+}
+
+/// Joins the namespace open as `ns` (found at `path`).
+fn join(ns: &OwnedFd, flag: libc::c_int, kind: &str, path: &Path) -> io::Result<()> {
+    sys::cvt(unsafe { libc::setns(ns.as_raw_fd(), flag) })
+        .map(drop)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "join {kind} namespace {}: {}",
+                    path.display(),
+                    crate::store::strip_os_suffix(&e)
+                ),
+            )
+        })
 }
 
 fn unshare(flag: libc::c_int, name: &str) -> io::Result<()> {

@@ -17,7 +17,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::attach::OutQueue;
@@ -26,7 +26,7 @@ use super::container::{self, ChildContext, EXIT_SETUP_FAILED};
 use super::control;
 use super::logfile::{Entry, LineSplitter, LogFile, Stream};
 use super::spec::{
-    AttachStreams, ContainerSpec, EXIT_FILE, ExitRecord, Reply, Request, SyncMessage,
+    AttachStreams, ContainerSpec, EXIT_FILE, ExitRecord, Namespace, Reply, Request, SyncMessage,
 };
 use super::stdio::{self, MonitorStdio};
 use super::sys::{self, Exit};
@@ -185,6 +185,22 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         }
         _ => None,
     };
+    let ipcns = match &spec.ipc {
+        Namespace::Join(path) => Some(open_namespace(path, "IPC")?),
+        _ => None,
+    };
+    // A PID namespace cannot be entered by a running process, only by its
+    // children: the monitor points its children's at the one to join for the
+    // clone, then back at its own.
+    let pid_join = match &spec.pid {
+        Namespace::Join(path) => {
+            let own = open_namespace(Path::new("/proc/self/ns/pid"), "PID")?;
+            let target = open_namespace(path, "PID")?;
+            set_children_pidns(&target, path)?;
+            Some(own)
+        }
+        _ => None,
+    };
     let flags = container::clone_flags(spec);
     let unified = cg
         .unified_dir()
@@ -203,6 +219,9 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     {
         cloned = sys::clone_process(flags);
     }
+    if let (Ok(Some(_)) | Err(_), Some(own)) = (&cloned, &pid_join) {
+        set_children_pidns(own, Path::new("/proc/self/ns/pid"))?;
+    }
     let pid = match cloned {
         Err(e) => {
             return Err(StartFailure::setup(format!(
@@ -216,6 +235,7 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
             hierarchies: &hierarchies,
             stdio: ctr_stdio,
             netns,
+            ipcns,
             error_pipe: err_w,
         }),
         Ok(Some(pid)) => pid,
@@ -237,6 +257,29 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         err_r,
         cleanup,
     )
+}
+
+fn open_namespace(path: &Path, kind: &str) -> Result<OwnedFd, StartFailure> {
+    sys::open(path, libc::O_RDONLY, 0).map_err(|e| {
+        StartFailure::setup(format!(
+            "open {kind} namespace {}: {}",
+            path.display(),
+            crate::store::strip_os_suffix(&e)
+        ))
+    })
+}
+
+/// Points the PID namespace the monitor's next children are created in at `ns`.
+fn set_children_pidns(ns: &OwnedFd, path: &Path) -> Result<(), StartFailure> {
+    sys::cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) })
+        .map(drop)
+        .map_err(|e| {
+            StartFailure::setup(format!(
+                "join PID namespace {}: {}",
+                path.display(),
+                crate::store::strip_os_suffix(&e)
+            ))
+        })
 }
 
 /// After the fork: the terminal's master (with a TTY), then the error pipe tells
@@ -701,10 +744,19 @@ impl EventLoop {
     }
 
     fn reap(&mut self) {
+        let mut ended = false;
         while let Ok(Some((pid, exit))) = sys::reap(-1) {
             if pid == self.pid && self.exited.is_none() {
                 self.exited = Some((exit, SystemTime::now()));
+                ended = true;
             }
+        }
+        // Without a PID namespace of its own, the end of the first process does not
+        // end the others: they go with it, as with Docker, before the output is
+        // drained (its writers are then gone).
+        if ended && self.spec.exec_in.is_none() && !self.spec.pid.is_private() {
+            self.cgroup.kill_all();
+            while let Ok(Some(_)) = sys::reap(-1) {}
         }
         if self.exited.is_some() {
             self.drain_outputs();

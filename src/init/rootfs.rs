@@ -17,7 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt,
 use std::path::{Path, PathBuf};
 
 use super::cgroup::{Hierarchy, Kind};
-use super::spec::{ContainerSpec, Mount};
+use super::spec::{ContainerSpec, Mount, Shm};
 use super::stdio::{self, Console};
 use super::sys;
 use crate::store::strip_os_suffix;
@@ -215,15 +215,30 @@ fn mount_dev(spec: &ContainerSpec) -> io::Result<Option<Console>> {
     symlink("pts/ptmx", &dev.join("ptmx"))?;
 
     let shm = dev.join("shm");
-    mkdir_all(&shm)?;
-    sys::mount(
-        Some(Path::new("shm")),
-        &shm,
-        Some("tmpfs"),
-        MS_NOSUID | MS_NOEXEC | MS_NODEV,
-        Some("mode=1777,size=65536k"),
-    )
-    .map_err(|e| step("mount shm to /dev/shm", e))?;
+    match &spec.shm {
+        Shm::Private(size) => {
+            mkdir_all(&shm)?;
+            let data = if size % 1024 == 0 {
+                format!("mode=1777,size={}k", size / 1024)
+            } else {
+                format!("mode=1777,size={size}")
+            };
+            sys::mount(
+                Some(Path::new("shm")),
+                &shm,
+                Some("tmpfs"),
+                MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                Some(&data),
+            )
+            .map_err(|e| step("mount shm to /dev/shm", e))?;
+        }
+        Shm::Bind(source) => {
+            mkdir_all(&shm)?;
+            sys::mount(Some(source), &shm, None, libc::MS_BIND, None)
+                .map_err(|e| step(format_args!("bind {} to /dev/shm", source.display()), e))?;
+        }
+        Shm::None => {}
+    }
     let mqueue = dev.join("mqueue");
     mkdir_all(&mqueue)?;
     sys::mount(

@@ -80,6 +80,18 @@ pub struct ContainerSpec {
     /// Initial terminal size (height, width) for a TTY.
     pub console_size: Option<(u16, u16)>,
     pub network: NetworkMode,
+    /// The PID namespace (`--pid`): a new one, the host's, or another container's.
+    #[serde(default, skip_serializing_if = "Namespace::is_private")]
+    pub pid: Namespace,
+    /// The IPC namespace (`--ipc`).
+    #[serde(default, skip_serializing_if = "Namespace::is_private")]
+    pub ipc: Namespace,
+    /// The UTS namespace (`--uts`): in the host's, the hostname is left alone.
+    #[serde(default, skip_serializing_if = "Namespace::is_private")]
+    pub uts: Namespace,
+    /// What `/dev/shm` is.
+    #[serde(default)]
+    pub shm: Shm,
     /// All capabilities, no masked paths, all devices (`--privileged`).
     pub privileged: bool,
     /// The capability set the command runs with, e.g. `CAP_CHOWN` (already resolved
@@ -126,6 +138,48 @@ pub enum NetworkMode {
     /// The network namespace at this path: one the daemon made and configured
     /// (a bind-mounted namespace file), or another container's (`/proc/PID/ns/net`).
     Join(PathBuf),
+}
+
+/// A namespace other than the network's: the container's own, the host's, or one
+/// to join.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    /// A new namespace of the container's own.
+    #[default]
+    Private,
+    /// The host's (the monitor's) namespace.
+    Host,
+    /// The namespace at this path (another container's `/proc/PID/ns/…`).
+    Join(PathBuf),
+}
+
+impl Namespace {
+    pub fn is_private(&self) -> bool {
+        *self == Namespace::Private
+    }
+}
+
+/// The container's `/dev/shm`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Shm {
+    /// A tmpfs of its own of this many bytes, mounted inside the container.
+    Private(u64),
+    /// No `/dev/shm` at all (`--ipc none`).
+    None,
+    /// A bind of this host directory: the host's `/dev/shm` or the tmpfs the
+    /// daemon mounted for a shareable IPC namespace.
+    Bind(PathBuf),
+}
+
+/// Docker's default `/dev/shm` size, 64 MiB.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+impl Default for Shm {
+    fn default() -> Self {
+        Shm::Private(DEFAULT_SHM_SIZE)
+    }
 }
 
 /// A mount made inside the container: a bind of a host path (a file, a directory,

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
+use super::namespaces::{IpcMode, PidMode};
 use super::record::{self, Config, Container, NetworkSettings, State};
 use super::settings::{self, HostSettings, NetMode};
 use super::{Handle, Record, names, spec};
@@ -78,7 +79,14 @@ impl Engine {
             )));
         }
         let log_defaults = self.log_defaults();
-        let settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
+        let mut host_config = host_config;
+        let mut settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
+        if settings.uts_host && hostname_given {
+            return Err(Error::invalid(
+                "conflicting options: hostname and the UTS mode",
+            ));
+        }
+        self.resolve_namespace_donors(&mut settings, &mut host_config)?;
         let (endpoints, net_warnings) = self.network_endpoints_for_create(
             &crate::engine::network::endpoints::CreateNetworking {
                 settings: &settings,
@@ -198,6 +206,32 @@ impl Engine {
             let _ = crate::store::remove_dir_all_robust(&dir);
         }
         result
+    }
+
+    /// `--pid container:X` and `--ipc container:X` name a container that exists;
+    /// the record keeps its ID, as Docker's does.
+    fn resolve_namespace_donors(
+        &self,
+        settings: &mut HostSettings,
+        host_config: &mut Map<String, Value>,
+    ) -> Result<()> {
+        let lookup = |target: &str| {
+            self.containers
+                .get(target)
+                .map(|h| h.id.clone())
+                .map_err(|e| Error::invalid(e.to_string()))
+        };
+        if let Some(target) = settings.pid_mode.target() {
+            let id = lookup(target)?;
+            host_config.insert("PidMode".into(), Value::from(format!("container:{id}")));
+            settings.pid_mode = PidMode::Container(id);
+        }
+        if let Some(target) = settings.ipc_mode.target() {
+            let id = lookup(target)?;
+            host_config.insert("IpcMode".into(), Value::from(format!("container:{id}")));
+            settings.ipc_mode = IpcMode::Container(id);
+        }
+        Ok(())
     }
 
     fn generate_name(&self, id: &str) -> Result<String> {

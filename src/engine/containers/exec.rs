@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::spec;
 use crate::engine::{Engine, Error, Result};
-use crate::init::spec::{AttachStreams, ContainerSpec, LogSpec, NetworkMode};
+use crate::init::spec::{AttachStreams, ContainerSpec, LogSpec, Namespace, NetworkMode, Shm};
 
 /// What `POST /containers/{id}/exec` asks for.
 #[derive(Debug, Clone, Default)]
@@ -385,6 +385,10 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         stdin_once: true,
         console_size: e.console_size,
         network: NetworkMode::Host,
+        pid: Namespace::Private,
+        ipc: Namespace::Private,
+        uts: Namespace::Private,
+        shm: Shm::default(),
         privileged,
         capabilities: spec::capabilities(privileged, &s.cap_add, &s.cap_drop)?,
         masked_paths: Vec::new(),

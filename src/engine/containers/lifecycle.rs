@@ -107,10 +107,11 @@ impl Engine {
     pub async fn restore_containers(self: &Arc<Self>) {
         // Taken before any health probe (an exec) of this daemon can start.
         let runtime_states = self.runtime.state_ids();
+        let mut by_policy = Vec::new();
         for h in self.containers.all() {
             if h.record().container.state.restarting {
                 // The daemon went away while a restart was pending: start it now.
-                self.start_by_policy(h.clone());
+                by_policy.push(h.clone());
                 continue;
             }
             if !h.record().container.state.running {
@@ -134,7 +135,7 @@ impl Engine {
                     // Its restart policy brings it back with the daemon (after a
                     // reboot, or an exit while the daemon was stopped).
                     h.reset_restart();
-                    self.start_by_policy(h.clone());
+                    by_policy.push(h.clone());
                 }
                 continue;
             }
@@ -172,20 +173,42 @@ impl Engine {
                 }
             }
         }
+        self.start_by_policy(by_policy);
         self.sweep_exec_state(runtime_states);
     }
 
-    /// A start the daemon makes at its own start, in the background: the daemon
+    /// The starts the daemon makes at its own start, in the background: the daemon
     /// serves (and sets up host networking, which a start may wait for) meanwhile.
-    fn start_by_policy(self: &Arc<Self>, h: Arc<Handle>) {
-        tracing::info!(container_id = %h.id, "starting the container (restart policy)");
+    /// Containers that join another's namespaces start after the others.
+    fn start_by_policy(self: &Arc<Self>, handles: Vec<Arc<Handle>>) {
+        if handles.is_empty() {
+            return;
+        }
+        let (joiners, donors): (Vec<_>, Vec<_>) = handles.into_iter().partition(|h| {
+            let s = &h.record().settings;
+            s.pid_mode.target().is_some()
+                || s.ipc_mode.target().is_some()
+                || matches!(s.network_mode, super::settings::NetMode::Container(_))
+        });
         let engine = self.clone();
         tokio::spawn(async move {
-            let _op = h.op.lock().await;
-            if let Err(e) = engine.start_locked(&h).await {
-                tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
+            let mut first = tokio::task::JoinSet::new();
+            for h in donors {
+                first.spawn(engine.clone().start_for_policy(h));
+            }
+            while first.join_next().await.is_some() {}
+            for h in joiners {
+                engine.clone().start_for_policy(h).await;
             }
         });
+    }
+
+    async fn start_for_policy(self: Arc<Self>, h: Arc<Handle>) {
+        tracing::info!(container_id = %h.id, "starting the container (restart policy)");
+        let _op = h.op.lock().await;
+        if let Err(e) = self.start_locked(&h).await {
+            tracing::warn!(container_id = %h.id, "failed to restart the container: {e}");
+        }
     }
 
     /// `POST /containers/{id}/start`.
@@ -218,6 +241,14 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let record = r.clone();
         let sd = state_dir.clone();
+        let namespaces = match self.namespace_setup(h, &r) {
+            Ok(n) => n,
+            Err(e) => {
+                // Docker's own words reach the client, unwrapped.
+                let _ = self.start_failed(h, e.to_string(), 128, false).await;
+                return Err(e);
+            }
+        };
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = engine.images.mount_rw_layer(&id)?;
             let volumes = engine.container_volume_mounts(&record)?;
@@ -242,7 +273,15 @@ impl Engine {
         };
         let pending = h.take_pending_attach();
         let initial: Vec<InitialAttach> = Vec::new();
-        let spec = match spec::build(&r, rootfs, volumes, state_dir.clone(), &net, initial) {
+        let spec = match spec::build(
+            &r,
+            rootfs,
+            volumes,
+            state_dir.clone(),
+            &net,
+            namespaces,
+            initial,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 self.abort_network(h, net).await;
@@ -332,7 +371,9 @@ impl Engine {
         let id = h.id.clone();
         let engine = self.clone();
         let record = h.snapshot();
+        let handle = h.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            engine.release_shm(&handle);
             engine.container_volumes_stopped(&record, false);
             engine.images.unmount_rw_layer(&id)
         })
@@ -412,8 +453,10 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let state_dir = self.runtime.state_dir(&h.id);
         let released = rec.network_released;
+        let handle = h.clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
             engine.network_stopped(&before, &state_dir, released);
+            engine.release_shm(&handle);
             engine.container_volumes_stopped(&before, true);
             engine.images.unmount_rw_layer(&id)
         })
@@ -747,7 +790,10 @@ impl Engine {
         let dir = h.dir.clone();
         let engine = self.clone();
         let t0 = std::time::Instant::now();
+        let handle = h.clone();
         let removed = tokio::task::spawn_blocking(move || -> Result<()> {
+            // Never delete through a mount a crash may have left.
+            engine.release_shm(&handle);
             engine.images.remove_rw_layer(&id)?;
             crate::store::remove_dir_all_robust(&dir)?;
             Ok(())

@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
+pub mod namespaces;
 pub mod record;
 pub mod restart;
 pub mod settings;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::namespaces::{self, IpcMode, PidMode};
 use crate::engine::network::ports::{self, PortBindings};
 use crate::engine::{Error, Result};
 
@@ -39,6 +40,10 @@ const SUPPORTED: &[&str] = &[
     "DnsSearch",
     "ExtraHosts",
     "Links",
+    "PidMode",
+    "IpcMode",
+    "UTSMode",
+    "UsernsMode",
 ];
 
 /// The logging drivers Docker Engine has; those this daemon lacks are refused with
@@ -139,6 +144,10 @@ pub struct HostSettings {
     /// `--tmpfs`: container path → mount options.
     pub tmpfs: Vec<(String, String)>,
     pub restart_policy: super::restart::Policy,
+    pub pid_mode: PidMode,
+    pub ipc_mode: IpcMode,
+    /// `--uts host`.
+    pub uts_host: bool,
 }
 
 /// True for JSON zero values: null, false, 0, "", [], {}.
@@ -164,7 +173,6 @@ fn is_unset(key: &str, v: &Value) -> bool {
         "ShmSize" => v.as_i64() == Some(64 << 20),
         "Isolation" => v.as_str() == Some("default"),
         "CgroupnsMode" => v.as_str() == Some("private") || v.as_str() == Some("host"),
-        "IpcMode" => v.as_str() == Some("private") || v.as_str() == Some("shareable"),
         // ConsoleSize [0, 0] and similar all-zero lists.
         _ => v.as_array().is_some_and(|a| a.iter().all(is_zero)),
     }
@@ -332,6 +340,12 @@ impl HostSettings {
             }
         }
 
+        let mode_of = |k: &str| hc.get(k).and_then(Value::as_str).unwrap_or("");
+        let pid_mode = PidMode::parse(mode_of("PidMode"))?;
+        let ipc_mode = IpcMode::parse(mode_of("IpcMode"))?;
+        let uts_host = namespaces::parse_uts(mode_of("UTSMode"))?;
+        namespaces::check_userns(mode_of("UsernsMode"))?;
+
         Ok(HostSettings {
             auto_remove: flag("AutoRemove"),
             init: flag("Init"),
@@ -352,6 +366,9 @@ impl HostSettings {
             log_opts,
             tmpfs,
             restart_policy,
+            pid_mode,
+            ipc_mode,
+            uts_host,
         })
     }
 }
@@ -397,6 +414,7 @@ pub fn complete_host_config(
             _ => "",
         });
     hc.insert("NetworkMode".into(), json!(mode));
+    hc.insert("IpcMode".into(), json!(settings.ipc_mode.as_str()));
     hc.insert(
         "LogConfig".into(),
         json!({ "Type": settings.log_driver, "Config": settings.log_opts }),

@@ -169,6 +169,7 @@ pub fn build(
     volume_mounts: Vec<Mount>,
     state_dir: PathBuf,
     net: &crate::engine::network::attach::Setup,
+    namespaces: super::namespaces::Setup,
     initial_attach: Vec<InitialAttach>,
 ) -> Result<ContainerSpec> {
     let c = &r.container;
@@ -239,6 +240,10 @@ pub fn build(
         stdin_once: c.config.stdin_once,
         console_size: s.console_size,
         network: net.mode.clone(),
+        pid: namespaces.pid,
+        ipc: namespaces.ipc,
+        uts: namespaces.uts,
+        shm: namespaces.shm,
         privileged: s.privileged,
         capabilities: capabilities(s.privileged, &s.cap_add, &s.cap_drop)?,
         masked_paths,
