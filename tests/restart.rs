@@ -268,6 +268,94 @@ fn policies_are_checked_with_dockers_messages() {
     assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
 }
 
+/// `docker update --restart` on running and stopped containers: applied to the next
+/// exit, kept across a daemon restart, refused for `--rm` containers, and resource
+/// fields this daemon does not apply yet are refused, never ignored.
+#[test]
+fn update_changes_the_policy_of_running_and_stopped_containers() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "none",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    d.docker_ok(&["update", "--restart", "always", "up"]);
+    assert_eq!(
+        state(&d, "up", "{{.HostConfig.RestartPolicy.Name}}"),
+        "always"
+    );
+    // The running container's next exit restarts it.
+    let pid: i32 = state(&d, "up", "{{.State.Pid}}").parse().unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_for("the restart the updated policy asks for", &d, || {
+        state(&d, "up", "{{.State.Status}} {{.RestartCount}}") == "running 1"
+    });
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "event=update",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(events.trim(), "up");
+
+    // Stopped: on-failure:2 is recorded, and kept by a daemon restart.
+    d.docker_ok(&["stop", "-t", "1", "up"]);
+    d.docker_ok(&["update", "--restart", "on-failure:2", "up"]);
+    let d = d.restart();
+    assert_eq!(
+        state(
+            &d,
+            "up",
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "on-failure:2"
+    );
+
+    let o = d.docker(&["update", "--restart", "bogus", "up"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("unknown policy 'bogus'"), "{}", err(&o));
+    let o = d.docker(&["update", "--restart", "always", "nosuch"]);
+    assert!(err(&o).contains("No such container: nosuch"), "{}", err(&o));
+
+    d.docker_ok(&["create", "--rm", "--name", "gone", IMG]);
+    let id = state(&d, "gone", "{{.Id}}");
+    let r = d.request(
+        "POST",
+        "/containers/gone/update",
+        Some((
+            "application/json",
+            br#"{"RestartPolicy":{"Name":"always"}}"#,
+        )),
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        format!(
+            "Cannot update container {id}: Restart policy cannot be updated because AutoRemove is enabled for the container"
+        )
+    );
+
+    // A limit is not applied yet: refused with the field's name, nothing changed.
+    let o = d.docker(&["update", "--memory", "64m", "--restart", "no", "up"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("Memory"), "{}", err(&o));
+    assert_eq!(
+        state(&d, "up", "{{.HostConfig.RestartPolicy.Name}}"),
+        "on-failure"
+    );
+}
+
 #[test]
 fn policies_bring_containers_back_with_the_daemon() {
     let d = daemon();

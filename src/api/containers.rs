@@ -89,12 +89,21 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, ["containers", _, "exec"]) => super::exec::route(state, ctx).await,
+        (Method::POST, ["containers", id, "update"]) => {
+            let id = id.to_string();
+            let mut ctx = ctx;
+            let body = ctx
+                .json_body()
+                .await?
+                .ok_or_else(|| Error::invalid("the update config cannot be empty"))?;
+            engine.container_update(&id, body).await?;
+            Ok(response::ok_json(&json!({ "Warnings": null })))
+        }
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
             let known = [
                 "pause",
                 "unpause",
-                "update",
                 "stats",
                 "export",
                 "changes",

@@ -19,6 +19,7 @@ pub mod record;
 pub mod restart;
 pub mod settings;
 pub mod spec;
+pub mod update;
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -120,6 +121,27 @@ impl Handle {
         })
         .await
         .map_err(|e| Error::internal(format!("saving container state: {e}")))?
+    }
+
+    /// Changes the HostConfig and the settings read from it, and writes
+    /// `hostconfig.json`, on a blocking thread.
+    pub async fn update_host_config(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Map<String, Value>, &mut HostSettings),
+    ) -> Result<()> {
+        {
+            let mut r = self.record();
+            let r = &mut *r;
+            f(&mut r.host_config, &mut r.settings);
+        }
+        let h = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writer = h.persist.lock().unwrap_or_else(|p| p.into_inner());
+            let hc = h.record().host_config.clone();
+            record::save_host_config(&h.dir, &hc)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("saving container configuration: {e}")))?
     }
 
     /// Changes the record in memory only: for states about to be superseded (an

@@ -306,6 +306,12 @@ pub fn save(dir: &Path, c: &Container, host_config: &Map<String, Value>) -> Resu
     Ok(())
 }
 
+/// Writes `hostconfig.json` only (`docker update`).
+pub fn save_host_config(dir: &Path, host_config: &Map<String, Value>) -> Result<()> {
+    crate::store::write_json(&dir.join(HOSTCONFIG_FILE), host_config)?;
+    Ok(())
+}
+
 /// Writes `config.v2.json` only (state changes).
 pub fn save_state(dir: &Path, c: &Container) -> Result<()> {
     crate::store::write_json(&dir.join(CONFIG_FILE), c)?;

@@ -163,7 +163,7 @@ fn is_zero(v: &Value) -> bool {
 }
 
 /// Zero, or a value Docker treats as "unset" for this field.
-fn is_unset(key: &str, v: &Value) -> bool {
+pub(super) fn is_unset(key: &str, v: &Value) -> bool {
     if is_zero(v) {
         return true;
     }
@@ -178,7 +178,7 @@ fn is_unset(key: &str, v: &Value) -> bool {
     }
 }
 
-fn not_supported(field: &str) -> Error {
+pub(super) fn not_supported(field: &str) -> Error {
     Error::not_implemented(format!(
         "the container setting {field} is not supported by this daemon yet; remove it from the request"
     ))
