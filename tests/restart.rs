@@ -511,3 +511,33 @@ fn live_restore_is_the_default() {
         "true\n"
     );
 }
+
+/// A restart that was pending (in its backoff) when the daemon was killed happens
+/// when the daemon comes back: the container is not left "restarting" forever.
+#[test]
+fn a_restart_pending_when_the_daemon_dies_happens_at_its_next_start() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run", "-d", "--name", "fl", "--network", "none", "--restart", "always", IMG, "false",
+    ]);
+    // Failing at once, its backoff doubles from 100 ms: after five restarts the next
+    // one is seconds away, so the daemon dies while it is pending.
+    wait_for("a long pending restart", &d, || {
+        let s = state(&d, "fl", "{{.State.Restarting}} {{.RestartCount}}");
+        let mut parts = s.split(' ');
+        parts.next() == Some("true") && parts.next().unwrap().parse::<i64>().unwrap() >= 5
+    });
+    let started = state(&d, "fl", "{{.State.StartedAt}}");
+    d.signal(libc::SIGKILL);
+    let d = d.restart();
+    wait_for("the pending restart to happen", &d, || {
+        state(&d, "fl", "{{.State.StartedAt}}") != started
+    });
+    // And the policy goes on from there.
+    let count: i64 = state(&d, "fl", "{{.RestartCount}}").parse().unwrap();
+    wait_for("the policy to keep restarting it", &d, || {
+        state(&d, "fl", "{{.RestartCount}}").parse::<i64>().unwrap() > count
+    });
+    d.docker_ok(&["stop", "fl"]);
+    assert_eq!(state(&d, "fl", "{{.State.Status}}"), "exited");
+}
