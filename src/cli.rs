@@ -15,16 +15,18 @@ use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 /// Default daemon.json location, as Docker Engine's.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/docker/daemon.json";
 
-/// The runtime built into this daemon: containers run under its own `dockerd init` monitor.
-pub const BUILTIN_RUNTIME: &str = "native";
+/// The runtime built into this daemon (containers run under its own `dockerd init`
+/// monitor), under Docker's default runtime name, which compose files and clients
+/// send and expect.
+pub const BUILTIN_RUNTIME: &str = "runc";
 
-/// Docker's default runtime name, which compose files and clients send: here another
-/// name of the built-in runtime.
-pub const RUNC_RUNTIME: &str = "runc";
+/// Other names of the built-in runtime: the containerd shim name Docker also lists,
+/// and this daemon's own.
+pub const BUILTIN_RUNTIME_ALIASES: &[&str] = &["io.containerd.runc.v2", "native"];
 
 /// Whether `name` names the built-in runtime.
 pub fn is_builtin_runtime(name: &str) -> bool {
-    name == BUILTIN_RUNTIME || name == RUNC_RUNTIME
+    name == BUILTIN_RUNTIME || BUILTIN_RUNTIME_ALIASES.contains(&name)
 }
 
 /// A self-sufficient runtime for containers, made to be started by systemd.

@@ -131,8 +131,8 @@ fn docker_info_reports_real_values() {
     assert!(v["MemTotal"].as_u64().unwrap() > 0);
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(v["Name"], hostname.trim());
-    assert_eq!(v["DefaultRuntime"], "native");
-    assert!(v["Runtimes"]["native"].is_object());
+    assert_eq!(v["DefaultRuntime"], "runc");
+    assert!(v["Runtimes"]["runc"].is_object());
     assert!(v["SecurityOptions"].is_array());
     assert_eq!(v["Architecture"], std::env::consts::ARCH);
     // The ID stays the same across restarts.

@@ -387,9 +387,8 @@ fn unsupported_settings_are_refused_not_ignored() {
     let d = daemon();
     for args in [
         &["-m", "64m"][..],
-        &["--uts", "host"],
-        &["--ipc", "host"],
-        &["--pid", "host"],
+        &["--cpus", "1"],
+        &["--pids-limit", "10"],
     ] {
         let mut full = vec!["create"];
         full.extend_from_slice(args);

@@ -89,6 +89,14 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
             Ok(response::empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, ["containers", _, "exec"]) => super::exec::route(state, ctx).await,
+        (Method::POST, ["containers", id, "pause"]) => {
+            engine.container_pause(id).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (Method::POST, ["containers", id, "unpause"]) => {
+            engine.container_unpause(id).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
         (Method::POST, ["containers", id, "update"]) => {
             let id = id.to_string();
             let mut ctx = ctx;
@@ -101,15 +109,7 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         }
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
-            let known = [
-                "pause",
-                "unpause",
-                "stats",
-                "export",
-                "changes",
-                "archive",
-                "checkpoints",
-            ];
+            let known = ["stats", "export", "changes", "archive", "checkpoints"];
             if known.contains(what) {
                 engine.containers.get(id)?;
                 Err(Error::not_implemented(format!(
@@ -338,11 +338,32 @@ pub(crate) fn resize_dims(ctx: &Ctx) -> Result<(u16, u16)> {
 }
 
 /// `POST /containers/{id}/attach`: answers `101 UPGRADED`, then joins the client's
-/// connection to the container's stdio through its monitor.
+/// connection to the container's stdio through its monitor. Without the upgrade
+/// (docker-py's `attach(stream=False)`), the answer is `200` with the output as its
+/// body. Errors are plain text with their status, as Docker writes them on the
+/// connection it took over.
 async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
+    match attach_streams(state, id, ctx).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let mut r = response::with_type(
+                super::error::status_of(&e),
+                RAW,
+                Bytes::from(format!("{e}\r\n")),
+            );
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, "close".parse().unwrap());
+            Ok(r)
+        }
+    }
+}
+
+async fn attach_streams(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
     let q = &ctx.query;
+    let upgrade = ctx.parts.headers.get(UPGRADE).is_some();
     let streams = AttachStreams {
-        stdin: q.bool("stdin"),
+        // Without the upgrade the client has no way to send.
+        stdin: upgrade && q.bool("stdin"),
         stdout: q.bool("stdout"),
         stderr: q.bool("stderr"),
     };
@@ -351,12 +372,6 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
     let keys = q.get("detachKeys").unwrap_or("");
     let detach_keys = detach::parse(keys)
         .map_err(|_| Error::invalid(format!("Invalid detach keys ({keys}) provided")))?;
-    let upgrade = ctx.parts.headers.get(UPGRADE).is_some();
-    if !upgrade {
-        return Err(Error::invalid(
-            "attach needs a connection upgrade: send \"Connection: Upgrade\" and \"Upgrade: tcp\"",
-        ));
-    }
     let engine = state.engine.clone();
     let h = engine.containers.get(id)?;
     let tty = h.record().container.config.tty;
@@ -383,6 +398,42 @@ async fn attach(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Response> {
 
     let attrs = engine.container_attributes(&h.record().container);
     engine.events.emit("container", "attach", &h.id, attrs);
+
+    if !upgrade {
+        let (tx, body) = body::channel(64);
+        let shutdown = state.shutdown.clone();
+        state.streams.spawn(async move {
+            if let Some(mut rx) = logs_rx {
+                while let Some(e) = rx.recv().await {
+                    let chunk = if tty {
+                        Bytes::from(e.data)
+                    } else {
+                        stream::frame(e.stream, &e.data)
+                    };
+                    if tx.send(chunk).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let Some(mut monitor) = target else { return };
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = tokio::select! {
+                    n = monitor.read(&mut buf) => n,
+                    _ = shutdown.cancelled() => return,
+                };
+                match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        return Ok(response::stream(RAW, body));
+    }
 
     let req = hyper::Request::from_parts(ctx.parts, ());
     state.streams.spawn(async move {

@@ -20,7 +20,7 @@ pub use hosts::Host;
 pub use network::NetworkConfig;
 pub use registry::RegistryConfig;
 
-pub use crate::cli::{BUILTIN_RUNTIME, RUNC_RUNTIME, is_builtin_runtime};
+pub use crate::cli::{BUILTIN_RUNTIME, BUILTIN_RUNTIME_ALIASES, is_builtin_runtime};
 
 /// A configuration problem, worded for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,8 +258,8 @@ impl Config {
                 out
             }
         };
-        for reserved in [BUILTIN_RUNTIME, RUNC_RUNTIME] {
-            if runtimes.contains_key(reserved) {
+        for reserved in std::iter::once(&BUILTIN_RUNTIME).chain(BUILTIN_RUNTIME_ALIASES) {
+            if runtimes.contains_key(*reserved) {
                 return Err(ConfigError(format!(
                     "runtime name '{reserved}' is reserved for the built-in runtime"
                 )));
@@ -438,7 +438,7 @@ impl Config {
         a.insert("default-runtime".into(), self.default_runtime.clone());
         let mut names: Vec<&str> = self.runtimes.keys().map(String::as_str).collect();
         names.push(BUILTIN_RUNTIME);
-        names.push(RUNC_RUNTIME);
+        names.extend(BUILTIN_RUNTIME_ALIASES);
         names.sort();
         a.insert("runtimes".into(), names.join(" "));
         a.insert("live-restore".into(), self.live_restore.to_string());

@@ -154,7 +154,8 @@ impl Engine {
         let config = self.config();
         let counts = self.counts();
         let mut runtimes = serde_json::Map::new();
-        for name in [BUILTIN_RUNTIME, crate::config::RUNC_RUNTIME] {
+        for name in std::iter::once(&BUILTIN_RUNTIME).chain(crate::config::BUILTIN_RUNTIME_ALIASES)
+        {
             runtimes.insert(
                 name.to_string(),
                 json!({ "path": "/proc/self/exe", "runtimeArgs": ["init"] }),

@@ -1,7 +1,7 @@
 //! `docker import -c 'CMD ["sh"]'` (and `docker commit -c`): Dockerfile instructions
 //! applied to an image config. Docker accepts CMD, ENTRYPOINT, ENV, EXPOSE,
-//! HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME and WORKDIR here and refuses
-//! the rest with `<instruction> is not a valid change command`.
+//! HEALTHCHECK, LABEL, ONBUILD, USER, VOLUME and WORKDIR here and refuses the rest
+//! (STOPSIGNAL included) with `<instruction> is not a valid change command`.
 //!
 //! Words are processed the way the Dockerfile parser does for these instructions:
 //! quotes, backslash escapes, and `$VAR` / `${VAR}` / `${VAR:-default}` /
@@ -22,7 +22,6 @@ const VALID: &[&str] = &[
     "expose",
     "label",
     "onbuild",
-    "stopsignal",
     "user",
     "volume",
     "workdir",
@@ -112,13 +111,6 @@ pub fn apply(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
                     }
                     vols.insert(v, json!({}));
                 }
-            }
-            "stopsignal" => {
-                let s = expand_one(rest, &env)?;
-                if !valid_signal(&s) {
-                    return Err(Error::invalid(format!("Invalid signal: {s}")));
-                }
-                config.stop_signal = s;
             }
             "onbuild" => {
                 let (inner, inner_rest) = split_instruction(rest.trim());
@@ -448,34 +440,6 @@ fn parse_port_spec(spec: &str) -> Result<Vec<String>> {
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
-fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<u32>() {
-        return (1..=64).contains(&n);
-    }
-    let name = s.to_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    if let Some(rt) = name.strip_prefix("RTMIN") {
-        return rt.is_empty()
-            || rt
-                .strip_prefix('+')
-                .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| n <= 15);
-    }
-    if let Some(rt) = name.strip_prefix("RTMAX") {
-        return rt.is_empty()
-            || rt
-                .strip_prefix('-')
-                .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| n <= 14);
-    }
-    const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
-        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
-    ];
-    NAMES.contains(&name)
-}
-
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=…] CMD …`.
 fn healthcheck(rest: &str) -> Result<Value> {
     let mut rest = rest.trim();
@@ -585,7 +549,6 @@ mod tests {
             "WORKDIR sub/../dir",
             r#"VOLUME ["/data"]"#,
             "VOLUME /a /b",
-            "STOPSIGNAL SIGQUIT",
         ])
         .unwrap();
         assert_eq!(c.env.unwrap(), vec!["A=1", "B=two words", "C=1-x"]);
@@ -596,7 +559,6 @@ mod tests {
         assert_eq!(c.working_dir, "/app/dir");
         let vols: Vec<_> = c.volumes.unwrap().keys().cloned().collect();
         assert_eq!(vols, vec!["/a", "/b", "/data"]);
-        assert_eq!(c.stop_signal, "SIGQUIT");
     }
 
     #[test]
@@ -604,7 +566,8 @@ mod tests {
         let e = apply_all(&["RUN echo"]).unwrap_err().to_string();
         assert_eq!(e, "run is not a valid change command");
         assert!(apply_all(&["FROM x"]).is_err());
-        assert!(apply_all(&["STOPSIGNAL NOPE"]).is_err());
+        let e = apply_all(&["STOPSIGNAL SIGQUIT"]).unwrap_err().to_string();
+        assert_eq!(e, "stopsignal is not a valid change command");
         assert!(apply_all(&["ENV A=1 B"]).is_err());
         assert!(apply_all(&["ONBUILD ONBUILD RUN x"]).is_err());
     }

@@ -165,6 +165,61 @@ pub fn procs_file(hierarchies: &[Hierarchy], cgroup_path: &str) -> io::Result<Pa
     Ok(pick.mount_point.join(rel).join("cgroup.procs"))
 }
 
+/// Freezes (`docker pause`) or thaws the processes of `cgroup_path`: with the v1
+/// freezer where the host has one, else with the v2 `cgroup.freeze`; returns once
+/// the kernel reports the new state (a freeze waits for every task to stop).
+pub fn freeze(hierarchies: &[Hierarchy], cgroup_path: &str, frozen: bool) -> io::Result<()> {
+    let rel = relative_path(cgroup_path)?;
+    let (file, value, state_file, done): (PathBuf, &str, PathBuf, &str) =
+        if let Some(h) = hierarchies.iter().find(|h| h.has("freezer")) {
+            let dir = h.mount_point.join(&rel);
+            let (value, done) = if frozen {
+                ("FROZEN", "FROZEN")
+            } else {
+                ("THAWED", "THAWED")
+            };
+            (
+                dir.join("freezer.state"),
+                value,
+                dir.join("freezer.state"),
+                done,
+            )
+        } else if let Some(h) = hierarchies.iter().find(|h| h.kind == Kind::V2) {
+            let dir = h.mount_point.join(&rel);
+            let (value, done) = if frozen {
+                ("1", "frozen 1")
+            } else {
+                ("0", "frozen 0")
+            };
+            (
+                dir.join("cgroup.freeze"),
+                value,
+                dir.join("cgroup.events"),
+                done,
+            )
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this host has no cgroup freezer",
+            ));
+        };
+    // A v1 freeze can stay FREEZING while a task is busy in the kernel: asking
+    // again nudges it, as runc does.
+    for _ in 0..1000 {
+        write(&file, value)?;
+        let state =
+            fs::read_to_string(&state_file).map_err(|e| with_path(e, "read", &state_file))?;
+        if state.lines().any(|l| l.trim() == done) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("{} did not reach {done:?}", state_file.display()),
+    ))
+}
+
 /// Docker's default device rules: nothing but the standard nodes, the container's
 /// ptys and creating (not using) any node.
 pub const DEFAULT_DEVICE_RULES: &[&str] = &[

@@ -432,6 +432,12 @@ impl Runtime {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// Freezes or thaws the processes in the container's cgroup (`docker pause`).
+    pub fn freeze(&self, cgroup_path: &str, frozen: bool) -> io::Result<()> {
+        let hierarchies = crate::init::cgroup::detect()?;
+        crate::init::cgroup::freeze(&hierarchies, cgroup_path, frozen)
+    }
+
     /// Removes the container's runtime state (after it exited and was recorded).
     /// A monitor still finishing (writing `exit.json` after answering `wait`) may add
     /// a file while the directory goes; the removal is retried briefly then.

@@ -101,6 +101,9 @@ impl Engine {
                 "config cannot be empty in order to create a container",
             ));
         }
+        if let Some(sig) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            super::lifecycle::parse_signal(sig)?;
+        }
         if config.stdin_once && !config.open_stdin {
             config.stdin_once = false;
         }

@@ -168,6 +168,11 @@ impl Engine {
                 h.id
             )));
         }
+        if h.record().container.state.paused {
+            return Err(Error::conflict(format!(
+                "Container {name} is paused, unpause the container before exec"
+            )));
+        }
         if super::detach::parse(&config.detach_keys).is_err() {
             return Err(Error::invalid(format!(
                 "Invalid escape keys ({}) provided",
@@ -395,7 +400,7 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         readonly_paths: Vec::new(),
         mounts: Vec::new(),
         init: false,
-        cgroup_path: format!("docker/{}", c.id),
+        cgroup_path: spec::cgroup_path(&c.id),
         log: LogSpec {
             driver: "none".into(),
             path: PathBuf::new(),

@@ -217,6 +217,10 @@ impl Engine {
                     return;
                 }
             }
+            // A paused container is not probed (an exec into it is refused).
+            if h.record().container.state.paused {
+                continue;
+            }
             let probe_start = Instant::now();
             let result = self.health_probe(&h, &check).await;
             let in_start_period = probe_start.duration_since(started) < check.start_period;

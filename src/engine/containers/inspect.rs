@@ -158,6 +158,7 @@ pub fn status_text(r: &Record) -> String {
     if s.running {
         let up = human_duration(seconds_since(&s.started_at));
         return match &s.health {
+            _ if s.paused => format!("Up {up} (Paused)"),
             Some(h) if h.status == "starting" => format!("Up {up} (health: starting)"),
             Some(h) => format!("Up {up} ({})", h.status),
             None => format!("Up {up}"),

@@ -431,6 +431,7 @@ impl Engine {
             c.network_settings.ports.clear();
             c.network_settings.sandbox_key.clear();
             c.state.running = false;
+            c.state.paused = false;
             c.state.pid = 0;
             c.state.exit_code = rec.exit_code;
             c.state.finished_at = rec.finished_at.clone();
@@ -508,11 +509,16 @@ impl Engine {
     }
 
     /// Sends `signal` and emits the `kill` event.
-    async fn signal(&self, h: &Handle, signal: i32) -> Result<()> {
+    /// A paused container is thawed after any signal but SIGKILL, so that its
+    /// process can handle the signal, as Docker does.
+    async fn signal(self: &Arc<Self>, h: &Arc<Handle>, signal: i32) -> Result<()> {
         self.runtime.kill(&h.id, signal).await?;
         let mut attrs = self.container_attributes(&h.record().container);
         attrs.insert("signal".into(), signal.to_string());
         self.events.emit("container", "kill", &h.id, attrs);
+        if signal != libc::SIGKILL && h.record().container.state.paused {
+            self.thaw(h).await?;
+        }
         Ok(())
     }
 
@@ -634,7 +640,10 @@ impl Engine {
 
     /// `POST /containers/{id}/kill`.
     pub async fn container_kill(self: &Arc<Self>, name: &str, signal: Option<&str>) -> Result<()> {
-        let h = self.containers.get(name)?;
+        let h = self.containers.get(name).map_err(|e| match e {
+            Error::NotFound(m) => Error::NotFound(format!("cannot kill container: {name}: {m}")),
+            other => other,
+        })?;
         let sig = match signal.filter(|s| !s.is_empty()) {
             Some(s) => parse_signal(s)?,
             None => libc::SIGKILL,
@@ -715,14 +724,9 @@ impl Engine {
             };
             match condition {
                 WaitCondition::NotRunning if !running => outcome(&now),
-                WaitCondition::NotRunning => {
-                    // Running (or restarting) now: until it is neither.
-                    match rx.wait_for(|l| !l.running || l.removed).await {
-                        Ok(l) => outcome(&l),
-                        Err(_) => outcome(&now),
-                    }
-                }
-                WaitCondition::NextExit => {
+                // Running (or restarting) now: until its next exit, even one its
+                // restart policy follows with a restart, as Docker's waiters.
+                WaitCondition::NotRunning | WaitCondition::NextExit => {
                     match rx.wait_for(|l| l.exits > now.exits || l.removed).await {
                         Ok(l) => outcome(&l),
                         Err(_) => outcome(&now),
@@ -916,7 +920,7 @@ impl Engine {
                 h.id
             )));
         }
-        let pids = self.runtime.pids(&format!("docker/{}", h.id))?;
+        let pids = self.runtime.pids(&spec::cgroup_path(&h.id))?;
         let args: Vec<String> = if ps_args.trim().is_empty() {
             vec!["-ef".into()]
         } else {
@@ -1047,6 +1051,12 @@ impl Engine {
         h: &Arc<Handle>,
         streams: crate::init::spec::AttachStreams,
     ) -> Result<tokio::net::UnixStream> {
+        if h.record().container.state.paused {
+            return Err(Error::conflict(format!(
+                "container {} is paused, unpause the container before attach",
+                h.id
+            )));
+        }
         if h.record().container.state.running {
             match self.runtime.attach(&h.id, streams).await {
                 Ok(s) => return Ok(s),

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod namespaces;
+pub mod pause;
 pub mod record;
 pub mod restart;
 pub mod settings;

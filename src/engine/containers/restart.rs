@@ -195,7 +195,12 @@ impl Engine {
                 c.state.running = false;
             })
             .await;
-        h.lifecycle.send_modify(|l| l.running = false);
+        // Waiters for the next exit are answered (with the last exit's code), as
+        // Docker's stop of a restarting container does.
+        h.lifecycle.send_modify(|l| {
+            l.running = false;
+            l.exits += 1;
+        });
         saved
     }
 }

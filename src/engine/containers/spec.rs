@@ -161,6 +161,11 @@ pub fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
     }
 }
 
+/// The container's cgroup, relative to each hierarchy's root.
+pub fn cgroup_path(id: &str) -> String {
+    format!("docker/{id}")
+}
+
 /// Builds the monitor's spec from the record, the mounted root and the container's
 /// own mounts (binds, volumes, tmpfs).
 pub fn build(
@@ -250,7 +255,7 @@ pub fn build(
         readonly_paths,
         mounts,
         init: s.init,
-        cgroup_path: format!("docker/{}", c.id),
+        cgroup_path: cgroup_path(&c.id),
         log: LogSpec {
             driver: s.log_driver.clone(),
             path: PathBuf::from(&c.log_path),
