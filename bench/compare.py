@@ -137,6 +137,88 @@ def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
+def cgroup_mounts():
+    """{controller: (root, mount point)} of the cgroup v1 hierarchies mounted here, and
+    "" for the cgroup2 one."""
+    out = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields, post = pre.split(), post.split()
+            if len(post) < 3 or len(fields) < 5:
+                continue
+            if post[0] == "cgroup2":
+                out.setdefault("", (fields[3], fields[4]))
+            elif post[0] == "cgroup":
+                for opt in post[2].split(","):
+                    out.setdefault(opt, (fields[3], fields[4]))
+    return out
+
+
+def cgroup_limits(pid):
+    """The limits in force on pid, each the tightest of its cgroup's and its parents':
+    {"memory": bytes, "cpus": quota / period, "pids": count}, None where there is none.
+    Reads the v1 controller where the host has one, the cgroup2 files otherwise."""
+    mounts = cgroup_mounts()
+    paths = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(",") if ctrls else [""]:
+                paths[c] = path
+
+    def chain(c):
+        """pid's cgroup directory in controller c's hierarchy, then each parent's."""
+        if c not in paths or c not in mounts:
+            return []
+        root, mp = mounts[c]
+        rel = paths[c]
+        if root != "/" and (rel == root or rel.startswith(root + "/")):
+            rel = rel[len(root):]
+        d, out = os.path.normpath(os.path.join(mp, rel.lstrip("/"))), []
+        while d == mp or d.startswith(mp + "/"):
+            out.append(d)
+            if d == mp:
+                break
+            d = os.path.dirname(d)
+        return out
+
+    def read(d, name):
+        try:
+            with open(os.path.join(d, name)) as f:
+                return f.read().split()
+        except OSError:
+            return None
+
+    def tightest(c1, f1, c2, f2, parse):
+        """The smallest limit along the v1 chain (controller c1, file f1) if the host
+        has that controller, else along the cgroup2 chain (file f2)."""
+        dirs, name = (chain(c1), f1) if c1 in paths and c1 in mounts else (chain(c2), f2)
+        vals = [v for v in (parse(read(d, name), d) for d in dirs) if v is not None]
+        return min(vals) if vals else None
+
+    def memory(v, d):
+        if not v or v[0] == "max":
+            return None
+        n = int(v[0])
+        return n if n < (1 << 62) else None
+
+    def pids(v, d):
+        return int(v[0]) if v and v[0] != "max" else None
+
+    def cpus(v, d):
+        if not v:
+            return None
+        if len(v) == 2:  # cgroup2 cpu.max: "QUOTA PERIOD" or "max PERIOD"
+            return None if v[0] == "max" else int(v[0]) / int(v[1])
+        quota, period = int(v[0]), read(d, "cpu.cfs_period_us")
+        return None if quota < 0 or not period else quota / int(period[0])
+
+    return {"memory": tightest("memory", "memory.limit_in_bytes", "", "memory.max", memory),
+            "cpus": tightest("cpu", "cpu.cfs_quota_us", "", "cpu.max", cpus),
+            "pids": tightest("pids", "pids.max", "", "pids.max", pids)}
+
+
 class Engine:
     """One daemon under test, in its own directory and network namespace."""
 
@@ -391,6 +473,8 @@ class Bench:
                 self.volumes(img, rounds)
             if want("restart"):
                 self.restart_latency(img, rounds)
+            if want("resources"):
+                self.resources(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -687,6 +771,81 @@ class Bench:
         self.record("restart_latency", "restart of an always container after its process is killed "
                     "(to its start event, 100 ms backoff excluded)", "s", "lower",
                     [v for v in o if v is not None], [v for v in d if v is not None], errors=errors)
+
+    def resources(self, img, rounds):
+        log("docker run --rm -m 64m --cpus 1 --pids-limit 100 IMG true; docker stats --no-stream with 50 running")
+        limits = ["-m", "64m", "--cpus", "1", "--pids-limit", "100"]
+
+        # Checked once per engine before it is timed: a container run with the limits has
+        # them in force (its cgroups, read from here, the tightest of each and its parents).
+        run_errors = {}
+
+        def prepare_limits(e):
+            cid = e.cli("run", "-d", "--network", "none", *limits, img, "sleep", "100000").stdout.decode().strip()
+            try:
+                pid = int(e.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout.decode().strip())
+                got = cgroup_limits(pid)
+            finally:
+                e.cli("rm", "-f", cid, check=False)
+            want = {"memory": 64 << 20, "cpus": 1.0, "pids": 100}
+            if got != want:
+                raise RuntimeError(f"{e.name}: a container run with {' '.join(limits)} has in force {got}, not {want}")
+        for e in self.engines:
+            self.guarded(prepare_limits, run_errors)(e)
+
+        o, d = self.alternate(self.guarded(lambda e: e.timed("run", "--rm", *limits, img, "true"), run_errors),
+                              rounds, warmup=2)
+        self.record("run_limits", "docker run --rm -m 64m --cpus 1 --pids-limit 100 IMG true (default network)", "s",
+                    "lower", [v for v in o if v is not None], [v for v in d if v is not None], goal=5,
+                    errors=run_errors, note="compare with run_default, the same without limits; the limits are "
+                                            "checked to be in force (the container's cgroups) before it is timed")
+
+        # docker stats --no-stream over 50 idle containers: the CLI asks for each one's
+        # stats with stream=false (Docker samples each twice, a second or so apart).
+        n = 50
+        names = [f"bench-stats-{i}" for i in range(n)]
+        stats_errors = {}
+        ids = {}
+
+        def start_fifty(e):
+            with concurrent.futures.ThreadPoolExecutor(max_workers=10) as ex:
+                ids[e.name] = list(ex.map(lambda name: e.cli("run", "-d", "--name", name, "--network", "none", img,
+                                                             "sleep", "100000").stdout.decode().strip(), names))
+            # The stats endpoint itself, once, so that an engine without it is reported
+            # with its own words (the CLI, listing all containers, shows "--" instead).
+            r = api_call(e.sock_now, "GET", f"/v1.41/containers/{names[0]}/stats?stream=false")
+            status = r.split(b"\r\n", 1)[0].decode(errors="replace")
+            if status.split()[1:2] != ["200"]:
+                body = r.partition(b"\r\n\r\n")[2].decode(errors="replace")
+                msg = body[body.find("{"):body.rfind("}") + 1] if "{" in body else body
+                try:
+                    msg = json.loads(msg)["message"]
+                except (ValueError, KeyError, TypeError):
+                    pass
+                raise RuntimeError(f"{e.name}: GET /containers/ID/stats?stream=false answered {status}: {msg}")
+
+        def stats_all(e):
+            t0 = time.perf_counter()
+            r = e.cli("stats", "--no-stream")
+            elapsed = time.perf_counter() - t0
+            rows = [line.split() for line in r.stdout.decode().splitlines()[1:] if line.strip()]
+            shown = {row[0] for row in rows}
+            missing = [c for c in ids[e.name] if c[:12] not in shown]
+            blank = [row[0] for row in rows if "--" in row[2:]]
+            if missing or blank:
+                raise RuntimeError(f"{e.name}: docker stats --no-stream left out {len(missing)} of the {n} "
+                                   f"containers and showed no figures for {len(blank)}")
+            return elapsed
+        try:
+            for e in self.engines:
+                self.guarded(start_fifty, stats_errors)(e)
+            o, d = self.alternate(self.guarded(stats_all, stats_errors), rounds)
+        finally:
+            for e in self.engines:
+                e.cli("rm", "-f", *names, check=False)
+        self.record("stats_50", "docker stats --no-stream, 50 running containers (--network none)", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], goal=5, errors=stats_errors,
+                    note="stream=false: Docker takes two samples of each container about a second apart")
 
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
@@ -1006,7 +1165,7 @@ def main():
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
     ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec",
-                                                        "volume", "restart"],
+                                                        "volume", "restart", "resources"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:

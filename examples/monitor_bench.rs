@@ -108,6 +108,10 @@ fn spec(id: &str, rootfs: &Path, tmp: &Path) -> ContainerSpec {
         state_dir: PathBuf::new(),
         initial_attach: Vec::new(),
         exec_in: None,
+        resources: Default::default(),
+        oom_score_adj: 0,
+        rlimits: Vec::new(),
+        sysctls: Vec::new(),
     }
 }
 

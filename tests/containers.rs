@@ -386,9 +386,9 @@ fn names_ids_and_conflicts() {
 fn unsupported_settings_are_refused_not_ignored() {
     let d = daemon();
     for args in [
-        &["-m", "64m"][..],
-        &["--cpus", "1"],
-        &["--pids-limit", "10"],
+        &["--device", "/dev/null"][..],
+        &["--cgroup-parent", "mine"],
+        &["--group-add", "10"],
     ] {
         let mut full = vec!["create"];
         full.extend_from_slice(args);

@@ -97,6 +97,10 @@ impl Env {
             state_dir: PathBuf::new(),
             initial_attach: Vec::new(),
             exec_in: None,
+            resources: Default::default(),
+            oom_score_adj: 0,
+            rlimits: Vec::new(),
+            sysctls: Vec::new(),
         }
     }
 

@@ -104,8 +104,9 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
                 .json_body()
                 .await?
                 .ok_or_else(|| Error::invalid("the update config cannot be empty"))?;
-            engine.container_update(&id, body).await?;
-            Ok(response::ok_json(&json!({ "Warnings": null })))
+            let warnings = engine.container_update(&id, body).await?;
+            let warnings = (!warnings.is_empty()).then_some(warnings);
+            Ok(response::ok_json(&json!({ "Warnings": warnings })))
         }
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.

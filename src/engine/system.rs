@@ -167,7 +167,20 @@ impl Engine {
                 serde_json::to_value(rt).unwrap_or(Value::Null),
             );
         }
+        let support = crate::init::resources::host_support();
         let mut warnings = Vec::new();
+        for (ok, what) in [
+            (support.memory, "memory limit"),
+            (support.swap, "swap limit"),
+            (support.cpu_cfs, "cpu cfs quota"),
+            (support.cpu_cfs, "cpu cfs period"),
+            (support.cpu_shares, "cpu shares"),
+            (support.cpuset, "cpuset"),
+        ] {
+            if !ok {
+                warnings.push(format!("WARNING: No {what} support"));
+            }
+        }
         for host in &config.hosts {
             if let crate::config::Host::Tcp { .. } = host {
                 warnings.push(format!(
@@ -205,17 +218,18 @@ impl Engine {
                 "Authorization": null,
                 "Log": LOG_DRIVERS,
             },
-            // Resource limits are not applied to containers yet, so none is advertised.
-            "MemoryLimit": false,
-            "SwapLimit": false,
+            // What this host's cgroups can limit (kernel memory limits are never
+            // applied, as with Docker's runc).
+            "MemoryLimit": support.memory,
+            "SwapLimit": support.swap,
             "KernelMemoryTCP": false,
-            "CpuCfsPeriod": false,
-            "CpuCfsQuota": false,
-            "CPUShares": false,
-            "CPUSet": false,
-            "PidsLimit": false,
+            "CpuCfsPeriod": support.cpu_cfs,
+            "CpuCfsQuota": support.cpu_cfs,
+            "CPUShares": support.cpu_shares,
+            "CPUSet": support.cpuset,
+            "PidsLimit": support.pids,
             "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
-            "OomKillDisable": false,
+            "OomKillDisable": support.oom_kill_disable,
             "Debug": config.debug,
             "NFd": count_dir("/proc/self/fd"),
             "NGoroutines": count_dir("/proc/self/task"),

@@ -137,6 +137,7 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
         })?;
     }
     rootfs::pivot(&spec.rootfs).map_err(setup_failed)?;
+    write_sysctls(&spec.sysctls).map_err(setup_failed)?;
     rootfs::restrict(&spec.masked_paths, &spec.readonly_paths).map_err(setup_failed)?;
     if spec.readonly_rootfs {
         rootfs::readonly_root().map_err(setup_failed)?;
@@ -177,6 +178,7 @@ fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, Exec
         rootfs::ensure_dir(&spec.cwd).map_err(setup_failed)?;
     }
 
+    set_limits(spec).map_err(setup_failed)?;
     let wanted = if spec.privileged {
         caps::all_known()
     } else {
@@ -232,6 +234,59 @@ fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, Exec
         exec_now()
     };
     Err(exec::exec_failure(&path, &err))
+}
+
+/// `--sysctl`s, under the container's own `/proc/sys` (before it is made
+/// read-only).
+fn write_sysctls(sysctls: &[(String, String)]) -> io::Result<()> {
+    for (key, value) in sysctls {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "write sysctl key {key}: {}",
+                    crate::store::strip_os_suffix(&e)
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `--oom-score-adj` and `--ulimit`s, with runc's words when the kernel refuses.
+fn set_limits(spec: &ContainerSpec) -> io::Result<()> {
+    if spec.oom_score_adj != 0 {
+        std::fs::write("/proc/self/oom_score_adj", spec.oom_score_adj.to_string()).map_err(
+            |e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "set oom_score_adj to {}: {}",
+                        spec.oom_score_adj,
+                        crate::store::strip_os_suffix(&e)
+                    ),
+                )
+            },
+        )?;
+    }
+    for l in &spec.rlimits {
+        let limit = libc::rlimit {
+            rlim_cur: l.soft,
+            rlim_max: l.hard,
+        };
+        sys::cvt(unsafe { libc::setrlimit(l.resource as _, &limit) }).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "error setting rlimit type {}: {}",
+                    l.resource,
+                    crate::store::strip_os_suffix(&e).to_lowercase()
+                ),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Joins the namespace open as `ns` (found at `path`).

@@ -32,6 +32,7 @@ pub mod init_process;
 pub mod logfile;
 pub mod monitor;
 pub mod network;
+pub mod resources;
 pub mod rootfs;
 pub mod spec;
 pub mod stdio;

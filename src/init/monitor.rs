@@ -162,6 +162,12 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         cgroup: Some(cg.clone()),
         socket: None,
     };
+    super::resources::apply(&cg, &spec.resources).map_err(|e| {
+        StartFailure::setup(format!(
+            "error setting cgroup config: {}",
+            crate::store::strip_os_suffix(&e)
+        ))
+    })?;
 
     let log = LogFile::open(&spec.log).map_err(|e| StartFailure::setup(e.to_string()))?;
 

@@ -122,6 +122,59 @@ pub struct ContainerSpec {
     /// the exit leaves the container's cgroup and networking alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_in: Option<i32>,
+    /// Limits written to the container's cgroup before its process starts.
+    #[serde(default)]
+    pub resources: Resources,
+    /// `/proc/self/oom_score_adj` of the command (`--oom-score-adj`).
+    #[serde(default)]
+    pub oom_score_adj: i32,
+    /// `--ulimit`s set before exec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<Rlimit>,
+    /// `--sysctl`s written under the container's `/proc/sys` (namespaced ones only,
+    /// checked by the daemon).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// Cgroup limits, as Docker's HostConfig gives them; 0 (or empty, or `None`) leaves
+/// a setting as the kernel has it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Resources {
+    /// `memory.limit_in_bytes` / `memory.max`, in bytes.
+    pub memory: i64,
+    /// Memory plus swap (`-1`: unlimited swap).
+    pub memory_swap: i64,
+    /// Soft limit (`memory.soft_limit_in_bytes` / `memory.low`).
+    pub memory_reservation: i64,
+    /// 0–100 (v1 only).
+    pub memory_swappiness: Option<i64>,
+    /// v1 only.
+    pub oom_kill_disable: bool,
+    pub cpu_shares: i64,
+    /// CFS period and quota in µs (`--cpus` arrives as these).
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    /// `pids.max`; -1 is unlimited.
+    pub pids_limit: i64,
+    /// 10–1000.
+    pub blkio_weight: u16,
+    /// Per-device throttles: (major, minor, bytes or operations per second).
+    pub device_read_bps: Vec<(u64, u64, u64)>,
+    pub device_write_bps: Vec<(u64, u64, u64)>,
+    pub device_read_iops: Vec<(u64, u64, u64)>,
+    pub device_write_iops: Vec<(u64, u64, u64)>,
+}
+
+/// One resource limit (`RLIMIT_NOFILE` …) by its number.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// The network namespace arrangement.

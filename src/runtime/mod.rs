@@ -432,6 +432,17 @@ impl Runtime {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// Writes new limits to a running container's cgroup (`docker update`).
+    pub fn update_resources(
+        &self,
+        cgroup_path: &str,
+        r: &crate::init::spec::Resources,
+    ) -> io::Result<()> {
+        let hierarchies = crate::init::cgroup::detect()?;
+        let cg = crate::init::cgroup::ContainerCgroup::existing(&hierarchies, cgroup_path)?;
+        crate::init::resources::apply(&cg, r)
+    }
+
     /// Freezes or thaws the processes in the container's cgroup (`docker pause`).
     pub fn freeze(&self, cgroup_path: &str, frozen: bool) -> io::Result<()> {
         let hierarchies = crate::init::cgroup::detect()?;

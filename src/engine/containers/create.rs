@@ -81,6 +81,11 @@ impl Engine {
         let log_defaults = self.log_defaults();
         let mut host_config = host_config;
         let mut settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
+        super::resources::check_host(
+            &host_config,
+            &settings.limits,
+            crate::engine::system::host_facts().ncpu,
+        )?;
         if settings.uts_host && hostname_given {
             return Err(Error::invalid(
                 "conflicting options: hostname and the UTS mode",
@@ -109,7 +114,27 @@ impl Engine {
         }
 
         let image = self.images.resolve(&config.image)?;
-        let warnings = net_warnings;
+        let mut warnings = net_warnings;
+        warnings.extend(settings.warnings.iter().cloned());
+        // Recorded as Docker records them: the swap a memory limit implies, and no
+        // PIDs limit for a non-positive one.
+        let r = &settings.limits.resources;
+        if r.memory > 0
+            && host_config
+                .get("MemorySwap")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0
+        {
+            host_config.insert("MemorySwap".into(), Value::from(r.memory_swap));
+        }
+        if host_config
+            .get("PidsLimit")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n <= 0)
+        {
+            host_config.insert("PidsLimit".into(), Value::Null);
+        }
         merge_image_config(&mut config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
 

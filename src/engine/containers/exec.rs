@@ -410,5 +410,9 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         state_dir: PathBuf::new(),
         initial_attach: Vec::new(),
         exec_in: Some(pid),
+        resources: Default::default(),
+        oom_score_adj: s.limits.oom_score_adj,
+        rlimits: s.limits.rlimits.clone(),
+        sysctls: Vec::new(),
     })
 }

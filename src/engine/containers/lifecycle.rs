@@ -467,6 +467,10 @@ impl Engine {
         }
         self.remove_runtime_state(&h.id).await;
         tracing::debug!(container_id = %h.id, "exit: code {} recorded, root filesystem unmounted in {:?}", rec.exit_code, t0.elapsed());
+        if rec.oom_killed {
+            let attrs = self.container_attributes(&h.record().container);
+            self.events.emit("container", "oom", &h.id, attrs);
+        }
         let mut attrs = self.container_attributes(&h.record().container);
         attrs.insert("exitCode".into(), rec.exit_code.to_string());
         let started = crate::timefmt::parse_timestamp(&started_at).unwrap_or(0);

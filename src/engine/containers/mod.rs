@@ -17,6 +17,7 @@ pub mod names;
 pub mod namespaces;
 pub mod pause;
 pub mod record;
+pub mod resources;
 pub mod restart;
 pub mod settings;
 pub mod spec;

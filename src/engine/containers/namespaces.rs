@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::{Handle, Record};
 use crate::engine::{Engine, Error, Result};
-use crate::init::spec::{DEFAULT_SHM_SIZE, Namespace, Shm};
+use crate::init::spec::{Namespace, Shm};
 
 /// `HostConfig.PidMode`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -165,7 +165,9 @@ impl Engine {
                 setup.ipc = Namespace::Host;
                 setup.shm = Shm::Bind(PathBuf::from("/dev/shm"));
             }
-            IpcMode::Shareable => setup.shm = Shm::Bind(mount_shm(&h.dir)?),
+            IpcMode::Shareable => {
+                setup.shm = Shm::Bind(mount_shm(&h.dir, s.limits.shm_size)?);
+            }
             IpcMode::Container(target) => {
                 let (donor, pid) = self.running_donor(target, &h.id, |id| {
                     format!("can't join IPC of container {id}: container {id} is not running")
@@ -222,14 +224,14 @@ impl Engine {
 
 /// Mounts the tmpfs of a shareable `/dev/shm` (once: a daemon that comes back
 /// finds it mounted).
-fn mount_shm(container_dir: &Path) -> Result<PathBuf> {
+fn mount_shm(container_dir: &Path, size: u64) -> Result<PathBuf> {
     let path = shm_path(container_dir);
     if crate::engine::volume::is_mountpoint(&path) {
         return Ok(path);
     }
     std::fs::create_dir_all(&path)
         .map_err(|e| Error::internal(format!("create {}: {e}", path.display())))?;
-    let data = format!("mode=1777,size={}", DEFAULT_SHM_SIZE);
+    let data = format!("mode=1777,size={size}");
     use nix::mount::MsFlags;
     nix::mount::mount(
         Some("shm"),

@@ -46,6 +46,11 @@ const SUPPORTED: &[&str] = &[
     "UsernsMode",
 ];
 
+/// Whether HostConfig field `k` is applied.
+fn supported(k: &str) -> bool {
+    SUPPORTED.contains(&k) || super::resources::FIELDS.contains(&k)
+}
+
 /// The logging drivers Docker Engine has; those this daemon lacks are refused with
 /// a 501, any other name with Docker's error for an unknown driver.
 const DOCKER_LOG_DRIVERS: &[&str] = &[
@@ -148,6 +153,10 @@ pub struct HostSettings {
     pub ipc_mode: IpcMode,
     /// `--uts host`.
     pub uts_host: bool,
+    /// Cgroup limits, ulimits, sysctls, `/dev/shm` size, OOM score.
+    pub limits: super::resources::Limits,
+    /// Docker's warnings for settings this host cannot apply (dropped).
+    pub warnings: Vec<String>,
 }
 
 /// True for JSON zero values: null, false, 0, "", [], {}.
@@ -207,7 +216,7 @@ impl HostSettings {
         log_defaults: &LogDefaults,
     ) -> Result<HostSettings> {
         for (k, v) in hc {
-            if !SUPPORTED.contains(&k.as_str()) && !is_unset(k, v) {
+            if !supported(k) && !is_unset(k, v) {
                 return Err(not_supported(&format!("HostConfig.{k}")));
             }
         }
@@ -345,6 +354,13 @@ impl HostSettings {
         let ipc_mode = IpcMode::parse(mode_of("IpcMode"))?;
         let uts_host = namespaces::parse_uts(mode_of("UTSMode"))?;
         namespaces::check_userns(mode_of("UsernsMode"))?;
+        let (limits, warnings) = super::resources::read(
+            hc,
+            &crate::init::resources::host_support(),
+            &network_mode,
+            &ipc_mode,
+            false,
+        )?;
 
         Ok(HostSettings {
             auto_remove: flag("AutoRemove"),
@@ -369,6 +385,8 @@ impl HostSettings {
             pid_mode,
             ipc_mode,
             uts_host,
+            limits,
+            warnings,
         })
     }
 }
@@ -488,10 +506,10 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_refused_by_name() {
-        let e =
-            HostSettings::from_host_config(&hc(r#"{"Memory": 1048576}"#), &defaults()).unwrap_err();
+        let e = HostSettings::from_host_config(&hc(r#"{"GroupAdd": ["10"]}"#), &defaults())
+            .unwrap_err();
         assert!(matches!(e, Error::NotImplemented(_)));
-        assert!(e.to_string().contains("HostConfig.Memory"), "{e}");
+        assert!(e.to_string().contains("HostConfig.GroupAdd"), "{e}");
         assert!(
             HostSettings::from_host_config(
                 &hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#),

@@ -2,12 +2,13 @@
 //! environment as Docker composes them, capabilities, masked paths, the
 //! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` the daemon writes, and mounts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::{Error, Result};
-use crate::init::spec::{ContainerSpec, InitialAttach, LogSpec, Mount};
+use crate::init::spec::{ContainerSpec, InitialAttach, LogSpec, Mount, Shm};
 
 use super::Record;
+use super::settings::NetMode;
 
 /// Every Linux capability, by number (`CAP_CHOWN` is 0).
 pub const ALL_CAPABILITIES: &[&str] = &[
@@ -161,6 +162,30 @@ pub fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
     }
 }
 
+/// The container's sysctls: for a network namespace of its own, Docker's defaults
+/// (any user may ping and bind any port there, where the kernel has the keys),
+/// then the user's.
+fn sysctls(s: &super::settings::HostSettings) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    if matches!(
+        s.network_mode,
+        NetMode::Default | NetMode::Network(_) | NetMode::None
+    ) {
+        for (key, value) in [
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ] {
+            let given = s.limits.sysctls.iter().any(|(k, _)| k == key);
+            let exists = Path::new("/proc/sys").join(key.replace('.', "/")).exists();
+            if !given && exists {
+                out.push((key.to_string(), value.to_string()));
+            }
+        }
+    }
+    out.extend(s.limits.sysctls.iter().cloned());
+    out
+}
+
 /// The container's cgroup, relative to each hierarchy's root.
 pub fn cgroup_path(id: &str) -> String {
     format!("docker/{id}")
@@ -248,7 +273,10 @@ pub fn build(
         pid: namespaces.pid,
         ipc: namespaces.ipc,
         uts: namespaces.uts,
-        shm: namespaces.shm,
+        shm: match namespaces.shm {
+            Shm::Private(_) => Shm::Private(s.limits.shm_size),
+            other => other,
+        },
         privileged: s.privileged,
         capabilities: capabilities(s.privileged, &s.cap_add, &s.cap_drop)?,
         masked_paths,
@@ -265,6 +293,10 @@ pub fn build(
         state_dir,
         initial_attach,
         exec_in: None,
+        resources: s.limits.resources.clone(),
+        oom_score_adj: s.limits.oom_score_adj,
+        rlimits: s.limits.rlimits.clone(),
+        sysctls: sysctls(s),
     })
 }
 

@@ -1,0 +1,424 @@
+//! Resource limits, OOM, `docker update` and `docker pause` end to end: the real
+//! docker CLI against the built daemon, each limit read back from the container's
+//! cgroup files on the host and from inside the container. These run on this
+//! host's cgroups (v1 controllers, or v2 only); `tests/e2e/cgroup-v2.sh` runs the
+//! same kinds of checks on a v2-only host with systemd.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const IMG: &str = "test/busybox:1";
+
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    d.import_busybox(IMG);
+    d
+}
+
+fn field(d: &Daemon, name: &str, what: &str) -> String {
+    d.docker_ok(&["inspect", "-f", what, name])
+        .trim()
+        .to_string()
+}
+
+/// Whether this host has the v1 memory controller (else limits are in v2 files).
+fn v1() -> bool {
+    Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+}
+
+/// The host file of a container's cgroup: `(v1 controller, v1 file, v2 file)`.
+fn cgroup_file(d: &Daemon, name: &str, v1_ctrl: &str, v1_file: &str, v2_file: &str) -> PathBuf {
+    let id = field(d, name, "{{.Id}}");
+    if v1() {
+        PathBuf::from(format!("/sys/fs/cgroup/{v1_ctrl}/docker/{id}/{v1_file}"))
+    } else {
+        PathBuf::from(format!("/sys/fs/cgroup/docker/{id}/{v2_file}"))
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn limits_reach_the_cgroup_and_the_process() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--cpus",
+        "1.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "100",
+        "--oom-score-adj",
+        "300",
+        "--ulimit",
+        "nofile=100:200",
+        "--shm-size",
+        "1m",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    let f = |c: &str, v1f: &str, v2f: &str| read(&cgroup_file(&d, "lim", c, v1f, v2f));
+    if v1() {
+        assert_eq!(f("memory", "memory.limit_in_bytes", ""), "67108864");
+        assert_eq!(f("memory", "memory.soft_limit_in_bytes", ""), "33554432");
+        assert_eq!(f("cpu", "cpu.cfs_quota_us", ""), "150000");
+        assert_eq!(f("cpu", "cpu.cfs_period_us", ""), "100000");
+        assert_eq!(f("cpu", "cpu.shares", ""), "512");
+        if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+            // As much swap as memory, as Docker sets it.
+            assert_eq!(f("memory", "memory.memsw.limit_in_bytes", ""), "134217728");
+        }
+    } else {
+        assert_eq!(f("", "", "memory.max"), "67108864");
+        assert_eq!(f("", "", "memory.low"), "33554432");
+        assert_eq!(f("", "", "cpu.max"), "150000 100000");
+        assert_eq!(f("", "", "cpu.weight"), "20");
+    }
+    assert_eq!(f("pids", "pids.max", "pids.max"), "100");
+    assert_eq!(f("cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
+    assert_eq!(
+        field(
+            &d,
+            "lim",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"
+        ),
+        "67108864 134217728 1500000000 100"
+    );
+
+    // Inside: the OOM score, the limits on files, /dev/shm's size, the sysctl.
+    let inside = d.docker_ok(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "cat /proc/1/oom_score_adj; ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1; cat /proc/sys/net/ipv4/ip_forward",
+    ]);
+    let lines: Vec<&str> = inside.lines().collect();
+    assert_eq!(lines[0], "300", "{inside}");
+    assert_eq!(lines[1], "100", "{inside}");
+    assert_eq!(lines[2], "200", "{inside}");
+    assert_eq!(lines[3].split_whitespace().nth(1), Some("1024"), "{inside}");
+    assert_eq!(lines[4], "1", "{inside}");
+    // Docker's defaults for a network namespace of the container's own.
+    let ping = d.docker_ok(&["exec", "lim", "cat", "/proc/sys/net/ipv4/ping_group_range"]);
+    assert_eq!(
+        ping.split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"]
+    );
+}
+
+#[test]
+fn settings_are_checked_with_dockers_words() {
+    let d = daemon();
+    for (args, message) in [
+        (&["-m", "4m"][..], "Minimum memory limit allowed is 6MB"),
+        (
+            &["-m", "64m", "--memory-swap", "32m"],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            &["-m", "64m", "--memory-reservation", "128m"],
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ),
+        (&["--cpus", "100"], "Range of CPUs is from 0.01 to"),
+        (
+            &["--cpu-period", "10"],
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (
+            &["--cpuset-cpus", "99"],
+            "Requested CPUs are not available - requested 99, available:",
+        ),
+        (
+            &["--oom-score-adj", "2000"],
+            "Invalid value 2000, range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace",
+        ),
+        (
+            &["--ulimit", "nofile=1048577:99999999999"],
+            "is above the daemon's own hard limit",
+        ),
+    ] {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push(IMG);
+        let o = d.docker(&full);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        assert!(err(&o).contains(message), "{args:?}: {}", err(&o));
+    }
+    // A kernel memory limit is never applied: Docker's warnings, and the container.
+    let body = format!(r#"{{"Image":"{IMG}","HostConfig":{{"KernelMemory":67108864}}}}"#);
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        Some(("application/json", body.as_bytes())),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let warnings = r.json()["Warnings"].to_string();
+    assert!(
+        warnings.contains("Specifying a kernel memory limit is deprecated"),
+        "{warnings}"
+    );
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_said_so() {
+    let d = daemon();
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        IMG,
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", err(&o));
+    assert_eq!(
+        field(&d, "hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
+        "true 137"
+    );
+    // `--until` counts in whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "container=hog",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    let oom = actions.iter().position(|a| *a == "oom");
+    let die = actions.iter().position(|a| *a == "die");
+    assert!(oom.is_some() && oom < die, "{actions:?}");
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bomb",
+        "--pids-limit",
+        "20",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    // Forks until the kernel refuses (the shell then gives up).
+    let o = d.docker(&[
+        "exec",
+        "bomb",
+        "sh",
+        "-c",
+        "while true; do sleep 1000 & done",
+    ]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("can't fork"), "{}", err(&o));
+    let current = cgroup_file(&d, "bomb", "pids", "pids.current", "pids.current");
+    let n: u32 = read(&current).parse().unwrap();
+    assert!(n <= 20, "{n} processes under a limit of 20");
+    // The container's own process is unharmed.
+    assert_eq!(field(&d, "bomb", "{{.State.Running}}"), "true");
+}
+
+#[test]
+fn update_changes_limits_of_running_and_stopped_containers() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run", "-d", "--name", "up", "-m", "64m", "--cpus", "1", IMG, "sleep", "1000",
+    ]);
+    d.docker_ok(&[
+        "update",
+        "-m",
+        "100m",
+        "--memory-swap",
+        "300m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "up",
+    ]);
+    let f = |c: &str, v1f: &str, v2f: &str| read(&cgroup_file(&d, "up", c, v1f, v2f));
+    if v1() {
+        assert_eq!(f("memory", "memory.limit_in_bytes", ""), "104857600");
+        assert_eq!(f("cpu", "cpu.cfs_quota_us", ""), "50000");
+    } else {
+        assert_eq!(f("", "", "memory.max"), "104857600");
+        assert_eq!(f("", "", "cpu.max"), "50000 100000");
+    }
+    assert_eq!(f("pids", "pids.max", "pids.max"), "50");
+    assert_eq!(
+        field(
+            &d,
+            "up",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"
+        ),
+        "104857600 314572800 500000000 50"
+    );
+    // Docker's conflicts.
+    let o = d.docker(&["update", "--cpu-quota", "50000", "up"]);
+    assert!(
+        err(&o).contains("CPU Quota cannot be updated as NanoCPUs has already been set"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["update", "-m", "400m", "up"]);
+    assert!(
+        err(&o).contains("Memory limit should be smaller than already set memoryswap limit"),
+        "{}",
+        err(&o)
+    );
+
+    // Stopped: recorded, applied at the next start, kept by a daemon restart.
+    d.docker_ok(&["stop", "-t", "1", "up"]);
+    d.docker_ok(&["update", "-m", "200m", "--memory-swap", "400m", "up"]);
+    let d = d.restart();
+    d.docker_ok(&["start", "up"]);
+    let limit = if v1() {
+        read(&cgroup_file(
+            &d,
+            "up",
+            "memory",
+            "memory.limit_in_bytes",
+            "",
+        ))
+    } else {
+        read(&cgroup_file(&d, "up", "", "", "memory.max"))
+    };
+    assert_eq!(limit, "209715200");
+}
+
+/// A counter the container writes ten times a second.
+const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done";
+
+#[test]
+fn pause_freezes_and_unpause_thaws() {
+    let d = daemon();
+    d.docker_ok(&["run", "-d", "--name", "pz", IMG, "sh", "-c", COUNTER]);
+    let count = |d: &Daemon| -> u64 {
+        let pid = field(d, "pz", "{{.State.Pid}}");
+        std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    wait_for("the counter to run", &d, || count(&d) > 2);
+    d.docker_ok(&["pause", "pz"]);
+    assert_eq!(
+        field(
+            &d,
+            "pz",
+            "{{.State.Status}} {{.State.Running}} {{.State.Paused}}"
+        ),
+        "paused true true"
+    );
+    let ps = d.docker_ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.trim().ends_with("(Paused)"), "{ps}");
+    let frozen = count(&d);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(count(&d), frozen, "the counter moved while paused");
+
+    let o = d.docker(&["exec", "pz", "true"]);
+    assert!(
+        err(&o).contains("Container pz is paused, unpause the container before exec"),
+        "{}",
+        err(&o)
+    );
+    let id = field(&d, "pz", "{{.Id}}");
+    let o = d.docker(&["pause", "pz"]);
+    assert!(
+        err(&o).contains(&format!("Container {id} is already paused")),
+        "{}",
+        err(&o)
+    );
+    d.docker_ok(&["unpause", "pz"]);
+    wait_for("the counter to move again", &d, || count(&d) > frozen);
+    let o = d.docker(&["unpause", "pz"]);
+    assert!(
+        err(&o).contains(&format!("Container {id} is not paused")),
+        "{}",
+        err(&o)
+    );
+
+    // A signal other than SIGKILL thaws it (so it can be handled); stop works.
+    d.docker_ok(&["pause", "pz"]);
+    d.docker_ok(&["kill", "-s", "USR1", "pz"]);
+    assert_eq!(field(&d, "pz", "{{.State.Paused}}"), "false");
+    d.docker_ok(&["pause", "pz"]);
+    d.docker_ok(&["stop", "-t", "1", "pz"]);
+    assert_eq!(
+        field(&d, "pz", "{{.State.Status}} {{.State.Paused}}"),
+        "exited false"
+    );
+    // `--until` counts in whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "event=pause",
+        "--filter",
+        "event=unpause",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(
+        events.starts_with("pause\nunpause\npause\nunpause\npause"),
+        "{events}"
+    );
+}
+
+#[test]
+fn info_reports_what_the_host_can_limit() {
+    let d = daemon();
+    let info = d.docker_ok(&[
+        "info",
+        "-f",
+        "{{.MemoryLimit}} {{.CPUCfsQuota}} {{.CPUShares}} {{.PidsLimit}} {{.CPUSet}}",
+    ]);
+    assert_eq!(
+        info.trim(),
+        "true true true true true",
+        "this host has these"
+    );
+}
