@@ -422,3 +422,112 @@ fn info_reports_what_the_host_can_limit() {
         "this host has these"
     );
 }
+
+#[test]
+fn stats_match_the_cgroup_and_the_cli_columns() {
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "300m",
+        "--pids-limit",
+        "10",
+        IMG,
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
+    d.docker_ok(&["create", "--name", "idle", IMG]);
+
+    // The CLI's columns: a busy loop is most of a CPU, the limit is the one set.
+    let row = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}",
+    ]);
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[0], "busy", "{row}");
+    let cpu: f64 = cols[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 50.0 && cpu < 110.0, "{row}");
+    assert_eq!(cols[4], "300MiB", "{row}");
+    assert_eq!(cols[5], "1", "{row}");
+
+    // The document, against the cgroup files.
+    let r = d.request("GET", "/containers/busy/stats?stream=false", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = r.json();
+    assert_eq!(s["name"], "/busy");
+    assert_eq!(s["memory_stats"]["limit"], 300u64 << 20);
+    let usage = s["memory_stats"]["usage"].as_u64().unwrap();
+    let file = if v1() {
+        cgroup_file(&d, "busy", "memory", "memory.usage_in_bytes", "")
+    } else {
+        cgroup_file(&d, "busy", "", "", "memory.current")
+    };
+    let now: u64 = read(&file).parse().unwrap();
+    assert!(
+        usage > 0 && usage < 64 << 20 && now < 64 << 20,
+        "{usage} {now}"
+    );
+    assert_eq!(s["pids_stats"]["current"], 1);
+    assert_eq!(s["pids_stats"]["limit"], 10);
+    let total = s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let pre = s["precpu_stats"]["cpu_usage"]["total_usage"]
+        .as_u64()
+        .unwrap();
+    assert!(total > pre && pre > 0, "{total} {pre}");
+    assert!(s["networks"]["eth0"]["rx_bytes"].is_u64(), "{s}");
+
+    // one-shot: at once, no earlier sample.
+    let r = d.request(
+        "GET",
+        "/containers/busy/stats?stream=false&one-shot=true",
+        None,
+    );
+    let s = r.json();
+    assert_eq!(s["preread"], "0001-01-01T00:00:00Z");
+    assert_eq!(s["precpu_stats"]["cpu_usage"]["total_usage"], 0);
+    let r = d.request(
+        "GET",
+        "/containers/busy/stats?stream=true&one-shot=true",
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "cannot have stream=true and one-shot=true"
+    );
+    // Not running: Docker's empty document.
+    let s = d
+        .request("GET", "/containers/idle/stats?stream=false", None)
+        .json();
+    assert_eq!(s["read"], "0001-01-01T00:00:00Z");
+    assert_eq!(s["memory_stats"], serde_json::json!({}));
+
+    // A stream: each document's precpu is the one before's cpu.
+    let mut conn =
+        std::os::unix::net::UnixStream::connect(d.host().strip_prefix("unix://").unwrap()).unwrap();
+    use std::io::{BufRead, Write};
+    write!(
+        conn,
+        "GET /containers/busy/stats HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let mut docs = Vec::new();
+    let mut line = String::new();
+    while docs.len() < 2 && reader.read_line(&mut line).unwrap() > 0 {
+        // Documents between the chunk sizes of the chunked body.
+        if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(line.trim()) {
+            docs.push(v);
+        }
+        line.clear();
+    }
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[1]["precpu_stats"], docs[0]["cpu_stats"]);
+    assert_eq!(docs[1]["preread"], docs[0]["read"]);
+}

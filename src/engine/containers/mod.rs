@@ -21,6 +21,7 @@ pub mod resources;
 pub mod restart;
 pub mod settings;
 pub mod spec;
+pub mod stats;
 pub mod update;
 
 use std::collections::HashMap;
