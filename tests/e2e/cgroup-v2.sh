@@ -10,8 +10,9 @@
 # with the real docker CLI, step by step: a container gets its own cgroup, an exec
 # joins it (and shows in `docker top`), exec options and exit codes, a health check
 # going starting → healthy → unhealthy, volumes (data kept between containers, a
-# tmpfs volume's size), and an exec and its container outliving a daemon killed
-# with SIGKILL. Each step prints PASS or FAIL; the last line is
+# tmpfs volume's size), an exec and its container outliving a daemon killed
+# with SIGKILL, and resources: limits in the v2 files and updated live, OOM, a
+# PIDs limit, docker stats and pause. Each step prints PASS or FAIL; the last line is
 # "N passed, M failed", and the exit status is non-zero when anything failed.
 #
 # Runs as root. Installs qemu-system-x86 and busybox-static when missing. The first
@@ -186,6 +187,76 @@ exec_outlives_a_killed_daemon() {
         { echo "    left: $(ls /run/dk/exec/containers)"; return 1; }
 }
 
+# The v2 directory of a container's cgroup, from its process.
+cg_dir() {
+    local pid
+    pid=$(docker inspect -f '{{.State.Pid}}' "$1")
+    echo "/sys/fs/cgroup$(cut -d: -f3- "/proc/$pid/cgroup")"
+}
+
+limits_in_v2_files() {
+    docker run -d --name l1 --network none -m 64m --memory-reservation 32m --cpus 1.5 \
+        --cpu-shares 512 --pids-limit 100 bb:1 sleep 100000 >/dev/null || return 1
+    local d
+    d=$(cg_dir l1)
+    local got
+    got="$(cat "$d/memory.max") $(cat "$d/memory.low") $(cat "$d/cpu.max") $(cat "$d/cpu.weight") $(cat "$d/pids.max")"
+    echo "    $d: $got"
+    [ "$got" = "67108864 33554432 150000 100000 20 100" ] || return 1
+    # Swap as much as memory, as Docker sets it, where swap is accounted.
+    if [ -e "$d/memory.swap.max" ]; then
+        [ "$(cat "$d/memory.swap.max")" = 67108864 ] || { echo "    swap.max $(cat "$d/memory.swap.max")"; return 1; }
+    fi
+    docker update -m 100m --memory-swap 300m --cpus 0.5 --pids-limit 50 l1 >/dev/null || return 1
+    got="$(cat "$d/memory.max") $(cat "$d/cpu.max") $(cat "$d/pids.max")"
+    echo "    after update: $got"
+    [ "$got" = "104857600 50000 100000 50" ] || return 1
+    # docker info tells what the host can limit.
+    [ "$(docker info -f '{{.MemoryLimit}} {{.CPUCfsQuota}} {{.PidsLimit}} {{.CgroupVersion}}')" = "true true true 2" ]
+}
+
+oom_and_pids_on_v2() {
+    local rc=0
+    docker run --name o1 --network none -m 32m bb:1 sh -c 'x=a; while true; do x=$x$x; done' || rc=$?
+    echo "    exit $rc, $(docker inspect -f 'OOMKilled={{.State.OOMKilled}}' o1)"
+    [ "$rc" = 137 ] && [ "$(docker inspect -f '{{.State.OOMKilled}}' o1)" = true ] || return 1
+    docker rm o1 >/dev/null
+    if docker exec l1 sh -c 'while true; do sleep 1000 & done' 2>/dev/null; then
+        echo "    the fork bomb was not stopped"; return 1
+    fi
+    local n
+    n=$(cat "$(cg_dir l1)/pids.current")
+    echo "    $n processes under a limit of 50"
+    [ "$n" -le 50 ]
+}
+
+stats_on_v2() {
+    docker run -d --name s1 --network none -m 300m bb:1 sh -c 'while true; do :; done' >/dev/null || return 1
+    local row
+    row=$(docker stats --no-stream --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}' s1)
+    echo "    $row"
+    docker rm -f s1 >/dev/null
+    # A busy loop is most of a CPU; the limit is the one set; one process.
+    echo "$row" | awk '{ cpu = $2 + 0; exit !(cpu > 30 && $5 == "300MiB" && $6 == 1) }'
+}
+
+pause_on_v2() {
+    docker run -d --name p1 --network none bb:1 sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done' >/dev/null || return 1
+    sleep 2
+    docker pause p1 || return 1
+    local d a b
+    d=$(cg_dir p1)
+    grep -q 'frozen 1' "$d/cgroup.events" || { echo "    not frozen"; return 1; }
+    a=$(cat "/proc/$(docker inspect -f '{{.State.Pid}}' p1)/root/tmp/n")
+    sleep 2
+    b=$(cat "/proc/$(docker inspect -f '{{.State.Pid}}' p1)/root/tmp/n")
+    echo "    counter $a then $b while paused; $(docker inspect -f '{{.State.Status}}' p1)"
+    [ "$a" = "$b" ] && [ "$(docker inspect -f '{{.State.Status}}' p1)" = paused ] || return 1
+    docker unpause p1 || return 1
+    wait_for 30 sh -c "[ \"\$(cat /proc/$(docker inspect -f '{{.State.Pid}}' p1)/root/tmp/n)\" != $b ]" || return 1
+    docker rm -f p1 >/dev/null
+}
+
 step "setup: daemon in a delegated cgroup, busybox image, a container" setup
 if [ "$failed" != 0 ]; then
     echo "$passed passed, $failed failed"
@@ -197,8 +268,12 @@ step "exec options, exit codes and stdin" exec_options_and_codes
 step "a health check goes healthy, then unhealthy" health_goes_healthy_then_unhealthy
 step "volumes: data kept between containers, a tmpfs volume's size enforced" volumes_on_a_systemd_host
 step "an exec and its container outlive a daemon killed with SIGKILL" exec_outlives_a_killed_daemon
+step "limits in the v2 files (memory, swap, cpu.max, cpu.weight, pids), updated live" limits_in_v2_files
+step "a memory hog is OOM-killed; a fork bomb stops at the PIDs limit" oom_and_pids_on_v2
+step "docker stats: CPU %, memory limit and PIDs from the v2 files" stats_on_v2
+step "pause freezes with cgroup.freeze, unpause thaws" pause_on_v2
 
-docker rm -f c1 h1 >/dev/null 2>&1
+docker rm -f c1 h1 l1 >/dev/null 2>&1
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
 GUEST
