@@ -14,26 +14,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-const IMG: &str = "test/busybox:1";
+const IMG: &str = BUSYBOX_IMG;
 
 /// What the terminal tests run: a raw, silent terminal, so every typed byte reaches
 /// `cat` at once and nothing is echoed.
 const RAW_CAT: &str = "stty raw -echo; cat > /tmp/typed";
 
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    d.import_busybox(IMG);
-    d
-}
-
-fn state(d: &Daemon, name: &str, format: &str) -> String {
-    d.docker_ok(&["inspect", "-f", format, name])
-        .trim()
-        .to_string()
-}
-
 fn full_id(d: &Daemon, name: &str) -> String {
-    state(d, name, "{{.Id}}")
+    field(d, name, "{{.Id}}")
 }
 
 /// How many `cat` processes `docker top` lists in `name` (0 while it does not run).
@@ -150,7 +138,7 @@ fn demux(mut raw: &[u8]) -> (String, String) {
 /// ctrl-p that no ctrl-q follows reaches the process.
 #[test]
 fn run_it_detaches_on_ctrl_p_ctrl_q_and_the_container_runs_on() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let mut client = under_terminal(
         &d,
         &d.path("docker-config"),
@@ -164,7 +152,7 @@ fn run_it_detaches_on_ctrl_p_ctrl_q_and_the_container_runs_on() {
     let (status, said) = client_ends(client, keys, "detach");
     assert_eq!(status.code(), Some(0), "{said:?}");
     assert!(!said.contains("read escape sequence"), "{said:?}");
-    assert_eq!(state(&d, "lc-run", "{{.State.Status}}"), "running");
+    assert_eq!(field(&d, "lc-run", "{{.State.Status}}"), "running");
     assert_eq!(cats(&d, "lc-run"), 1);
     assert_eq!(typed(&d, "lc-run"), b"a\x10b");
 }
@@ -174,7 +162,7 @@ fn run_it_detaches_on_ctrl_p_ctrl_q_and_the_container_runs_on() {
 /// sequence" and ends with status 1 (as with Docker Engine) and the container runs on.
 #[test]
 fn attach_detaches_with_its_detach_keys_and_the_container_runs_on() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-dit",
@@ -200,7 +188,7 @@ fn attach_detaches_with_its_detach_keys_and_the_container_runs_on() {
     let (status, said) = client_ends(client, keys, "detach");
     assert_eq!(status.code(), Some(1), "{said:?}");
     assert!(said.contains("read escape sequence"), "{said:?}");
-    assert_eq!(state(&d, "lc-att", "{{.State.Status}}"), "running");
+    assert_eq!(field(&d, "lc-att", "{{.State.Status}}"), "running");
     assert_eq!(cats(&d, "lc-att"), 1);
     assert_eq!(typed(&d, "lc-att"), b"a\x18b");
 }
@@ -210,7 +198,7 @@ fn attach_detaches_with_its_detach_keys_and_the_container_runs_on() {
 /// bytes, ctrl-x x detaches (status 0, as with Docker Engine).
 #[test]
 fn start_ai_detaches_with_the_keys_of_the_client_config_file() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let config = d.path("keys-config");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(config.join("config.json"), r#"{"detachKeys": "ctrl-x,x"}"#).unwrap();
@@ -236,7 +224,7 @@ fn start_ai_detaches_with_the_keys_of_the_client_config_file() {
     let (status, said) = client_ends(client, keys, "detach");
     assert_eq!(status.code(), Some(0), "{said:?}");
     assert!(!said.contains("read escape sequence"), "{said:?}");
-    assert_eq!(state(&d, "lc-start", "{{.State.Status}}"), "running");
+    assert_eq!(field(&d, "lc-start", "{{.State.Status}}"), "running");
     assert_eq!(cats(&d, "lc-start"), 1);
     assert_eq!(typed(&d, "lc-start"), b"a\x10\x11b");
 }
@@ -246,7 +234,7 @@ fn start_ai_detaches_with_the_keys_of_the_client_config_file() {
 /// sees it and runs on.
 #[test]
 fn attach_api_ends_the_stream_at_its_detach_keys() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-dit",
@@ -275,7 +263,7 @@ fn attach_api_ends_the_stream_at_its_detach_keys() {
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest)
         .expect("the daemon ends the stream at the detach keys");
-    assert_eq!(state(&d, "lc-raw", "{{.State.Status}}"), "running");
+    assert_eq!(field(&d, "lc-raw", "{{.State.Status}}"), "running");
     assert_eq!(cats(&d, "lc-raw"), 1);
     assert_eq!(typed(&d, "lc-raw"), b"p\x18q");
 }
@@ -320,7 +308,7 @@ fn sleeper(d: &Daemon, name: &str) {
 /// container is left alone.
 #[test]
 fn attach_api_refuses_invalid_detach_keys() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     sleeper(&d, "lc-keys");
     for keys in ["ctrl-P", "ctrl-", "abc"] {
         let (head, mut conn) = hijack(
@@ -341,7 +329,7 @@ fn attach_api_refuses_invalid_detach_keys() {
         "{}",
         err(&o)
     );
-    assert_eq!(state(&d, "lc-keys", "{{.State.Status}}"), "running");
+    assert_eq!(field(&d, "lc-keys", "{{.State.Status}}"), "running");
 }
 
 /// Docker reports an attach that fails (here: invalid detach keys) on the
@@ -349,7 +337,7 @@ fn attach_api_refuses_invalid_detach_keys() {
 /// application/vnd.docker.raw-stream`, not a JSON error document.
 #[test]
 fn attach_api_errors_are_plain_text_as_dockers() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     sleeper(&d, "lc-keys-text");
     let (head, mut conn) = hijack(
         &d,
@@ -372,7 +360,7 @@ fn attach_api_errors_are_plain_text_as_dockers() {
 /// upgrade handshake): only the streams asked for, raw under a TTY.
 #[test]
 fn attach_with_logs_and_no_stream_replays_an_exited_containers_output() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker(&[
         "run",
         "--name",
@@ -384,7 +372,7 @@ fn attach_with_logs_and_no_stream_replays_an_exited_containers_output() {
         "-c",
         "echo out1; echo err1 >&2; echo out2",
     ]);
-    assert_eq!(state(&d, "lc-done", "{{.State.Status}}"), "exited");
+    assert_eq!(field(&d, "lc-done", "{{.State.Status}}"), "exited");
 
     // As docker-py asks: the upgrade handshake, then the replay, then the end.
     let (head, mut conn) = hijack(
@@ -449,7 +437,7 @@ fn replay(d: &Daemon, name: &str, streams: &str) -> (String, String) {
 /// answer is a plain `200 OK` (raw-stream) and the connection carries the stream.
 #[test]
 fn attach_without_the_upgrade_handshake_answers_200() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker(&[
         "run",
         "--name",
@@ -480,7 +468,7 @@ fn attach_without_the_upgrade_handshake_answers_200() {
 /// `docker attach` of a created or exited container: the CLI's error, status 1.
 #[test]
 fn attach_to_a_stopped_container_is_refused() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "create",
         "--name",
@@ -514,7 +502,7 @@ fn attach_to_a_stopped_container_is_refused() {
 /// runc; an unknown name is Docker's 400 "unknown or invalid runtime name".
 #[test]
 fn runtime_runc_runs_and_unknown_names_are_refused() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     assert_eq!(
         d.docker_ok(&[
             "run",
@@ -538,7 +526,7 @@ fn runtime_runc_runs_and_unknown_names_are_refused() {
         IMG,
         "true",
     ]);
-    assert_eq!(state(&d, "lc-runc", "{{.HostConfig.Runtime}}"), "runc");
+    assert_eq!(field(&d, "lc-runc", "{{.HostConfig.Runtime}}"), "runc");
 
     let runtimes: Value =
         serde_json::from_str(&d.docker_ok(&["info", "--format", "{{json .Runtimes}}"])).unwrap();
@@ -572,10 +560,10 @@ fn runtime_runc_runs_and_unknown_names_are_refused() {
 /// io.containerd.runc.v2, which `--runtime` takes too.
 #[test]
 fn runc_is_the_default_runtime() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&["create", "--name", "lc-default-rt", IMG, "true"]);
     assert_eq!(
-        state(&d, "lc-default-rt", "{{.HostConfig.Runtime}}"),
+        field(&d, "lc-default-rt", "{{.HostConfig.Runtime}}"),
         "runc"
     );
     assert_eq!(
@@ -599,7 +587,7 @@ fn runc_is_the_default_runtime() {
         "true",
     ]);
     assert_eq!(
-        state(&d, "lc-v2-rt", "{{.HostConfig.Runtime}}"),
+        field(&d, "lc-v2-rt", "{{.HostConfig.Runtime}}"),
         "io.containerd.runc.v2"
     );
 }
@@ -622,7 +610,7 @@ fn start_ready(d: &Daemon, name: &str, run: usize) {
 /// it is told.
 #[test]
 fn stop_signal_from_create_is_what_stop_sends() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "create",
         "--name",
@@ -660,9 +648,9 @@ fn stop_signal_from_create_is_what_stop_sends() {
 /// Docker's 400 "Invalid signal: NAME" at create.
 #[test]
 fn an_unknown_stop_signal_is_refused_at_create() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&["create", "--name", "lc-sig-num", "--stop-signal", "12", IMG]);
-    assert_eq!(state(&d, "lc-sig-num", "{{.Config.StopSignal}}"), "12");
+    assert_eq!(field(&d, "lc-sig-num", "{{.Config.StopSignal}}"), "12");
     let o = d.docker(&[
         "create",
         "--name",
@@ -690,7 +678,7 @@ fn an_unknown_stop_signal_is_refused_at_create() {
 /// seconds, a container that ignores the signal still runs and the stop still waits.
 #[test]
 fn stop_timeout_from_create_replaces_the_default_grace() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -722,11 +710,11 @@ fn stop_timeout_from_create_replaces_the_default_grace() {
         stop.try_wait().unwrap().is_none(),
         "docker stop ended before the container's stop timeout"
     );
-    assert_eq!(state(&d, "lc-slow", "{{.State.Status}}"), "running");
+    assert_eq!(field(&d, "lc-slow", "{{.State.Status}}"), "running");
     d.docker_ok(&["kill", "lc-slow"]);
     let status = wait_timeout(&mut stop, PATIENCE).expect("docker stop ends with the kill");
     assert!(status.success());
-    assert_eq!(state(&d, "lc-slow", "{{.State.ExitCode}}"), "137");
+    assert_eq!(field(&d, "lc-slow", "{{.State.ExitCode}}"), "137");
 }
 
 /// The busybox fixture with `StopSignal` in its image config, as `docker save`
@@ -814,7 +802,7 @@ fn an_images_stop_signal_is_its_containers_default() {
         "-c",
         TRAPS,
     ]);
-    assert_eq!(state(&d, "lc-img-sig", "{{.Config.StopSignal}}"), "SIGUSR1");
+    assert_eq!(field(&d, "lc-img-sig", "{{.Config.StopSignal}}"), "SIGUSR1");
     start_ready(&d, "lc-img-sig", 1);
     d.docker_ok(&["stop", "lc-img-sig"]);
     assert_eq!(d.docker_ok(&["wait", "lc-img-sig"]), "10\n");
@@ -833,7 +821,7 @@ fn an_images_stop_signal_is_its_containers_default() {
         TRAPS,
     ]);
     assert_eq!(
-        state(&d, "lc-img-sig2", "{{.Config.StopSignal}}"),
+        field(&d, "lc-img-sig2", "{{.Config.StopSignal}}"),
         "SIGUSR2"
     );
     start_ready(&d, "lc-img-sig2", 1);
@@ -866,7 +854,7 @@ fn import_refuses_a_stopsignal_change() {
 /// "cannot kill container: NAME: container ID is not running"; an unknown one 404.
 #[test]
 fn kill_of_a_container_that_is_not_running_is_a_conflict() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "create",
         "--name",
@@ -895,7 +883,7 @@ fn kill_of_a_container_that_is_not_running_is_a_conflict() {
         let msg = r.json()["message"].as_str().unwrap().to_string();
         assert!(msg.eq_ignore_ascii_case(&expected), "{msg}");
         assert_eq!(
-            state(&d, name, "{{.State.Status}}"),
+            field(&d, name, "{{.State.Status}}"),
             if name == "lc-kc" { "created" } else { "exited" }
         );
     }
@@ -1053,7 +1041,7 @@ impl Waiter {
 /// waits for the next exit even of a created container; `removed` for the removal.
 #[test]
 fn wait_conditions_on_a_created_container() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "create",
         "--name",
@@ -1091,7 +1079,7 @@ fn wait_conditions_on_a_created_container() {
 /// `removed` waits through all of it.
 #[test]
 fn wait_conditions_with_a_restart_policy() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     // The first run waits for /go and exits 3; the restart finds /ran and exits 4.
     d.docker_ok(&[
         "run",
@@ -1114,9 +1102,9 @@ fn wait_conditions_with_a_restart_policy() {
     d.docker_ok(&["exec", "lc-wr", "touch", "/go"]);
     assert_eq!(next.status_code(), 3);
     wait_for("the restart to run and end", &d, || {
-        state(&d, "lc-wr", "{{.State.Status}} {{.RestartCount}}") == "exited 1"
+        field(&d, "lc-wr", "{{.State.Status}} {{.RestartCount}}") == "exited 1"
     });
-    assert_eq!(state(&d, "lc-wr", "{{.State.ExitCode}}"), "4");
+    assert_eq!(field(&d, "lc-wr", "{{.State.ExitCode}}"), "4");
     assert_eq!(Waiter::new(&d, "lc-wr", "not-running").status_code(), 4);
     assert_eq!(d.docker_ok(&["wait", "lc-wr"]), "4\n");
 
@@ -1126,7 +1114,7 @@ fn wait_conditions_with_a_restart_policy() {
     d.docker_ok(&["start", "lc-wr"]);
     assert_eq!(next.status_code(), 4);
     wait_for("the policy's restart to end", &d, || {
-        state(&d, "lc-wr", "{{.State.Status}} {{.RestartCount}}") == "exited 1"
+        field(&d, "lc-wr", "{{.State.Status}} {{.RestartCount}}") == "exited 1"
     });
 
     assert!(removed.pending(), "removed answered before the removal");

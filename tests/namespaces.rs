@@ -5,19 +5,7 @@ mod common;
 
 use common::*;
 
-const IMG: &str = "test/busybox:1";
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    d.import_busybox(IMG);
-    d
-}
-
-fn field(d: &Daemon, name: &str, what: &str) -> String {
-    d.docker_ok(&["inspect", "-f", what, name])
-        .trim()
-        .to_string()
-}
+const IMG: &str = BUSYBOX_IMG;
 
 /// The namespace a process of a running container is in (`pid:[4026…]`).
 fn ns_of(d: &Daemon, name: &str, kind: &str) -> String {
@@ -36,7 +24,7 @@ fn failure(d: &Daemon, args: &[&str]) -> String {
 
 #[test]
 fn a_container_joins_the_pid_namespace_of_another() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&["run", "-d", "--name", "donor", IMG, "sleep", "1000"]);
     d.docker_ok(&[
         "run",
@@ -91,7 +79,7 @@ fn a_container_joins_the_pid_namespace_of_another() {
 
 #[test]
 fn pid_host_sees_the_host_and_ends_every_process_it_started() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let ps = d.docker_ok(&["run", "--rm", "--pid", "host", IMG, "sh", "-c", "echo $$"]);
     let pid: i32 = ps.trim().parse().unwrap();
     // Its PID is a host PID: far above 1, and not its own namespace's first.
@@ -139,7 +127,7 @@ fn host_commands() -> Vec<String> {
 
 #[test]
 fn ipc_shareable_is_joined_and_private_is_not() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -223,7 +211,7 @@ fn ipc_shareable_is_joined_and_private_is_not() {
 
 #[test]
 fn ipc_none_and_host() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let dev = d.docker_ok(&["run", "--rm", "--ipc", "none", IMG, "ls", "/dev"]);
     assert!(!dev.lines().any(|l| l == "shm"), "{dev}");
     assert!(dev.lines().any(|l| l == "mqueue"), "{dev}");
@@ -242,7 +230,7 @@ fn ipc_none_and_host() {
 
 #[test]
 fn uts_host_keeps_the_hosts_name_and_conflicts_with_a_hostname() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let host = nix_hostname();
     let name = d.docker_ok(&["run", "--rm", "--uts", "host", IMG, "hostname"]);
     assert_eq!(name.trim(), host);
@@ -271,7 +259,7 @@ fn nix_hostname() -> String {
 
 #[test]
 fn invalid_modes_get_dockers_errors() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     for (field, value, message) in [
         ("PidMode", "bogus", "invalid PID mode: bogus"),
         ("PidMode", "container:", "invalid PID mode: container:"),

@@ -11,19 +11,7 @@ use std::time::Duration;
 
 use common::*;
 
-const IMG: &str = "test/busybox:1";
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    d.import_busybox(IMG);
-    d
-}
-
-fn field(d: &Daemon, name: &str, what: &str) -> String {
-    d.docker_ok(&["inspect", "-f", what, name])
-        .trim()
-        .to_string()
-}
+const IMG: &str = BUSYBOX_IMG;
 
 /// Whether this host has the v1 memory controller (else limits are in v2 files).
 fn v1() -> bool {
@@ -49,7 +37,7 @@ fn read(p: &Path) -> String {
 
 #[test]
 fn limits_reach_the_cgroup_and_the_process() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -131,7 +119,7 @@ fn limits_reach_the_cgroup_and_the_process() {
 
 #[test]
 fn settings_are_checked_with_dockers_words() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     for (args, message) in [
         (&["-m", "4m"][..], "Minimum memory limit allowed is 6MB"),
         (
@@ -189,7 +177,7 @@ fn settings_are_checked_with_dockers_words() {
 
 #[test]
 fn a_memory_hog_is_oom_killed_and_said_so() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let o = d.docker(&[
         "run",
         "--name",
@@ -206,19 +194,7 @@ fn a_memory_hog_is_oom_killed_and_said_so() {
         field(&d, "hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
         "true 137"
     );
-    // `--until` counts in whole seconds.
-    std::thread::sleep(Duration::from_millis(1100));
-    let events = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        "0s",
-        "--filter",
-        "container=hog",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let events = events_so_far(&d, &["container=hog"], "{{.Action}}");
     let actions: Vec<&str> = events.lines().collect();
     let oom = actions.iter().position(|a| *a == "oom");
     let die = actions.iter().position(|a| *a == "die");
@@ -227,7 +203,7 @@ fn a_memory_hog_is_oom_killed_and_said_so() {
 
 #[test]
 fn a_fork_bomb_stops_at_the_pids_limit() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -258,7 +234,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
 
 #[test]
 fn update_changes_limits_of_running_and_stopped_containers() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run", "-d", "--name", "up", "-m", "64m", "--cpus", "1", IMG, "sleep", "1000",
     ]);
@@ -329,7 +305,7 @@ const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0
 
 #[test]
 fn pause_freezes_and_unpause_thaws() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&["run", "-d", "--name", "pz", IMG, "sh", "-c", COUNTER]);
     let count = |d: &Daemon| -> u64 {
         let pid = field(d, "pz", "{{.State.Pid}}");
@@ -387,21 +363,7 @@ fn pause_freezes_and_unpause_thaws() {
         field(&d, "pz", "{{.State.Status}} {{.State.Paused}}"),
         "exited false"
     );
-    // `--until` counts in whole seconds.
-    std::thread::sleep(Duration::from_millis(1100));
-    let events = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        "0s",
-        "--filter",
-        "event=pause",
-        "--filter",
-        "event=unpause",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let events = events_so_far(&d, &["event=pause", "event=unpause"], "{{.Action}}");
     assert!(
         events.starts_with("pause\nunpause\npause\nunpause\npause"),
         "{events}"
@@ -410,7 +372,7 @@ fn pause_freezes_and_unpause_thaws() {
 
 #[test]
 fn info_reports_what_the_host_can_limit() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let info = d.docker_ok(&[
         "info",
         "-f",
@@ -425,7 +387,7 @@ fn info_reports_what_the_host_can_limit() {
 
 #[test]
 fn stats_match_the_cgroup_and_the_cli_columns() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",

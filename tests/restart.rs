@@ -6,23 +6,11 @@ use std::time::Duration;
 
 use common::*;
 
-const IMG: &str = "test/busybox:1";
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    d.import_busybox(IMG);
-    d
-}
-
-fn state(d: &Daemon, name: &str, what: &str) -> String {
-    d.docker_ok(&["inspect", "-f", what, name])
-        .trim()
-        .to_string()
-}
+const IMG: &str = BUSYBOX_IMG;
 
 #[test]
 fn on_failure_restarts_exactly_n_times_with_growing_gaps() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let marks = d.path("marks");
     std::fs::create_dir(&marks).unwrap();
     let bind = format!("{}:/marks", marks.display());
@@ -43,12 +31,12 @@ fn on_failure_restarts_exactly_n_times_with_growing_gaps() {
         "cut -d' ' -f1 /proc/uptime >> /marks/starts; exit 3",
     ]);
     wait_for("three runs, then stopped", &d, || {
-        state(&d, "f2", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
+        field(&d, "f2", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
     });
     // No third restart comes.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        state(
+        field(
             &d,
             "f2",
             "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"
@@ -74,9 +62,9 @@ fn on_failure_restarts_exactly_n_times_with_growing_gaps() {
             .lines()
             .count()
             == 6
-            && state(&d, "f2", "{{.State.Status}}") == "exited"
+            && field(&d, "f2", "{{.State.Status}}") == "exited"
     });
-    assert_eq!(state(&d, "f2", "{{.RestartCount}}"), "2");
+    assert_eq!(field(&d, "f2", "{{.RestartCount}}"), "2");
     // A clean exit is not a failure.
     d.docker_ok(&[
         "run",
@@ -91,18 +79,18 @@ fn on_failure_restarts_exactly_n_times_with_growing_gaps() {
         "true",
     ]);
     wait_for("ok exited", &d, || {
-        state(&d, "ok", "{{.State.Status}}") == "exited"
+        field(&d, "ok", "{{.State.Status}}") == "exited"
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        state(&d, "ok", "{{.RestartCount}} {{.State.Status}}"),
+        field(&d, "ok", "{{.RestartCount}} {{.State.Status}}"),
         "0 exited"
     );
 }
 
 #[test]
 fn always_survives_the_kill_of_its_process_and_stop_ends_it() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -116,30 +104,30 @@ fn always_survives_the_kill_of_its_process_and_stop_ends_it() {
         "sleep",
         "1000",
     ]);
-    let pid: i32 = state(&d, "al", "{{.State.Pid}}").parse().unwrap();
+    let pid: i32 = field(&d, "al", "{{.State.Pid}}").parse().unwrap();
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     wait_for("a restart", &d, || {
-        state(&d, "al", "{{.State.Status}} {{.RestartCount}}") == "running 1"
-            && state(&d, "al", "{{.State.Pid}}") != pid.to_string()
+        field(&d, "al", "{{.State.Status}} {{.RestartCount}}") == "running 1"
+            && field(&d, "al", "{{.State.Pid}}") != pid.to_string()
     });
     // `docker stop` ends it for good (no restart after the exit it causes).
     d.docker_ok(&["stop", "-t", "1", "al"]);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
-        state(&d, "al", "{{.State.Status}} {{.RestartCount}}"),
+        field(&d, "al", "{{.State.Status}} {{.RestartCount}}"),
         "exited 1"
     );
     // So does `docker kill`.
     d.docker_ok(&["start", "al"]);
-    assert_eq!(state(&d, "al", "{{.RestartCount}}"), "0");
+    assert_eq!(field(&d, "al", "{{.RestartCount}}"), "0");
     d.docker_ok(&["kill", "al"]);
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(state(&d, "al", "{{.State.Status}}"), "exited");
+    assert_eq!(field(&d, "al", "{{.State.Status}}"), "exited");
 }
 
 #[test]
 fn a_restarting_container_reports_it_and_stop_calls_it_off() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -157,14 +145,14 @@ fn a_restarting_container_reports_it_and_stop_calls_it_off() {
     // The backoff grows until the container spends most of its time waiting: from
     // the sixth restart on, 3.2 s and more, time enough for the checks below.
     wait_for("a long wait to restart", &d, || {
-        let s = state(&d, "crash", "{{.State.Restarting}} {{.RestartCount}}");
+        let s = field(&d, "crash", "{{.State.Restarting}} {{.RestartCount}}");
         let (restarting, count) = s.split_once(' ').unwrap();
         restarting == "true" && count.parse::<i64>().unwrap() >= 6
     });
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.starts_with("crash Restarting (1) "), "{ps}");
     assert_eq!(
-        state(&d, "crash", "{{.State.Status}} {{.State.Running}}"),
+        field(&d, "crash", "{{.State.Status}} {{.State.Running}}"),
         "restarting true"
     );
     let o = d.docker(&["exec", "crash", "true"]);
@@ -196,10 +184,10 @@ fn a_restarting_container_reports_it_and_stop_calls_it_off() {
     let mut code = String::new();
     std::io::Read::read_to_string(&mut waiter.stdout.take().unwrap(), &mut code).unwrap();
     assert_eq!(code, "1\n");
-    let count = state(&d, "crash", "{{.RestartCount}}");
+    let count = field(&d, "crash", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        state(&d, "crash", "{{.State.Status}} {{.RestartCount}}"),
+        field(&d, "crash", "{{.State.Status}} {{.RestartCount}}"),
         format!("exited {count}")
     );
     // A restarting container can be removed by force.
@@ -216,7 +204,7 @@ fn a_restarting_container_reports_it_and_stop_calls_it_off() {
         "false",
     ]);
     wait_for("restarting", &d, || {
-        state(&d, "crash2", "{{.State.Restarting}}") == "true"
+        field(&d, "crash2", "{{.State.Restarting}}") == "true"
     });
     d.docker_ok(&["rm", "-f", "crash2"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -225,7 +213,7 @@ fn a_restarting_container_reports_it_and_stop_calls_it_off() {
 
 #[test]
 fn policies_are_checked_with_dockers_messages() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     let o = d.docker(&["create", "--restart", "always:3", IMG]);
     assert!(
         err(&o).contains("maximum retry count can only be used with 'on-failure'"),
@@ -255,7 +243,7 @@ fn policies_are_checked_with_dockers_messages() {
     assert!(r.text().contains("maximum retry count cannot be negative"));
     d.docker_ok(&["create", "--name", "pol", "--restart", "on-failure:5", IMG]);
     assert_eq!(
-        state(
+        field(
             &d,
             "pol",
             "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
@@ -270,7 +258,7 @@ fn policies_are_checked_with_dockers_messages() {
 /// fields this daemon does not apply yet are refused, never ignored.
 #[test]
 fn update_changes_the_policy_of_running_and_stopped_containers() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -284,28 +272,16 @@ fn update_changes_the_policy_of_running_and_stopped_containers() {
     ]);
     d.docker_ok(&["update", "--restart", "always", "up"]);
     assert_eq!(
-        state(&d, "up", "{{.HostConfig.RestartPolicy.Name}}"),
+        field(&d, "up", "{{.HostConfig.RestartPolicy.Name}}"),
         "always"
     );
     // The running container's next exit restarts it.
-    let pid: i32 = state(&d, "up", "{{.State.Pid}}").parse().unwrap();
+    let pid: i32 = field(&d, "up", "{{.State.Pid}}").parse().unwrap();
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     wait_for("the restart the updated policy asks for", &d, || {
-        state(&d, "up", "{{.State.Status}} {{.RestartCount}}") == "running 1"
+        field(&d, "up", "{{.State.Status}} {{.RestartCount}}") == "running 1"
     });
-    // `--until` counts in whole seconds.
-    std::thread::sleep(Duration::from_millis(1100));
-    let events = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        "0s",
-        "--filter",
-        "event=update",
-        "--format",
-        "{{.Actor.Attributes.name}}",
-    ]);
+    let events = events_so_far(&d, &["event=update"], "{{.Actor.Attributes.name}}");
     assert_eq!(events.trim(), "up");
 
     // Stopped: on-failure:2 is recorded, and kept by a daemon restart.
@@ -313,7 +289,7 @@ fn update_changes_the_policy_of_running_and_stopped_containers() {
     d.docker_ok(&["update", "--restart", "on-failure:2", "up"]);
     let d = d.restart();
     assert_eq!(
-        state(
+        field(
             &d,
             "up",
             "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
@@ -328,7 +304,7 @@ fn update_changes_the_policy_of_running_and_stopped_containers() {
     assert!(err(&o).contains("No such container: nosuch"), "{}", err(&o));
 
     d.docker_ok(&["create", "--rm", "--name", "gone", IMG]);
-    let id = state(&d, "gone", "{{.Id}}");
+    let id = field(&d, "gone", "{{.Id}}");
     let r = d.request(
         "POST",
         "/containers/gone/update",
@@ -355,14 +331,14 @@ fn update_changes_the_policy_of_running_and_stopped_containers() {
         err(&o)
     );
     assert_eq!(
-        state(&d, "up", "{{.HostConfig.RestartPolicy.Name}}"),
+        field(&d, "up", "{{.HostConfig.RestartPolicy.Name}}"),
         "on-failure"
     );
 }
 
 #[test]
-fn policies_bring_containers_back_with_the_daemon() {
-    let d = daemon();
+fn policies_bring_containers_back_with_the_daemon_with_busybox() {
+    let d = daemon_with_busybox();
     for (name, policy) in [("al", "always"), ("us", "unless-stopped"), ("no", "no")] {
         d.docker_ok(&[
             "run",
@@ -395,18 +371,18 @@ fn policies_bring_containers_back_with_the_daemon() {
     d.docker_ok(&["stop", "-t", "0", "al", "us", "br"]);
     let d = d.restart();
     wait_for("al and br back", &d, || {
-        state(&d, "al", "{{.State.Status}}") == "running"
-            && state(&d, "br", "{{.State.Status}}") == "running"
+        field(&d, "al", "{{.State.Status}}") == "running"
+            && field(&d, "br", "{{.State.Status}}") == "running"
     });
-    assert!(!state(&d, "br", "{{.NetworkSettings.IPAddress}}").is_empty());
-    assert_eq!(state(&d, "us", "{{.State.Status}}"), "exited");
+    assert!(!field(&d, "br", "{{.NetworkSettings.IPAddress}}").is_empty());
+    assert_eq!(field(&d, "us", "{{.State.Status}}"), "exited");
     // A "reboot": the daemon stops, every monitor and container process dies and
     // exec-root is emptied; the daemon's next start brings back the containers whose
     // policy asks for it.
     d.docker_ok(&["start", "us"]);
     let pids: Vec<i32> = ["al", "us", "no", "br"]
         .iter()
-        .map(|n| state(&d, n, "{{.State.Pid}}").parse().unwrap())
+        .map(|n| field(&d, n, "{{.State.Pid}}").parse().unwrap())
         .collect();
     let mut d = d;
     d.stop();
@@ -447,13 +423,13 @@ fn policies_bring_containers_back_with_the_daemon() {
     }
     let d = d.restart();
     wait_for("al, us and br back", &d, || {
-        state(&d, "al", "{{.State.Status}}") == "running"
-            && state(&d, "us", "{{.State.Status}}") == "running"
-            && state(&d, "br", "{{.State.Status}}") == "running"
+        field(&d, "al", "{{.State.Status}}") == "running"
+            && field(&d, "us", "{{.State.Status}}") == "running"
+            && field(&d, "br", "{{.State.Status}}") == "running"
     });
-    assert_eq!(state(&d, "no", "{{.State.Status}}"), "exited");
+    assert_eq!(field(&d, "no", "{{.State.Status}}"), "exited");
     for (i, n) in ["al", "us"].iter().enumerate() {
-        assert_ne!(state(&d, n, "{{.State.Pid}}"), pids[i].to_string());
+        assert_ne!(field(&d, n, "{{.State.Pid}}"), pids[i].to_string());
     }
 }
 
@@ -486,7 +462,7 @@ fn live_restore_false_stops_containers_and_policies_bring_them_back() {
     }
     let pids: Vec<i32> = ["al", "no"]
         .iter()
-        .map(|n| state(&d, n, "{{.State.Pid}}").parse().unwrap())
+        .map(|n| field(&d, n, "{{.State.Pid}}").parse().unwrap())
         .collect();
     let mut d = d;
     assert_eq!(d.stop().code(), Some(0));
@@ -498,13 +474,13 @@ fn live_restore_false_stops_containers_and_policies_bring_them_back() {
     }
     let d = d.restart();
     wait_for("al back", &d, || {
-        state(&d, "al", "{{.State.Status}}") == "running"
+        field(&d, "al", "{{.State.Status}}") == "running"
     });
     assert_eq!(
-        state(&d, "no", "{{.State.Status}} {{.State.ExitCode}}"),
+        field(&d, "no", "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 0"
     );
-    assert_eq!(state(&d, "al", "{{.RestartCount}}"), "0");
+    assert_eq!(field(&d, "al", "{{.RestartCount}}"), "0");
 }
 
 #[test]
@@ -520,7 +496,7 @@ fn live_restore_is_the_default() {
 /// when the daemon comes back: the container is not left "restarting" forever.
 #[test]
 fn a_restart_pending_when_the_daemon_dies_happens_at_its_next_start() {
-    let d = daemon();
+    let d = daemon_with_busybox();
     d.docker_ok(&[
         "run",
         "-d",
@@ -536,21 +512,21 @@ fn a_restart_pending_when_the_daemon_dies_happens_at_its_next_start() {
     // Failing at once, its backoff doubles from 100 ms: after five restarts the next
     // one is seconds away, so the daemon dies while it is pending.
     wait_for("a long pending restart", &d, || {
-        let s = state(&d, "fl", "{{.State.Restarting}} {{.RestartCount}}");
+        let s = field(&d, "fl", "{{.State.Restarting}} {{.RestartCount}}");
         let mut parts = s.split(' ');
         parts.next() == Some("true") && parts.next().unwrap().parse::<i64>().unwrap() >= 5
     });
-    let started = state(&d, "fl", "{{.State.StartedAt}}");
+    let started = field(&d, "fl", "{{.State.StartedAt}}");
     d.signal(libc::SIGKILL);
     let d = d.restart();
     wait_for("the pending restart to happen", &d, || {
-        state(&d, "fl", "{{.State.StartedAt}}") != started
+        field(&d, "fl", "{{.State.StartedAt}}") != started
     });
     // And the policy goes on from there.
-    let count: i64 = state(&d, "fl", "{{.RestartCount}}").parse().unwrap();
+    let count: i64 = field(&d, "fl", "{{.RestartCount}}").parse().unwrap();
     wait_for("the policy to keep restarting it", &d, || {
-        state(&d, "fl", "{{.RestartCount}}").parse::<i64>().unwrap() > count
+        field(&d, "fl", "{{.RestartCount}}").parse::<i64>().unwrap() > count
     });
     d.docker_ok(&["stop", "fl"]);
-    assert_eq!(state(&d, "fl", "{{.State.Status}}"), "exited");
+    assert_eq!(field(&d, "fl", "{{.State.Status}}"), "exited");
 }

@@ -478,12 +478,7 @@ async fn attach_streams(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Res
         state.streams.spawn(async move {
             if let Some(mut rx) = logs_rx {
                 while let Some(e) = rx.recv().await {
-                    let chunk = if tty {
-                        Bytes::from(e.data)
-                    } else {
-                        stream::frame(e.stream, &e.data)
-                    };
-                    if tx.send(chunk).await.is_err() {
+                    if tx.send(attach_chunk(tty, e)).await.is_err() {
                         return;
                     }
                 }
@@ -521,12 +516,7 @@ async fn attach_streams(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Res
         let (client_rd, mut client_wr) = tokio::io::split(client);
         if let Some(mut rx) = logs_rx {
             while let Some(e) = rx.recv().await {
-                let chunk = if tty {
-                    Bytes::from(e.data)
-                } else {
-                    stream::frame(e.stream, &e.data)
-                };
-                if client_wr.write_all(&chunk).await.is_err() {
+                if client_wr.write_all(&attach_chunk(tty, e)).await.is_err() {
                     return;
                 }
             }
@@ -548,6 +538,15 @@ async fn attach_streams(state: &Arc<ApiState>, id: &str, ctx: Ctx) -> Result<Res
     });
 
     Ok(upgraded(tty))
+}
+
+/// A replayed log entry as attach carries it: raw with a TTY, a frame without.
+fn attach_chunk(tty: bool, e: crate::engine::containers::logs::LogEntry) -> Bytes {
+    if tty {
+        Bytes::from(e.data)
+    } else {
+        stream::frame(e.stream, &e.data)
+    }
 }
 
 /// `101 UPGRADED` for a hijacked attach or exec stream: raw with a TTY, multiplexed

@@ -55,6 +55,36 @@ pub fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
     v[0].clone()
 }
 
+/// The busybox image most container tests use, as [`Daemon::import_busybox`] makes it.
+pub const BUSYBOX_IMG: &str = "test/busybox:1";
+
+/// A daemon with [`BUSYBOX_IMG`] imported.
+pub fn daemon_with_busybox() -> Daemon {
+    let d = Daemon::start();
+    d.import_busybox(BUSYBOX_IMG);
+    d
+}
+
+/// `docker inspect -f FORMAT NAME`, trimmed.
+pub fn field(d: &Daemon, name: &str, format: &str) -> String {
+    d.docker_ok(&["inspect", "-f", format, name])
+        .trim()
+        .to_string()
+}
+
+/// What `docker events --since 0 --until 0s` reports with these `--filter`s, in
+/// `format`. `--until` counts in whole seconds: the current one passes first.
+pub fn events_so_far(d: &Daemon, filters: &[&str], format: &str) -> String {
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut args = vec![
+        "events", "--since", "0", "--until", "0s", "--format", format,
+    ];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    d.docker_ok(&args)
+}
+
 /// Polls `cond` until it holds; fails with the daemon's log after [`PATIENCE`].
 pub fn wait_for(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
