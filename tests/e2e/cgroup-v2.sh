@@ -243,7 +243,7 @@ stats_on_v2() {
 pause_on_v2() {
     docker run -d --name p1 --network none bb:1 sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done' >/dev/null || return 1
     sleep 2
-    docker pause p1 || return 1
+    docker pause p1 >/dev/null || return 1
     local d a b
     d=$(cg_dir p1)
     grep -q 'frozen 1' "$d/cgroup.events" || { echo "    not frozen"; return 1; }
@@ -252,7 +252,7 @@ pause_on_v2() {
     b=$(cat "/proc/$(docker inspect -f '{{.State.Pid}}' p1)/root/tmp/n")
     echo "    counter $a then $b while paused; $(docker inspect -f '{{.State.Status}}' p1)"
     [ "$a" = "$b" ] && [ "$(docker inspect -f '{{.State.Status}}' p1)" = paused ] || return 1
-    docker unpause p1 || return 1
+    docker unpause p1 >/dev/null || return 1
     wait_for 30 sh -c "[ \"\$(cat /proc/$(docker inspect -f '{{.State.Pid}}' p1)/root/tmp/n)\" != $b ]" || return 1
     docker rm -f p1 >/dev/null
 }
