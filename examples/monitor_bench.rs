@@ -111,6 +111,7 @@ fn spec(id: &str, rootfs: &Path, tmp: &Path) -> ContainerSpec {
         resources: Default::default(),
         oom_score_adj: 0,
         rlimits: Vec::new(),
+        group_add: Vec::new(),
         sysctls: Vec::new(),
     }
 }

@@ -388,7 +388,7 @@ fn unsupported_settings_are_refused_not_ignored() {
     for args in [
         &["--device", "/dev/null"][..],
         &["--cgroup-parent", "mine"],
-        &["--group-add", "10"],
+        &["--device-cgroup-rule", "c 42:* rmw"],
     ] {
         let mut full = vec!["create"];
         full.extend_from_slice(args);

@@ -100,6 +100,7 @@ impl Env {
             resources: Default::default(),
             oom_score_adj: 0,
             rlimits: Vec::new(),
+            group_add: Vec::new(),
             sysctls: Vec::new(),
         }
     }

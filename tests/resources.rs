@@ -493,3 +493,41 @@ fn stats_match_the_cgroup_and_the_cli_columns() {
     assert_eq!(docs[1]["precpu_stats"], docs[0]["cpu_stats"]);
     assert_eq!(docs[1]["preread"], docs[0]["read"]);
 }
+
+#[test]
+fn group_add_by_number_and_name() {
+    let d = daemon_with_busybox();
+    let ids = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "12345",
+        "--group-add",
+        "staff",
+        IMG,
+        "id",
+        "-G",
+    ]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    assert!(ids.contains(&"12345") && ids.contains(&"50"), "{ids:?}");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "grp",
+        "--group-add",
+        "staff",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    let exec = d.docker_ok(&["exec", "grp", "id", "-G"]);
+    assert!(exec.split_whitespace().any(|g| g == "50"), "{exec}");
+    let o = d.docker(&["run", "--rm", "--group-add", "nosuch", IMG, "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Unable to find group nosuch: no matching entries in group file"),
+        "{}",
+        err(&o)
+    );
+}

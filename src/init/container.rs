@@ -172,6 +172,11 @@ fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, Exec
             exit_code: EXIT_SETUP_FAILED,
         }
     })?;
+    let mut who = who;
+    user::add_groups(&mut who, &spec.group_add, group.as_deref()).map_err(|m| ExecFailure {
+        message: m,
+        exit_code: EXIT_SETUP_FAILED,
+    })?;
     let env = user::with_home(&spec.env, &who.home);
 
     if create_cwd {

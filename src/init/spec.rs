@@ -131,6 +131,9 @@ pub struct ContainerSpec {
     /// `--ulimit`s set before exec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rlimits: Vec<Rlimit>,
+    /// `--group-add`: supplementary groups by name or number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
     /// `--sysctl`s written under the container's `/proc/sys` (namespaced ones only,
     /// checked by the daemon).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -149,6 +149,28 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     Ok(out)
 }
 
+/// Adds `--group-add`s (names from the container's /etc/group, or numeric IDs used as
+/// they are) to the process's supplementary groups.
+pub fn add_groups(who: &mut ExecUser, extra: &[String], group: Option<&str>) -> Result<(), String> {
+    let groups = group.map(parse_group).unwrap_or_default();
+    for g in extra {
+        let gid = match parse_id(g).transpose()? {
+            Some(gid) => gid,
+            None => groups
+                .iter()
+                .find(|e| e.name == *g)
+                .map(|e| e.gid)
+                .ok_or_else(|| {
+                    format!("Unable to find group {g}: no matching entries in group file")
+                })?,
+        };
+        if !who.sgids.contains(&gid) {
+            who.sgids.push(gid);
+        }
+    }
+    Ok(())
+}
+
 /// Reads a file of the container (after pivot_root); `None` when it does not exist.
 pub fn read_optional(path: &Path) -> io::Result<Option<String>> {
     match std::fs::read(path) {
@@ -170,6 +192,28 @@ pub fn with_home(env: &[String], home: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_are_added_by_name_or_number() {
+        let mut who = ExecUser {
+            uid: 0,
+            gid: 0,
+            sgids: vec![10],
+            home: "/".into(),
+        };
+        let group = "wheel:x:10:\naudio:x:29:\n";
+        add_groups(
+            &mut who,
+            &["audio".into(), "12345".into(), "10".into()],
+            Some(group),
+        )
+        .unwrap();
+        assert_eq!(who.sgids, vec![10, 29, 12345]);
+        assert_eq!(
+            add_groups(&mut who, &["nosuch".into()], Some(group)).unwrap_err(),
+            "Unable to find group nosuch: no matching entries in group file"
+        );
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
         daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\

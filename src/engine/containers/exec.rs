@@ -413,6 +413,7 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         resources: Default::default(),
         oom_score_adj: s.limits.oom_score_adj,
         rlimits: s.limits.rlimits.clone(),
+        group_add: s.group_add.clone(),
         sysctls: Vec::new(),
     })
 }

@@ -44,6 +44,7 @@ const SUPPORTED: &[&str] = &[
     "IpcMode",
     "UTSMode",
     "UsernsMode",
+    "GroupAdd",
 ];
 
 /// Whether HostConfig field `k` is applied.
@@ -153,6 +154,8 @@ pub struct HostSettings {
     pub ipc_mode: IpcMode,
     /// `--uts host`.
     pub uts_host: bool,
+    /// `--group-add`: names (looked up in the container at start) or IDs.
+    pub group_add: Vec<String>,
     /// Cgroup limits, ulimits, sysctls, `/dev/shm` size, OOM score.
     pub limits: super::resources::Limits,
     /// Docker's warnings for settings this host cannot apply (dropped).
@@ -385,6 +388,7 @@ impl HostSettings {
             pid_mode,
             ipc_mode,
             uts_host,
+            group_add: strings(hc.get("GroupAdd"), "GroupAdd")?,
             limits,
             warnings,
         })
@@ -506,10 +510,13 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_refused_by_name() {
-        let e = HostSettings::from_host_config(&hc(r#"{"GroupAdd": ["10"]}"#), &defaults())
-            .unwrap_err();
+        let e = HostSettings::from_host_config(
+            &hc(r#"{"Devices": [{"PathOnHost": "/dev/null"}]}"#),
+            &defaults(),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::NotImplemented(_)));
-        assert!(e.to_string().contains("HostConfig.GroupAdd"), "{e}");
+        assert!(e.to_string().contains("HostConfig.Devices"), "{e}");
         assert!(
             HostSettings::from_host_config(
                 &hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#),

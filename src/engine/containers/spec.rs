@@ -296,6 +296,7 @@ pub fn build(
         resources: s.limits.resources.clone(),
         oom_score_adj: s.limits.oom_score_adj,
         rlimits: s.limits.rlimits.clone(),
+        group_add: s.group_add.clone(),
         sysctls: sysctls(s),
     })
 }
