@@ -368,6 +368,21 @@ fn pause_freezes_and_unpause_thaws() {
         events.starts_with("pause\nunpause\npause\nunpause\npause"),
         "{events}"
     );
+
+    // SIGKILL ends a paused container (no unpause is told), and so does rm -f.
+    d.docker_ok(&["start", "pz"]);
+    d.docker_ok(&["pause", "pz"]);
+    d.docker_ok(&["kill", "pz"]);
+    assert_eq!(
+        field(&d, "pz", "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}"),
+        "exited 137 false"
+    );
+    d.docker_ok(&["start", "pz"]);
+    d.docker_ok(&["pause", "pz"]);
+    d.docker_ok(&["rm", "-f", "pz"]);
+    let events = events_so_far(&d, &["event=pause", "event=unpause"], "{{.Action}}");
+    // The last two pauses were followed by no unpause.
+    assert!(events.ends_with("unpause\npause\npause\n"), "{events}");
 }
 
 #[test]

@@ -513,15 +513,20 @@ impl Engine {
     }
 
     /// Sends `signal` and emits the `kill` event.
-    /// A paused container is thawed after any signal but SIGKILL, so that its
-    /// process can handle the signal, as Docker does.
+    /// A paused container is thawed after the signal, so that its process can
+    /// handle it, as Docker does: with an `unpause` for any signal but SIGKILL; after
+    /// SIGKILL, whose process a frozen cgroup would keep, silently (it ends).
     async fn signal(self: &Arc<Self>, h: &Arc<Handle>, signal: i32) -> Result<()> {
         self.runtime.kill(&h.id, signal).await?;
         let mut attrs = self.container_attributes(&h.record().container);
         attrs.insert("signal".into(), signal.to_string());
         self.events.emit("container", "kill", &h.id, attrs);
-        if signal != libc::SIGKILL && h.record().container.state.paused {
-            self.thaw(h).await?;
+        if h.record().container.state.paused {
+            if signal == libc::SIGKILL {
+                self.unfreeze_for_kill(h).await;
+            } else {
+                self.thaw(h).await?;
+            }
         }
         Ok(())
     }

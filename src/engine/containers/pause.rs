@@ -4,7 +4,8 @@
 //! A paused container is still running (`State.Running` and `State.Paused`, status
 //! `paused`, `Up 2 minutes (Paused)`). As with Docker, exec into it is refused, a
 //! signal other than SIGKILL thaws it so the process can handle the signal (a
-//! `docker stop` then proceeds as usual), and SIGKILL ends it frozen or not.
+//! `docker stop` then proceeds as usual), and SIGKILL ends it (the cgroup is
+//! thawed behind it, as runc does, without an `unpause`).
 
 use std::sync::Arc;
 
@@ -70,6 +71,14 @@ impl Engine {
         let attrs = self.container_attributes(&h.record().container);
         self.events.emit("container", "unpause", &h.id, attrs);
         Ok(())
+    }
+
+    /// Lets a SIGKILL sent to a paused container take effect (a frozen process
+    /// would keep it pending); the exit then records the container as not paused.
+    pub(super) async fn unfreeze_for_kill(self: &Arc<Self>, h: &Arc<Handle>) {
+        if let Err(e) = self.freeze(h, false).await {
+            tracing::warn!(container_id = %h.id, "failed to thaw the killed container: {e}");
+        }
     }
 
     async fn freeze(self: &Arc<Self>, h: &Handle, frozen: bool) -> std::io::Result<()> {
