@@ -374,7 +374,11 @@ fn pause_freezes_and_unpause_thaws() {
     d.docker_ok(&["pause", "pz"]);
     d.docker_ok(&["kill", "pz"]);
     assert_eq!(
-        field(&d, "pz", "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}"),
+        field(
+            &d,
+            "pz",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}"
+        ),
         "exited 137 false"
     );
     d.docker_ok(&["start", "pz"]);
