@@ -389,6 +389,7 @@ fn unsupported_settings_are_refused_not_ignored() {
         &["--device", "/dev/null"][..],
         &["--cgroup-parent", "mine"],
         &["--device-cgroup-rule", "c 42:* rmw"],
+        &["--cgroupns", "host"],
     ] {
         let mut full = vec!["create"];
         full.extend_from_slice(args);

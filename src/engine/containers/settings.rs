@@ -184,7 +184,8 @@ pub(super) fn is_unset(key: &str, v: &Value) -> bool {
         // Docker's default /dev/shm size, which the monitor mounts.
         "ShmSize" => v.as_i64() == Some(64 << 20),
         "Isolation" => v.as_str() == Some("default"),
-        "CgroupnsMode" => v.as_str() == Some("private") || v.as_str() == Some("host"),
+        // Every container has a cgroup namespace of its own; `host` is refused.
+        "CgroupnsMode" => v.as_str() == Some("private"),
         // ConsoleSize [0, 0] and similar all-zero lists.
         _ => v.as_array().is_some_and(|a| a.iter().all(is_zero)),
     }
