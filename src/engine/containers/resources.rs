@@ -147,7 +147,7 @@ pub fn read(
             "Minimum memory limit can not be less than memory reservation limit, see usage",
         ));
     }
-    if int(hc, "KernelMemory")? > 0 {
+    if int(hc, "KernelMemory")? > 0 || int(hc, "KernelMemoryTCP")? > 0 {
         warn(
             "Specifying a kernel memory limit is deprecated and will be removed in a future release.",
         );
