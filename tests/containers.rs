@@ -387,7 +387,6 @@ fn unsupported_settings_are_refused_not_ignored() {
     let d = daemon();
     for args in [
         &["--device", "/dev/null"][..],
-        &["--cgroup-parent", "mine"],
         &["--device-cgroup-rule", "c 42:* rmw"],
         &["--cgroupns", "host"],
     ] {

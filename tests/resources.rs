@@ -550,3 +550,56 @@ fn group_add_by_number_and_name() {
         err(&o)
     );
 }
+
+#[test]
+fn cgroup_parent_places_the_container() {
+    let d = daemon_with_busybox();
+    let parent = format!("dockerd-test-{}", std::process::id());
+    let nested = format!("/{parent}/sub");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cp",
+        "--cgroup-parent",
+        &nested,
+        "--pids-limit",
+        "30",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    let id = field(&d, "cp", "{{.Id}}");
+    let pid = field(&d, "cp", "{{.State.Pid}}");
+    let dir = if v1() {
+        PathBuf::from(format!("/sys/fs/cgroup/pids{nested}/{id}"))
+    } else {
+        PathBuf::from(format!("/sys/fs/cgroup{nested}/{id}"))
+    };
+    assert!(
+        read(&dir.join("cgroup.procs")).lines().any(|l| l == pid),
+        "{} does not hold {pid}",
+        dir.display()
+    );
+    assert_eq!(read(&dir.join("pids.max")), "30");
+    assert_eq!(field(&d, "cp", "{{.HostConfig.CgroupParent}}"), nested);
+    // What works on the container's cgroup finds it there.
+    assert!(d.docker_ok(&["top", "cp"]).contains("sleep 1000"));
+    let pids = d.docker_ok(&["stats", "--no-stream", "--format", "{{.PIDs}}", "cp"]);
+    assert_eq!(pids.trim(), "1");
+    d.docker_ok(&["pause", "cp"]);
+    d.docker_ok(&["unpause", "cp"]);
+    d.docker_ok(&["rm", "-f", "cp"]);
+    assert!(!dir.exists(), "{} stayed", dir.display());
+    // The parents stay, as with Docker; this test removes its own.
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(&parent).join("sub"));
+        let _ = std::fs::remove_dir(h.path().join(&parent));
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent).join("sub"));
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
+
+    let o = d.docker(&["create", "--cgroup-parent", "../escape", IMG]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("invalid cgroup parent"), "{}", err(&o));
+}

@@ -400,7 +400,7 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         readonly_paths: Vec::new(),
         mounts: Vec::new(),
         init: false,
-        cgroup_path: spec::cgroup_path(&c.id),
+        cgroup_path: spec::cgroup_path(s, &c.id),
         log: LogSpec {
             driver: "none".into(),
             path: PathBuf::new(),

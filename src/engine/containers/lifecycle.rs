@@ -929,7 +929,8 @@ impl Engine {
                 h.id
             )));
         }
-        let pids = self.runtime.pids(&spec::cgroup_path(&h.id))?;
+        let path = spec::cgroup_path(&h.record().settings, &h.id);
+        let pids = self.runtime.pids(&path)?;
         let args: Vec<String> = if ps_args.trim().is_empty() {
             vec!["-ef".into()]
         } else {

@@ -83,7 +83,7 @@ impl Engine {
 
     async fn freeze(self: &Arc<Self>, h: &Handle, frozen: bool) -> std::io::Result<()> {
         let engine = self.clone();
-        let path = spec::cgroup_path(&h.id);
+        let path = spec::cgroup_path(&h.record().settings, &h.id);
         tokio::task::spawn_blocking(move || engine.runtime.freeze(&path, frozen))
             .await
             .map_err(std::io::Error::other)?

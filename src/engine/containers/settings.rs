@@ -45,6 +45,7 @@ const SUPPORTED: &[&str] = &[
     "UTSMode",
     "UsernsMode",
     "GroupAdd",
+    "CgroupParent",
 ];
 
 /// Whether HostConfig field `k` is applied.
@@ -154,6 +155,8 @@ pub struct HostSettings {
     pub ipc_mode: IpcMode,
     /// `--uts host`.
     pub uts_host: bool,
+    /// `--cgroup-parent`: the cgroup the container's goes under (empty: `docker`).
+    pub cgroup_parent: String,
     /// `--group-add`: names (looked up in the container at start) or IDs.
     pub group_add: Vec<String>,
     /// Cgroup limits, ulimits, sysctls, `/dev/shm` size, OOM score.
@@ -389,11 +392,28 @@ impl HostSettings {
             pid_mode,
             ipc_mode,
             uts_host,
+            cgroup_parent: cgroup_parent(hc)?,
             group_add: strings(hc.get("GroupAdd"), "GroupAdd")?,
             limits,
             warnings,
         })
     }
+}
+
+/// `HostConfig.CgroupParent`: a path of plain names below each hierarchy's root.
+fn cgroup_parent(hc: &Map<String, Value>) -> Result<String> {
+    let parent = hc.get("CgroupParent").and_then(Value::as_str).unwrap_or("");
+    let trimmed = parent.trim_matches('/');
+    if !trimmed.is_empty()
+        && trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(Error::invalid(format!(
+            "invalid cgroup parent {parent:?}: a path of names below the cgroup root, without \"..\""
+        )));
+    }
+    Ok(parent.to_string())
 }
 
 /// `name:alias`, `name` (alias = name), and the `/name:/parent/alias` form inspect

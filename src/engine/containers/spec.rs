@@ -186,9 +186,16 @@ fn sysctls(s: &super::settings::HostSettings) -> Vec<(String, String)> {
     out
 }
 
-/// The container's cgroup, relative to each hierarchy's root.
-pub fn cgroup_path(id: &str) -> String {
-    format!("docker/{id}")
+/// The container's cgroup, relative to each hierarchy's root: `<parent>/<id>`,
+/// the parent `docker` unless `--cgroup-parent` names another, as Docker's
+/// cgroupfs driver places it.
+pub fn cgroup_path(s: &super::settings::HostSettings, id: &str) -> String {
+    let parent = s.cgroup_parent.trim_matches('/');
+    if parent.is_empty() {
+        format!("docker/{id}")
+    } else {
+        format!("{parent}/{id}")
+    }
 }
 
 /// Builds the monitor's spec from the record, the mounted root and the container's
@@ -283,7 +290,7 @@ pub fn build(
         readonly_paths,
         mounts,
         init: s.init,
-        cgroup_path: cgroup_path(&c.id),
+        cgroup_path: cgroup_path(s, &c.id),
         log: LogSpec {
             driver: s.log_driver.clone(),
             path: PathBuf::from(&c.log_path),

@@ -96,7 +96,8 @@ impl Engine {
             return Ok(None);
         }
         let hierarchies = cgroup::detect()?;
-        let rel = cgroup::relative_path(&spec::cgroup_path(&h.id))?;
+        let path = spec::cgroup_path(&h.record().settings, &h.id);
+        let rel = cgroup::relative_path(&path)?;
         let dir_of = |controller: &str| -> Option<PathBuf> {
             hierarchies.iter().find_map(|hy| match &hy.kind {
                 Kind::V1 { controllers } if controllers.iter().any(|c| c == controller) => {

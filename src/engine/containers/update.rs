@@ -113,7 +113,7 @@ impl Engine {
                 r.memory_swap = limits.resources.memory_swap;
             }
             let engine = self.clone();
-            let path = spec::cgroup_path(&h.id);
+            let path = spec::cgroup_path(&h.record().settings, &h.id);
             tokio::task::spawn_blocking(move || engine.runtime.update_resources(&path, &r))
                 .await
                 .map_err(|e| Error::internal(e.to_string()))?
