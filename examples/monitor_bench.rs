@@ -113,6 +113,9 @@ fn spec(id: &str, rootfs: &Path, tmp: &Path) -> ContainerSpec {
         rlimits: Vec::new(),
         group_add: Vec::new(),
         sysctls: Vec::new(),
+        devices: Vec::new(),
+        device_rules: Vec::new(),
+        cgroupns_host: false,
     }
 }
 

@@ -112,6 +112,22 @@ pub struct Flags {
     #[arg(long)]
     pub live_restore: bool,
 
+    /// Default ulimits for containers (name=soft[:hard], e.g. nofile=1024:4096)
+    #[arg(long = "default-ulimit", value_name = "ulimit")]
+    pub default_ulimits: Vec<String>,
+
+    /// Default /dev/shm size for containers
+    #[arg(long, value_name = "bytes", default_value = "64MiB")]
+    pub default_shm_size: String,
+
+    /// Parent cgroup for all containers (default "docker")
+    #[arg(long, value_name = "string", default_value = "")]
+    pub cgroup_parent: String,
+
+    /// Default cgroup namespace mode for containers ("private"|"host")
+    #[arg(long, value_name = "string", default_value = "private")]
+    pub default_cgroupns_mode: String,
+
     /// Attach containers to a network bridge ("none" disables the default bridge)
     #[arg(short = 'b', long, value_name = "string", default_value = "")]
     pub bridge: String,

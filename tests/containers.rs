@@ -386,9 +386,8 @@ fn names_ids_and_conflicts() {
 fn unsupported_settings_are_refused_not_ignored() {
     let d = daemon();
     for args in [
-        &["--device", "/dev/null"][..],
-        &["--device-cgroup-rule", "c 42:* rmw"],
-        &["--cgroupns", "host"],
+        &["--storage-opt", "size=1G"][..],
+        &["--cpu-rt-runtime", "1000"],
     ] {
         let mut full = vec!["create"];
         full.extend_from_slice(args);

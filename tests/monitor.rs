@@ -102,6 +102,9 @@ impl Env {
             rlimits: Vec::new(),
             group_add: Vec::new(),
             sysctls: Vec::new(),
+            devices: Vec::new(),
+            device_rules: Vec::new(),
+            cgroupns_host: false,
         }
     }
 

@@ -462,6 +462,11 @@ fn stats_match_the_cgroup_and_the_cli_columns() {
         .unwrap();
     assert!(total > pre && pre > 0, "{total} {pre}");
     assert!(s["networks"]["eth0"]["rx_bytes"].is_u64(), "{s}");
+    // The next single document measures from this one's sample (read moments ago).
+    let r = d.request("GET", "/containers/busy/stats?stream=false", None);
+    let next = r.json();
+    assert_eq!(next["preread"], s["read"], "{next}");
+    assert_eq!(next["precpu_stats"], s["cpu_stats"]);
 
     // one-shot: at once, no earlier sample.
     let r = d.request(
@@ -602,4 +607,225 @@ fn cgroup_parent_places_the_container() {
     let o = d.docker(&["create", "--cgroup-parent", "../escape", IMG]);
     assert!(!o.status.success());
     assert!(err(&o).contains("invalid cgroup parent"), "{}", err(&o));
+}
+
+/// A device node on the host with a number no driver answers to (240 is for local
+/// use): opening it gives ENXIO when the device cgroup lets the container use it,
+/// EPERM when not.
+fn make_test_node(dir: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(240, 7)) },
+        0,
+        "mknod {}",
+        path.display()
+    );
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&path, Some(1234), Some(5)).unwrap();
+    path
+}
+
+const NOT_PERMITTED: &str = "Operation not permitted";
+const NO_DEVICE: &str = "No such device or address";
+
+#[test]
+fn devices_are_made_and_allowed() {
+    let d = daemon_with_busybox();
+    let dir = d.path("devs");
+    let node = make_test_node(&dir.join("sub"), "node");
+    let node = node.to_str().unwrap();
+    let run = |args: &[&str], script: &str| -> String {
+        let mut full = vec!["run", "--rm"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&[IMG, "sh", "-c", script]);
+        let o = d.docker(&full);
+        format!("{}{}", out(&o), err(&o))
+    };
+
+    // The node, with the host's mode and owner; reading and writing reach the
+    // (absent) driver.
+    let mapped = format!("{node}:/dev/mine");
+    let o = run(
+        &["--device", &mapped],
+        "ls -ln /dev/mine; cat /dev/mine; echo x > /dev/mine",
+    );
+    let listing = o.lines().next().unwrap_or("");
+    assert!(
+        listing.starts_with("crw-r-----")
+            && listing.contains("1234")
+            && listing.contains("240,   7"),
+        "{o}"
+    );
+    assert_eq!(o.matches(NO_DEVICE).count(), 2, "{o}");
+    assert!(!o.contains(NOT_PERMITTED), "{o}");
+
+    // Read-only permissions: a write is refused by the device cgroup.
+    let ro = format!("{node}:/dev/mine:r");
+    let o = run(&["--device", &ro], "cat /dev/mine; echo x > /dev/mine");
+    assert!(o.contains(NO_DEVICE) && o.contains(NOT_PERMITTED), "{o}");
+
+    // A directory maps every node under it.
+    let whole = format!("{}:/dev/set", dir.display());
+    let o = run(&["--device", &whole], "cat /dev/set/sub/node");
+    assert!(o.contains(NO_DEVICE), "{o}");
+
+    // Without a rule, a node the container makes itself is unusable; a rule opens it.
+    let script = "mknod /dev/own c 240 9 && cat /dev/own";
+    let o = run(&[], script);
+    assert!(o.contains(NOT_PERMITTED), "{o}");
+    let o = run(&["--device-cgroup-rule", "c 240:* rw"], script);
+    assert!(o.contains(NO_DEVICE) && !o.contains(NOT_PERMITTED), "{o}");
+
+    // Inspect keeps what was asked for.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "withdev",
+        "--device",
+        &mapped,
+        "--device-cgroup-rule",
+        "c 240:* rw",
+        IMG,
+    ]);
+    assert_eq!(
+        field(&d, "withdev", "{{json .HostConfig.Devices}}"),
+        format!(
+            r#"[{{"PathOnHost":"{node}","PathInContainer":"/dev/mine","CgroupPermissions":"rwm"}}]"#
+        )
+    );
+    assert_eq!(
+        field(&d, "withdev", "{{json .HostConfig.DeviceCgroupRules}}"),
+        r#"["c 240:* rw"]"#
+    );
+
+    // A missing host device fails the start in Docker's words, and a bad rule the
+    // create.
+    let o = d.docker(&["run", "--rm", "--device", "/dev/no-such-node", IMG, "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(
+            "error gathering device information while adding custom device \"/dev/no-such-node\": no such file or directory"
+        ),
+        "{}",
+        err(&o)
+    );
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        Some((
+            "application/json",
+            format!(r#"{{"Image":"{IMG}","HostConfig":{{"DeviceCgroupRules":["c 1:1  rwm"]}}}}"#)
+                .as_bytes(),
+        )),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "invalid device cgroup rule format: 'c 1:1  rwm'"
+    );
+}
+
+/// The container's line of /proc/self/cgroup for the pids controller (v1) or the
+/// unified hierarchy (v2).
+fn own_cgroup(d: &Daemon, args: &[&str]) -> String {
+    let mut full = vec!["run", "--rm"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&[IMG, "cat", "/proc/self/cgroup"]);
+    let o = d.docker_ok(&full);
+    let want = if v1() { ":pids:" } else { "0::" };
+    o.lines()
+        .find(|l| l.contains(want))
+        .unwrap_or_else(|| panic!("no {want} line in {o}"))
+        .to_string()
+}
+
+#[test]
+fn cgroupns_private_and_host() {
+    let d = daemon_with_busybox();
+    assert!(own_cgroup(&d, &[]).ends_with(":/"));
+    assert!(own_cgroup(&d, &["--cgroupns", "private"]).ends_with(":/"));
+    let host = own_cgroup(&d, &["--cgroupns", "host"]);
+    assert!(host.contains("/docker/"), "{host}");
+    d.docker_ok(&["create", "--name", "ns-default", IMG]);
+    assert_eq!(
+        field(&d, "ns-default", "{{.HostConfig.CgroupnsMode}}"),
+        "private"
+    );
+    d.docker_ok(&["create", "--name", "ns-host", "--cgroupns", "host", IMG]);
+    assert_eq!(field(&d, "ns-host", "{{.HostConfig.CgroupnsMode}}"), "host");
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        Some((
+            "application/json",
+            format!(r#"{{"Image":"{IMG}","HostConfig":{{"CgroupnsMode":"shared"}}}}"#).as_bytes(),
+        )),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "invalid cgroup namespace mode: shared");
+    assert!(
+        d.docker_ok(&["info", "--format", "{{json .SecurityOptions}}"])
+            .contains("name=cgroupns")
+    );
+}
+
+#[test]
+fn daemon_defaults_for_containers() {
+    let parent = format!("dockerd-test-defaults-{}", std::process::id());
+    let d = Daemon::builder()
+        .config(&format!(
+            r#"{{"default-ulimits": {{"nofile": {{"Name": "nofile", "Soft": 123, "Hard": 456}}}},
+                "default-shm-size": "2m", "cgroup-parent": "{parent}", "default-cgroupns-mode": "host"}}"#
+        ))
+        .start();
+    d.import_busybox(IMG);
+    d.docker_ok(&["run", "-d", "--name", "dflt", IMG, "sleep", "1000"]);
+    let id = field(&d, "dflt", "{{.Id}}");
+    assert_eq!(
+        d.docker_ok(&["exec", "dflt", "sh", "-c", "ulimit -n; ulimit -Hn"]),
+        "123\n456\n"
+    );
+    let shm = d.docker_ok(&["exec", "dflt", "df", "-k", "/dev/shm"]);
+    assert!(
+        shm.lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some("2048")),
+        "{shm}"
+    );
+    assert_eq!(field(&d, "dflt", "{{.HostConfig.ShmSize}}"), "2097152");
+    assert_eq!(field(&d, "dflt", "{{.HostConfig.CgroupnsMode}}"), "host");
+    // Docker keeps the container's own CgroupParent empty.
+    assert_eq!(field(&d, "dflt", "{{.HostConfig.CgroupParent}}"), "");
+    let line = d.docker_ok(&["exec", "dflt", "cat", "/proc/self/cgroup"]);
+    assert!(line.contains(&format!("/{parent}/{id}")), "{line}");
+    let pids_dir = if v1() {
+        PathBuf::from(format!("/sys/fs/cgroup/pids/{parent}/{id}"))
+    } else {
+        PathBuf::from(format!("/sys/fs/cgroup/{parent}/{id}"))
+    };
+    assert!(pids_dir.is_dir(), "{}", pids_dir.display());
+    assert_eq!(
+        d.docker_ok(&["stats", "--no-stream", "--format", "{{.PIDs}}", "dflt"])
+            .trim(),
+        "1"
+    );
+    // The container's own settings win.
+    assert_eq!(
+        d.docker_ok(&[
+            "run", "--rm", "--ulimit", "nofile=50:60", "--shm-size", "1m", "--cgroupns", "private", IMG,
+            "sh", "-c", "ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1 | awk '{print $2}'; grep -c ':/$' /proc/self/cgroup >/dev/null && echo private",
+        ]),
+        "50\n60\n1024\nprivate\n"
+    );
+    assert!(
+        !d.docker_ok(&["info", "--format", "{{json .SecurityOptions}}"])
+            .contains("name=cgroupns")
+    );
+    d.docker_ok(&["rm", "-f", "dflt"]);
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(&parent));
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
 }

@@ -254,9 +254,9 @@ fn logs(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
 }
 
 /// `GET /containers/{id}/stats`: with `stream` (the default) a document a second,
-/// each with the one before as its `precpu_stats`; else one document, of a second
-/// sample [`STATS_WINDOW`] after the first (so that CPU % can be computed), or
-/// with `one-shot` of a first sample at once.
+/// each with the one before as its `precpu_stats`; else one document, of a fresh
+/// sample measured (for CPU %) from the last one read if that is recent, else from
+/// one [`STATS_WINDOW`] before; with `one-shot`, of a first sample at once.
 async fn stats(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
     let stream = ctx.query.bool_or("stream", true);
     let one_shot =
@@ -268,17 +268,27 @@ async fn stats(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
     let h = engine.containers.get(id)?;
     let (name, full_id) = (h.record().container.name.clone(), h.id.clone());
     if !stream {
-        let first = sample(&engine, &full_id).await?;
-        let doc = match first {
-            None => stats::document(&name, &full_id, None, None),
-            Some(first) if one_shot => stats::document(&name, &full_id, Some(&first), None),
-            Some(first) => {
-                tokio::time::sleep(STATS_WINDOW).await;
-                match sample(&engine, &full_id).await? {
-                    Some(second) => stats::document(&name, &full_id, Some(&second), Some(&first)),
-                    None => stats::document(&name, &full_id, None, None),
-                }
+        let pid = h.record().container.state.pid;
+        // The sample before: a recent one kept from an earlier read (waiting only
+        // for the rest of MIN_WINDOW), else one read now and STATS_WINDOW before
+        // the document's.
+        let before = match h.last_stats.recent(pid) {
+            _ if one_shot => None,
+            Some((age, kept)) => {
+                tokio::time::sleep(MIN_WINDOW.saturating_sub(age)).await;
+                Some(kept)
             }
+            None => match sample(&engine, &full_id).await? {
+                Some(first) => {
+                    tokio::time::sleep(STATS_WINDOW).await;
+                    Some(first)
+                }
+                None => None,
+            },
+        };
+        let doc = match sample(&engine, &full_id).await? {
+            Some(now) => stats::document(&name, &full_id, Some(&now), before.as_ref()),
+            None => stats::document(&name, &full_id, None, None),
         };
         return Ok(response::ok_json(&doc));
     }
@@ -309,10 +319,14 @@ async fn stats(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
 }
 
 /// The interval a single stats document (`stream=false`, `docker stats
-/// --no-stream`) measures CPU use over. Docker takes a second; a quarter of one
-/// keeps the CPU % within a few percent (the host's counters tick every 10 ms)
-/// and answers four times sooner.
+/// --no-stream`) measures CPU use over when no recent sample is kept. Docker
+/// takes a second; a quarter of one keeps the CPU % within a few percent (the
+/// host's counters tick every 10 ms) and answers four times sooner.
 const STATS_WINDOW: Duration = Duration::from_millis(250);
+
+/// The shortest interval a document measures over, when an earlier read left a
+/// sample (up to [`stats::REUSE_WITHIN`] old) to measure from.
+const MIN_WINDOW: Duration = Duration::from_millis(100);
 
 /// One stats sample, read off the runtime threads.
 async fn sample(engine: &Arc<crate::engine::Engine>, id: &str) -> Result<Option<stats::Sample>> {

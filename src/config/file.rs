@@ -94,6 +94,26 @@ pub const KEYS: &[Key] = &[
         reloadable: false,
     },
     Key {
+        json: "default-ulimits",
+        flag: "default_ulimits",
+        reloadable: false,
+    },
+    Key {
+        json: "default-shm-size",
+        flag: "default_shm_size",
+        reloadable: false,
+    },
+    Key {
+        json: "cgroup-parent",
+        flag: "cgroup_parent",
+        reloadable: false,
+    },
+    Key {
+        json: "default-cgroupns-mode",
+        flag: "default_cgroupns_mode",
+        reloadable: false,
+    },
+    Key {
         json: "bridge",
         flag: "bridge",
         reloadable: false,
@@ -324,6 +344,17 @@ fn flag_value_go(id: &str, parsed: &Parsed) -> String {
         "default_runtime" => f.default_runtime.clone(),
         "add_runtimes" => list(&f.add_runtimes),
         "live_restore" => f.live_restore.to_string(),
+        "default_ulimits" => format!(
+            "map[{}]",
+            f.default_ulimits
+                .iter()
+                .map(|u| u.replacen('=', ":", 1))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "default_shm_size" => f.default_shm_size.clone(),
+        "cgroup_parent" => f.cgroup_parent.clone(),
+        "default_cgroupns_mode" => f.default_cgroupns_mode.clone(),
         "bridge" => f.bridge.clone(),
         "bip" => f.bip.clone(),
         "fixed_cidr" => f.fixed_cidr.clone(),

@@ -4,6 +4,7 @@
 //! Every error here is a [`ConfigError`] whose text is what the operator sees on stderr
 //! before the daemon exits 1, always before any socket is touched.
 
+pub mod containers;
 pub mod file;
 pub mod hosts;
 pub mod network;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::cli::Parsed;
+pub use containers::ContainerDefaults;
 pub use hosts::Host;
 pub use network::NetworkConfig;
 pub use registry::RegistryConfig;
@@ -99,6 +101,7 @@ pub struct Config {
     pub live_restore: bool,
     pub network: NetworkConfig,
     pub registry: RegistryConfig,
+    pub containers: ContainerDefaults,
 }
 
 /// Log drivers containers can use.
@@ -309,6 +312,7 @@ impl Config {
             live_restore: boolean("live-restore", true)?,
             network: network::from_parts(&reader, f)?,
             registry: registry::from_parts(&reader, f)?,
+            containers: containers::from_parts(&reader, f)?,
         })
     }
 
@@ -366,6 +370,20 @@ impl Config {
         field!("log-driver", log_driver, restart);
         field!("log-opts", log_opts, restart);
         field!("live-restore", live_restore, restart);
+        let (old, new) = (&self.containers, &fresh.containers);
+        for (key, changed) in [
+            ("default-ulimits", old.ulimits != new.ulimits),
+            ("default-shm-size", old.shm_size != new.shm_size),
+            ("cgroup-parent", old.cgroup_parent != new.cgroup_parent),
+            (
+                "default-cgroupns-mode",
+                old.cgroupns_mode != new.cgroupns_mode,
+            ),
+        ] {
+            if changed {
+                ignored.push(key.to_string());
+            }
+        }
         let (old, new) = (&self.registry, &fresh.registry);
         if old.insecure_registries != new.insecure_registries {
             changes.push(format!(

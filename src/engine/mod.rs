@@ -245,10 +245,15 @@ impl Engine {
         vec!["bridge", "host", "null"]
     }
 
-    /// Isolation features applied to containers, in Docker's `name=…` form: every
-    /// container gets its own cgroup namespace. There is no seccomp profile yet.
+    /// Isolation features applied to containers, in Docker's `name=…` form: a
+    /// cgroup namespace of their own unless `default-cgroupns-mode` is `host`.
+    /// There is no seccomp profile yet.
     pub fn security_options(&self) -> Vec<String> {
-        vec!["name=cgroupns".to_string()]
+        if self.config().containers.cgroupns_mode == "private" {
+            vec!["name=cgroupns".to_string()]
+        } else {
+            Vec::new()
+        }
     }
 }
 

@@ -134,6 +134,17 @@ pub fn detect() -> io::Result<Vec<Hierarchy>> {
     Ok(parse_mountinfo(&text))
 }
 
+/// [`detect`], once per process: for the daemon, whose mount table grows with every
+/// running container (so reading it is not cheap) while the cgroup mounts stay.
+pub fn hierarchies() -> io::Result<&'static [Hierarchy]> {
+    static FOUND: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    if let Some(h) = FOUND.get() {
+        return Ok(h);
+    }
+    let found = detect()?;
+    Ok(FOUND.get_or_init(|| found))
+}
+
 /// `docker/<id>` or `/docker/<id>` → the relative path, refusing `..` and empty parts.
 pub fn relative_path(cgroup_path: &str) -> io::Result<PathBuf> {
     let trimmed = cgroup_path.trim_start_matches('/');
@@ -249,6 +260,7 @@ impl ContainerCgroup {
         hierarchies: &[Hierarchy],
         cgroup_path: &str,
         privileged: bool,
+        extra_device_rules: &[String],
     ) -> io::Result<ContainerCgroup> {
         let rel = relative_path(cgroup_path)?;
         let v1_devices = hierarchies.iter().any(|h| h.has("devices"));
@@ -275,7 +287,7 @@ impl ContainerCgroup {
                 // A v2-only host has no devices controller: a program enforces the
                 // same rules.
                 if !privileged && !v1_devices {
-                    attach_device_program(&dir)?;
+                    attach_device_program(&dir, extra_device_rules)?;
                 }
             }
             if h.has("devices") {
@@ -283,7 +295,11 @@ impl ContainerCgroup {
                     write(&dir.join("devices.allow"), "a *:* rwm")?;
                 } else {
                     write(&dir.join("devices.deny"), "a")?;
-                    for rule in DEFAULT_DEVICE_RULES {
+                    for rule in DEFAULT_DEVICE_RULES
+                        .iter()
+                        .copied()
+                        .chain(extra_device_rules.iter().map(String::as_str))
+                    {
                         write(&dir.join("devices.allow"), rule)?;
                     }
                 }
@@ -412,10 +428,12 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-fn attach_device_program(dir: &Path) -> io::Result<()> {
+fn attach_device_program(dir: &Path, extra: &[String]) -> io::Result<()> {
     let rules = DEFAULT_DEVICE_RULES
         .iter()
-        .map(|r| super::devices::parse_rule(r))
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .map(super::devices::parse_rule)
         .collect::<Result<Vec<_>, _>>()
         .map_err(io::Error::other)?;
     let fd = super::sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)

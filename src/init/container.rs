@@ -108,7 +108,9 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
         std::fs::write(procs, "0")
             .map_err(|e| setup_failed(crate::store::with_path(e, "join cgroup", procs)))?;
     }
-    unshare(libc::CLONE_NEWCGROUP, "cgroup").map_err(setup_failed)?;
+    if !spec.cgroupns_host {
+        unshare(libc::CLONE_NEWCGROUP, "cgroup").map_err(setup_failed)?;
+    }
 
     if spec.uts.is_private() {
         set_names(spec).map_err(setup_failed)?;

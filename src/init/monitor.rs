@@ -156,8 +156,13 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         .map_err(|e| StartFailure::setup(format!("create signalfd: {e}")))?;
 
     let hierarchies = cgroup::detect().map_err(|e| StartFailure::setup(e.to_string()))?;
-    let cg = ContainerCgroup::create(&hierarchies, &spec.cgroup_path, spec.privileged)
-        .map_err(|e| StartFailure::setup(crate::store::strip_os_suffix(&e)))?;
+    let cg = ContainerCgroup::create(
+        &hierarchies,
+        &spec.cgroup_path,
+        spec.privileged,
+        &spec.device_rules,
+    )
+    .map_err(|e| StartFailure::setup(crate::store::strip_os_suffix(&e)))?;
     let mut cleanup = StartCleanup {
         cgroup: Some(cg.clone()),
         socket: None,

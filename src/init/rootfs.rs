@@ -17,7 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt,
 use std::path::{Path, PathBuf};
 
 use super::cgroup::{Hierarchy, Kind};
-use super::spec::{ContainerSpec, Mount, Shm};
+use super::spec::{ContainerSpec, DeviceNode, Mount, Shm};
 use super::stdio::{self, Console};
 use super::sys;
 use crate::store::strip_os_suffix;
@@ -201,6 +201,9 @@ fn mount_dev(spec: &ContainerSpec) -> io::Result<Option<Console>> {
     if spec.privileged {
         copy_host_devices(Path::new("/dev"), &dev)?;
     }
+    for node in &spec.devices {
+        add_device(root, node)?;
+    }
 
     let pts = dev.join("pts");
     mkdir_all(&pts)?;
@@ -288,6 +291,30 @@ fn make_node(path: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()
     // mknod honours the umask; the nodes must be 0666 (or the host's mode).
     fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
         .map_err(|e| step(format_args!("chmod {}", path.display()), e))
+}
+
+/// A `--device` node at its path in the container, with the host node's mode and
+/// owner; a node already there (one of the standard ones) is left as it is.
+fn add_device(root: &Path, node: &DeviceNode) -> io::Result<()> {
+    let target = secure_join(root, Path::new(&node.path))?;
+    if let Some(parent) = target.parent() {
+        mkdir_all(parent)?;
+    }
+    if fs::symlink_metadata(&target).is_ok() {
+        return Ok(());
+    }
+    let kind = if node.kind == 'b' {
+        libc::S_IFBLK
+    } else {
+        libc::S_IFCHR
+    };
+    make_node(
+        &target,
+        kind | node.mode,
+        libc::makedev(node.major, node.minor),
+    )?;
+    std::os::unix::fs::lchown(&target, Some(node.uid), Some(node.gid))
+        .map_err(|e| step(format_args!("chown {}", node.path), e))
 }
 
 fn symlink(target: &str, link: &Path) -> io::Result<()> {

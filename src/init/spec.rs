@@ -138,6 +138,31 @@ pub struct ContainerSpec {
     /// checked by the daemon).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<(String, String)>,
+    /// `--device`: nodes made in the container's `/dev` (or elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceNode>,
+    /// Device cgroup rules allowed beside Docker's defaults, in the cgroup v1 text
+    /// form (`c 240:0 rw`): `--device`'s and `--device-cgroup-rule`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_rules: Vec<String>,
+    /// `--cgroupns host`: the container stays in the host's cgroup namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cgroupns_host: bool,
+}
+
+/// A device node to make in the container, as the host has it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Where, inside the container.
+    pub path: String,
+    /// `c` or `b`.
+    pub kind: char,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Cgroup limits, as Docker's HostConfig gives them; 0 (or empty, or `None`) leaves

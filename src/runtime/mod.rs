@@ -425,8 +425,8 @@ impl Runtime {
 
     /// The PIDs (host namespace) in the container's cgroup, for `docker top`.
     pub fn pids(&self, cgroup_path: &str) -> io::Result<Vec<i32>> {
-        let hierarchies = crate::init::cgroup::detect()?;
-        let file = crate::init::cgroup::procs_file(&hierarchies, cgroup_path)?;
+        let hierarchies = crate::init::cgroup::hierarchies()?;
+        let file = crate::init::cgroup::procs_file(hierarchies, cgroup_path)?;
         let text = std::fs::read_to_string(&file)
             .map_err(|e| crate::store::with_path(e, "read", &file))?;
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
@@ -438,15 +438,15 @@ impl Runtime {
         cgroup_path: &str,
         r: &crate::init::spec::Resources,
     ) -> io::Result<()> {
-        let hierarchies = crate::init::cgroup::detect()?;
-        let cg = crate::init::cgroup::ContainerCgroup::existing(&hierarchies, cgroup_path)?;
+        let hierarchies = crate::init::cgroup::hierarchies()?;
+        let cg = crate::init::cgroup::ContainerCgroup::existing(hierarchies, cgroup_path)?;
         crate::init::resources::apply(&cg, r)
     }
 
     /// Freezes or thaws the processes in the container's cgroup (`docker pause`).
     pub fn freeze(&self, cgroup_path: &str, frozen: bool) -> io::Result<()> {
-        let hierarchies = crate::init::cgroup::detect()?;
-        crate::init::cgroup::freeze(&hierarchies, cgroup_path, frozen)
+        let hierarchies = crate::init::cgroup::hierarchies()?;
+        crate::init::cgroup::freeze(hierarchies, cgroup_path, frozen)
     }
 
     /// Removes the container's runtime state (after it exited and was recorded).

@@ -12,7 +12,8 @@
 # going starting → healthy → unhealthy, volumes (data kept between containers, a
 # tmpfs volume's size), an exec and its container outliving a daemon killed
 # with SIGKILL, and resources: limits in the v2 files and updated live, OOM, a
-# PIDs limit, docker stats and pause. Each step prints PASS or FAIL; the last line is
+# PIDs limit, docker stats, pause, devices through the eBPF device program, and
+# the cgroup and namespace modes. Each step prints PASS or FAIL; the last line is
 # "N passed, M failed", and the exit status is non-zero when anything failed.
 #
 # Runs as root. Installs qemu-system-x86 and busybox-static when missing. The first
@@ -52,7 +53,7 @@ cp "$bin" "$share/dockerd"
 cp "$cli" "$share/docker"
 mkdir -p "$share/rootfs/bin" "$share/rootfs/tmp"
 cp /bin/busybox "$share/rootfs/bin/busybox"
-for c in sh true sleep cat id test touch rm ls; do ln -s busybox "$share/rootfs/bin/$c"; done
+for c in sh true sleep cat id test touch rm ls mknod grep; do ln -s busybox "$share/rootfs/bin/$c"; done
 tar -C "$share/rootfs" -cf "$share/busybox.tar" .
 rm -rf "$share/rootfs"
 
@@ -257,6 +258,44 @@ pause_on_v2() {
     docker rm -f p1 >/dev/null
 }
 
+# The device cgroup on v2 is an eBPF program: Docker's default rules plus those of
+# --device and --device-cgroup-rule. Node 240 has no driver: opening it gives ENXIO
+# where the program allows it, EPERM where it does not.
+devices_on_v2() {
+    [ -c /run/dk/node ] || mknod /run/dk/node c 240 7 || return 1
+    local o
+    o=$(docker run --rm --network none bb:1 sh -c 'mknod /dev/own c 240 9 && cat /dev/own' 2>&1)
+    echo "    no rule: $o"
+    echo "$o" | grep -q "Operation not permitted" || return 1
+    o=$(docker run --rm --network none --device-cgroup-rule 'c 240:* rw' bb:1 sh -c 'mknod /dev/own c 240 9 && cat /dev/own' 2>&1)
+    echo "    with a rule: $o"
+    echo "$o" | grep -q "No such device or address" || return 1
+    o=$(docker run --rm --network none --device /run/dk/node:/dev/mine:r bb:1 sh -c 'cat /dev/mine; echo x > /dev/mine' 2>&1)
+    echo "    --device with r only: $o"
+    echo "$o" | grep -q "No such device or address" && echo "$o" | grep -q "Operation not permitted"
+}
+
+# --cgroupns host, --cgroup-parent, --group-add, and joining another container's PID
+# and IPC namespaces.
+namespaces_on_v2() {
+    local o
+    o=$(docker run --rm --network none bb:1 cat /proc/self/cgroup)
+    echo "    private: $o"
+    [ "$o" = "0::/" ] || return 1
+    o=$(docker run --rm --network none --cgroupns host --cgroup-parent /ci-parent --group-add 1234 bb:1 \
+        sh -c 'cat /proc/self/cgroup; id -G')
+    echo "    host, under /ci-parent, group 1234: $(echo $o)"
+    echo "$o" | grep -q '^0::/ci-parent/' && echo "$o" | grep -qw 1234 || return 1
+    rmdir /sys/fs/cgroup/ci-parent
+    docker run -d --name donor --network none --ipc shareable bb:1 sleep 100000 >/dev/null &&
+        docker exec donor touch /dev/shm/mark || return 1
+    o=$(docker run --rm --network none --pid container:donor --ipc container:donor bb:1 \
+        sh -c 'grep -q sleep /proc/1/cmdline && echo pid-shared; test -e /dev/shm/mark && echo ipc-shared')
+    echo "    joined: $(echo $o)"
+    docker rm -f donor >/dev/null
+    [ "$(echo $o)" = "pid-shared ipc-shared" ]
+}
+
 step "setup: daemon in a delegated cgroup, busybox image, a container" setup
 if [ "$failed" != 0 ]; then
     echo "$passed passed, $failed failed"
@@ -272,6 +311,8 @@ step "limits in the v2 files (memory, swap, cpu.max, cpu.weight, pids), updated 
 step "a memory hog is OOM-killed; a fork bomb stops at the PIDs limit" oom_and_pids_on_v2
 step "docker stats: CPU %, memory limit and PIDs from the v2 files" stats_on_v2
 step "pause freezes with cgroup.freeze, unpause thaws" pause_on_v2
+step "devices: --device and --device-cgroup-rule through the eBPF device program" devices_on_v2
+step "--cgroupns host, --cgroup-parent, --group-add, shared PID and IPC namespaces" namespaces_on_v2
 
 docker rm -f c1 h1 l1 >/dev/null 2>&1
 echo "$passed passed, $failed failed"
@@ -280,7 +321,7 @@ GUEST
 chmod +x "$share/guest.sh"
 
 rc=0
-V2VM_QUIET=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-1200} "$vm" "$share" guest.sh >"$share/vm.log" 2>&1 || rc=$?
+V2VM_QUIET=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-1800} "$vm" "$share" guest.sh >"$share/vm.log" 2>&1 || rc=$?
 cat "$share/out.log" 2>/dev/null || cat "$share/vm.log"
 if [ "$rc" != 0 ] && [ -f "$share/console.log" ]; then
     echo "--- guest console (last lines)"

@@ -80,6 +80,20 @@ impl Engine {
         }
         let log_defaults = self.log_defaults();
         let mut host_config = host_config;
+        // The daemon's defaults, recorded in the container as Docker records them.
+        let defaults = &self.config().containers;
+        let unset = |hc: &Map<String, Value>, k: &str| {
+            hc.get(k).is_none_or(|v| v.is_null() || v == 0 || v == "")
+        };
+        if unset(&host_config, "ShmSize") {
+            host_config.insert("ShmSize".into(), Value::from(defaults.shm_size));
+        }
+        if unset(&host_config, "CgroupnsMode") {
+            host_config.insert(
+                "CgroupnsMode".into(),
+                Value::from(defaults.cgroupns_mode.clone()),
+            );
+        }
         let mut settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
         super::resources::check_host(
             &host_config,
@@ -194,6 +208,7 @@ impl Engine {
                 hosts_path: dir.join("hosts").display().to_string(),
                 resolv_conf_path: dir.join("resolv.conf").display().to_string(),
                 warnings: warnings.clone(),
+                cgroup_path: String::new(),
                 network_settings: NetworkSettings {
                     networks: endpoints,
                     endpoints_kept: true,

@@ -213,7 +213,7 @@ impl Engine {
                 h.id
             )));
         }
-        let spec = exec_spec(&r, &exec, r.container.state.pid)?;
+        let spec = exec_spec(&r, &exec, r.container.state.pid, &self.config().containers)?;
         let mut initial = Vec::new();
         let mut ours = None;
         if attach {
@@ -359,7 +359,12 @@ fn exec_line(c: &ExecConfig) -> String {
 /// The monitor's spec for an exec in the container of `r`, whose first process is
 /// `pid`: the container's environment, user, working directory and capabilities,
 /// each overridden by the exec's own.
-fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> {
+fn exec_spec(
+    r: &super::Record,
+    exec: &Exec,
+    pid: i32,
+    defaults: &crate::config::ContainerDefaults,
+) -> Result<ContainerSpec> {
     let c = &r.container;
     let s = &r.settings;
     let e = &exec.config;
@@ -400,7 +405,7 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         readonly_paths: Vec::new(),
         mounts: Vec::new(),
         init: false,
-        cgroup_path: spec::cgroup_path(s, &c.id),
+        cgroup_path: r.cgroup_path(),
         log: LogSpec {
             driver: "none".into(),
             path: PathBuf::new(),
@@ -412,8 +417,11 @@ fn exec_spec(r: &super::Record, exec: &Exec, pid: i32) -> Result<ContainerSpec> 
         exec_in: Some(pid),
         resources: Default::default(),
         oom_score_adj: s.limits.oom_score_adj,
-        rlimits: s.limits.rlimits.clone(),
+        rlimits: spec::rlimits(s, defaults)?,
         group_add: s.group_add.clone(),
         sysctls: Vec::new(),
+        devices: Vec::new(),
+        device_rules: Vec::new(),
+        cgroupns_host: s.cgroupns_host,
     })
 }

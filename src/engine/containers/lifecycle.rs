@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::{Handle, Lifecycle, spec};
 use crate::engine::{Engine, Error, Filters, Result};
-use crate::init::spec::{ExitRecord, InitialAttach};
+use crate::init::spec::ExitRecord;
 use crate::runtime::MonitorState;
 
 /// Docker's default seconds between the stop signal and SIGKILL.
@@ -272,15 +272,14 @@ impl Engine {
             }
         };
         let pending = h.take_pending_attach();
-        let initial: Vec<InitialAttach> = Vec::new();
         let spec = match spec::build(
             &r,
+            &self.config().containers,
             rootfs,
             volumes,
             state_dir.clone(),
             &net,
             namespaces,
-            initial,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -289,6 +288,7 @@ impl Engine {
             }
         };
         let t1 = std::time::Instant::now();
+        let cgroup_path = spec.cgroup_path.clone();
         let started = self.runtime.start(spec, pending).await;
         tracing::debug!(container_id = %h.id, "start: monitor spawned, namespaces and mounts set up, command exec'd in {:?}", t1.elapsed());
         match started {
@@ -317,6 +317,7 @@ impl Engine {
                     c.network_settings.endpoints_kept = true;
                     c.network_settings.ports = net.ports.clone();
                     c.network_settings.sandbox_key = net.sandbox_key.clone();
+                    c.cgroup_path = cgroup_path;
                 })
                 .await?;
                 h.lifecycle.send_modify(|l| {
@@ -929,7 +930,7 @@ impl Engine {
                 h.id
             )));
         }
-        let path = spec::cgroup_path(&h.record().settings, &h.id);
+        let path = h.record().cgroup_path();
         let pids = self.runtime.pids(&path)?;
         let args: Vec<String> = if ps_args.trim().is_empty() {
             vec!["-ef".into()]

@@ -8,6 +8,7 @@
 
 pub mod create;
 pub mod detach;
+pub mod devices;
 pub mod exec;
 pub mod health;
 pub mod inspect;
@@ -65,6 +66,8 @@ pub struct Handle {
     persist: Mutex<()>,
     /// The restart policy's backoff and pending restart.
     restart: Mutex<restart::RestartState>,
+    /// The last stats sample read, for the next single stats document.
+    pub last_stats: stats::LastSample,
 }
 
 /// The persisted container plus what is derived from it.
@@ -74,6 +77,18 @@ pub struct Record {
     /// HostConfig as inspect shows it.
     pub host_config: Map<String, Value>,
     pub settings: HostSettings,
+}
+
+impl Record {
+    /// The container's cgroup, relative to each hierarchy's root: where it was last
+    /// started.
+    pub fn cgroup_path(&self) -> String {
+        if self.container.cgroup_path.is_empty() {
+            spec::cgroup_path(&self.settings, &self.container.id, "")
+        } else {
+            self.container.cgroup_path.clone()
+        }
+    }
 }
 
 impl Handle {
@@ -94,6 +109,7 @@ impl Handle {
             pending_attach: Mutex::new(Vec::new()),
             persist: Mutex::new(()),
             restart: Mutex::new(Default::default()),
+            last_stats: Default::default(),
         })
     }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::{Handle, spec};
+use super::Handle;
 use crate::engine::{Engine, Error, Result};
 
 impl Engine {
@@ -83,7 +83,7 @@ impl Engine {
 
     async fn freeze(self: &Arc<Self>, h: &Handle, frozen: bool) -> std::io::Result<()> {
         let engine = self.clone();
-        let path = spec::cgroup_path(&h.record().settings, &h.id);
+        let path = h.record().cgroup_path();
         tokio::task::spawn_blocking(move || engine.runtime.freeze(&path, frozen))
             .await
             .map_err(std::io::Error::other)?

@@ -173,6 +173,10 @@ pub struct Container {
     /// What it mounts (binds, volumes, tmpfs), fixed at create.
     #[serde(default)]
     pub mount_points: Vec<crate::engine::volume::mounts::MountPoint>,
+    /// The cgroup it was last started in, relative to each hierarchy's root (the
+    /// daemon's `cgroup-parent` may change between daemon runs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroup_path: String,
 }
 
 /// A container's networking: its endpoints (in the order joined: the first is

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::namespaces::IpcMode;
 use super::settings::NetMode;
+use crate::config::containers::RLIMITS;
 use crate::engine::{Error, Result};
 use crate::init::resources::Support;
 use crate::init::spec::{DEFAULT_SHM_SIZE, Resources, Rlimit};
@@ -377,7 +378,13 @@ pub fn check_host(hc: &Map<String, Value>, limits: &Limits, ncpu: usize) -> Resu
             )));
         }
     }
-    for l in &limits.rlimits {
+    check_rlimits(&limits.rlimits)
+}
+
+/// Hard limits above the daemon's own, which only CAP_SYS_RESOURCE may raise, are
+/// refused with a clear error rather than failing in the container's setup.
+pub fn check_rlimits(rlimits: &[Rlimit]) -> Result<()> {
+    for l in rlimits {
         let mut own = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -442,24 +449,6 @@ fn parse_list(v: &str) -> std::result::Result<Vec<u32>, String> {
     }
     Ok(out)
 }
-
-const RLIMITS: &[(&str, u32)] = &[
-    ("core", libc::RLIMIT_CORE),
-    ("cpu", libc::RLIMIT_CPU),
-    ("data", libc::RLIMIT_DATA),
-    ("fsize", libc::RLIMIT_FSIZE),
-    ("locks", libc::RLIMIT_LOCKS),
-    ("memlock", libc::RLIMIT_MEMLOCK),
-    ("msgqueue", libc::RLIMIT_MSGQUEUE),
-    ("nice", libc::RLIMIT_NICE),
-    ("nofile", libc::RLIMIT_NOFILE),
-    ("nproc", libc::RLIMIT_NPROC),
-    ("rss", libc::RLIMIT_RSS),
-    ("rtprio", libc::RLIMIT_RTPRIO),
-    ("rttime", libc::RLIMIT_RTTIME),
-    ("sigpending", libc::RLIMIT_SIGPENDING),
-    ("stack", libc::RLIMIT_STACK),
-];
 
 /// `[{"Name":"nofile","Soft":100,"Hard":200}]`.
 fn read_ulimits(v: Option<&Value>) -> Result<Vec<Rlimit>> {

@@ -46,6 +46,9 @@ const SUPPORTED: &[&str] = &[
     "UsernsMode",
     "GroupAdd",
     "CgroupParent",
+    "CgroupnsMode",
+    "Devices",
+    "DeviceCgroupRules",
 ];
 
 /// Whether HostConfig field `k` is applied.
@@ -159,6 +162,12 @@ pub struct HostSettings {
     pub cgroup_parent: String,
     /// `--group-add`: names (looked up in the container at start) or IDs.
     pub group_add: Vec<String>,
+    /// `--cgroupns host`.
+    pub cgroupns_host: bool,
+    /// `--device`s.
+    pub devices: Vec<super::devices::DeviceMapping>,
+    /// `--device-cgroup-rule`s, checked.
+    pub device_cgroup_rules: Vec<String>,
     /// Cgroup limits, ulimits, sysctls, `/dev/shm` size, OOM score.
     pub limits: super::resources::Limits,
     /// Docker's warnings for settings this host cannot apply (dropped).
@@ -187,8 +196,6 @@ pub(super) fn is_unset(key: &str, v: &Value) -> bool {
         // Docker's default /dev/shm size, which the monitor mounts.
         "ShmSize" => v.as_i64() == Some(64 << 20),
         "Isolation" => v.as_str() == Some("default"),
-        // Every container has a cgroup namespace of its own; `host` is refused.
-        "CgroupnsMode" => v.as_str() == Some("private"),
         // ConsoleSize [0, 0] and similar all-zero lists.
         _ => v.as_array().is_some_and(|a| a.iter().all(is_zero)),
     }
@@ -361,6 +368,16 @@ impl HostSettings {
         let ipc_mode = IpcMode::parse(mode_of("IpcMode"))?;
         let uts_host = namespaces::parse_uts(mode_of("UTSMode"))?;
         namespaces::check_userns(mode_of("UsernsMode"))?;
+        let cgroupns_host = match mode_of("CgroupnsMode") {
+            "" | "private" => false,
+            "host" => true,
+            other => {
+                return Err(Error::invalid(format!(
+                    "invalid cgroup namespace mode: {other}"
+                )));
+            }
+        };
+        let (devices, device_cgroup_rules) = super::devices::read(hc)?;
         let (limits, warnings) = super::resources::read(
             hc,
             &crate::init::resources::host_support(),
@@ -394,6 +411,9 @@ impl HostSettings {
             uts_host,
             cgroup_parent: cgroup_parent(hc)?,
             group_add: strings(hc.get("GroupAdd"), "GroupAdd")?,
+            cgroupns_host,
+            devices,
+            device_cgroup_rules,
             limits,
             warnings,
         })
@@ -531,13 +551,11 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_refused_by_name() {
-        let e = HostSettings::from_host_config(
-            &hc(r#"{"Devices": [{"PathOnHost": "/dev/null"}]}"#),
-            &defaults(),
-        )
-        .unwrap_err();
+        let e =
+            HostSettings::from_host_config(&hc(r#"{"StorageOpt": {"size": "1G"}}"#), &defaults())
+                .unwrap_err();
         assert!(matches!(e, Error::NotImplemented(_)));
-        assert!(e.to_string().contains("HostConfig.Devices"), "{e}");
+        assert!(e.to_string().contains("HostConfig.StorageOpt"), "{e}");
         assert!(
             HostSettings::from_host_config(
                 &hc(r#"{"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}"#),

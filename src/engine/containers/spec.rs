@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::containers::RLIMITS;
 use crate::engine::{Error, Result};
-use crate::init::spec::{ContainerSpec, InitialAttach, LogSpec, Mount, Shm};
+use crate::init::spec::{ContainerSpec, LogSpec, Mount, Rlimit, Shm};
 
 use super::Record;
 use super::settings::NetMode;
@@ -186,11 +187,16 @@ fn sysctls(s: &super::settings::HostSettings) -> Vec<(String, String)> {
     out
 }
 
-/// The container's cgroup, relative to each hierarchy's root: `<parent>/<id>`,
-/// the parent `docker` unless `--cgroup-parent` names another, as Docker's
-/// cgroupfs driver places it.
-pub fn cgroup_path(s: &super::settings::HostSettings, id: &str) -> String {
-    let parent = s.cgroup_parent.trim_matches('/');
+/// The container's cgroup, relative to each hierarchy's root: `<parent>/<id>`, the
+/// parent its `--cgroup-parent`, else the daemon's `cgroup-parent`, else `docker`,
+/// as Docker's cgroupfs driver places it.
+pub fn cgroup_path(s: &super::settings::HostSettings, id: &str, daemon_parent: &str) -> String {
+    let own = s.cgroup_parent.trim_matches('/');
+    let parent = if own.is_empty() {
+        daemon_parent.trim_matches('/')
+    } else {
+        own
+    };
     if parent.is_empty() {
         format!("docker/{id}")
     } else {
@@ -198,16 +204,44 @@ pub fn cgroup_path(s: &super::settings::HostSettings, id: &str) -> String {
     }
 }
 
+/// The container's ulimits: its own, then the daemon's `default-ulimits` it does
+/// not name, checked against the daemon's own hard limits.
+pub fn rlimits(
+    s: &super::settings::HostSettings,
+    defaults: &crate::config::ContainerDefaults,
+) -> Result<Vec<Rlimit>> {
+    let mut out = s.limits.rlimits.clone();
+    let mut added = Vec::new();
+    for u in &defaults.ulimits {
+        let Some(&(_, resource)) = RLIMITS.iter().find(|(n, _)| *n == u.name) else {
+            continue;
+        };
+        if out.iter().any(|l| l.resource == resource) {
+            continue;
+        }
+        let val = |n: i64| if n < 0 { libc::RLIM_INFINITY } else { n as u64 };
+        added.push(Rlimit {
+            resource,
+            soft: val(u.soft),
+            hard: val(u.hard),
+        });
+    }
+    super::resources::check_rlimits(&added)?;
+    out.extend(added);
+    Ok(out)
+}
+
 /// Builds the monitor's spec from the record, the mounted root and the container's
-/// own mounts (binds, volumes, tmpfs).
+/// own mounts (binds, volumes, tmpfs). The runtime fills in the initial attach
+/// streams.
 pub fn build(
     r: &Record,
+    defaults: &crate::config::ContainerDefaults,
     rootfs: PathBuf,
     volume_mounts: Vec<Mount>,
     state_dir: PathBuf,
     net: &crate::engine::network::attach::Setup,
     namespaces: super::namespaces::Setup,
-    initial_attach: Vec<InitialAttach>,
 ) -> Result<ContainerSpec> {
     let c = &r.container;
     let s = &r.settings;
@@ -254,6 +288,7 @@ pub fn build(
         .get("max-file")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let (devices, device_rules) = super::devices::resolve(&s.devices, &s.device_cgroup_rules)?;
     Ok(ContainerSpec {
         id: c.id.clone(),
         rootfs,
@@ -290,7 +325,7 @@ pub fn build(
         readonly_paths,
         mounts,
         init: s.init,
-        cgroup_path: cgroup_path(s, &c.id),
+        cgroup_path: cgroup_path(s, &c.id, &defaults.cgroup_parent),
         log: LogSpec {
             driver: s.log_driver.clone(),
             path: PathBuf::from(&c.log_path),
@@ -298,13 +333,16 @@ pub fn build(
             max_file,
         },
         state_dir,
-        initial_attach,
+        initial_attach: Vec::new(),
         exec_in: None,
         resources: s.limits.resources.clone(),
         oom_score_adj: s.limits.oom_score_adj,
-        rlimits: s.limits.rlimits.clone(),
+        rlimits: rlimits(s, defaults)?,
         group_add: s.group_add.clone(),
         sysctls: sysctls(s),
+        devices,
+        device_rules,
+        cgroupns_host: s.cgroupns_host,
     })
 }
 

@@ -9,11 +9,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use super::spec;
 use crate::engine::{Engine, Result};
 use crate::init::cgroup::{self, Kind};
 
@@ -26,6 +26,31 @@ pub struct Sample {
     pub blkio: Value,
     pub pids: Value,
     pub networks: Option<Value>,
+}
+
+/// The last sample read of a container (with the PID it was read for: counters
+/// start again with each run), so that a single document (`stream=false`) can
+/// pair a fresh sample with a recent one instead of waiting for a second.
+#[derive(Debug, Default)]
+pub struct LastSample(Mutex<Option<(Instant, i32, Sample)>>);
+
+/// How old a kept sample may be and still serve as `precpu_stats`: the CPU % is
+/// then the average over that time (Docker's streamed documents are a second
+/// apart).
+pub const REUSE_WITHIN: Duration = Duration::from_secs(10);
+
+impl LastSample {
+    pub fn store(&self, pid: i32, sample: &Sample) {
+        *self.0.lock().unwrap() = Some((Instant::now(), pid, sample.clone()));
+    }
+
+    /// The kept sample of the run with this PID and its age, if it is recent.
+    pub fn recent(&self, pid: i32) -> Option<(Duration, Sample)> {
+        let kept = self.0.lock().unwrap();
+        let (at, kept_pid, sample) = kept.as_ref()?;
+        let age = at.elapsed();
+        (*kept_pid == pid && age <= REUSE_WITHIN).then(|| (age, sample.clone()))
+    }
 }
 
 /// The zero CPU document Docker sends where there is no earlier sample.
@@ -95,8 +120,8 @@ impl Engine {
         if !running {
             return Ok(None);
         }
-        let hierarchies = cgroup::detect()?;
-        let path = spec::cgroup_path(&h.record().settings, &h.id);
+        let hierarchies = cgroup::hierarchies()?;
+        let path = h.record().cgroup_path();
         let rel = cgroup::relative_path(&path)?;
         let dir_of = |controller: &str| -> Option<PathBuf> {
             hierarchies.iter().find_map(|hy| match &hy.kind {
@@ -146,14 +171,16 @@ impl Engine {
             .flatten()
             .map(|text| net_dev(&text))
             .filter(|n| n.as_object().is_some_and(|m| !m.is_empty()));
-        Ok(Some(Sample {
+        let sample = Sample {
             read,
             cpu,
             memory,
             blkio,
             pids,
             networks,
-        }))
+        };
+        h.last_stats.store(pid, &sample);
+        Ok(Some(sample))
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::restart::Policy;
-use super::{resources, settings, spec};
+use super::{resources, settings};
 use crate::engine::{Engine, Error, Result};
 
 /// The resource fields an update changes.
@@ -113,7 +113,7 @@ impl Engine {
                 r.memory_swap = limits.resources.memory_swap;
             }
             let engine = self.clone();
-            let path = spec::cgroup_path(&h.record().settings, &h.id);
+            let path = h.record().cgroup_path();
             tokio::task::spawn_blocking(move || engine.runtime.update_resources(&path, &r))
                 .await
                 .map_err(|e| Error::internal(e.to_string()))?

@@ -1,0 +1,260 @@
+//! What containers get when they do not choose, with Docker's keys and flags:
+//! `default-ulimits`, `default-shm-size`, `cgroup-parent` and
+//! `default-cgroupns-mode`.
+
+use serde_json::Value;
+
+use super::{ConfigError, FileReader};
+use crate::cli::Flags;
+
+/// The resource limits `--ulimit` and `default-ulimits` may name.
+pub const RLIMITS: &[(&str, u32)] = &[
+    ("core", libc::RLIMIT_CORE),
+    ("cpu", libc::RLIMIT_CPU),
+    ("data", libc::RLIMIT_DATA),
+    ("fsize", libc::RLIMIT_FSIZE),
+    ("locks", libc::RLIMIT_LOCKS),
+    ("memlock", libc::RLIMIT_MEMLOCK),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE),
+    ("nice", libc::RLIMIT_NICE),
+    ("nofile", libc::RLIMIT_NOFILE),
+    ("nproc", libc::RLIMIT_NPROC),
+    ("rss", libc::RLIMIT_RSS),
+    ("rtprio", libc::RLIMIT_RTPRIO),
+    ("rttime", libc::RLIMIT_RTTIME),
+    ("sigpending", libc::RLIMIT_SIGPENDING),
+    ("stack", libc::RLIMIT_STACK),
+];
+
+/// One default ulimit; -1 is unlimited, as in a container's `Ulimits`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Container defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerDefaults {
+    /// Applied at start to every container whose `Ulimits` does not name them.
+    pub ulimits: Vec<Ulimit>,
+    /// `/dev/shm` size in bytes for containers created without `--shm-size`.
+    pub shm_size: u64,
+    /// The cgroup containers without `--cgroup-parent` go under (empty: `docker`).
+    pub cgroup_parent: String,
+    /// `private` or `host`, for containers created without `--cgroupns`.
+    pub cgroupns_mode: String,
+}
+
+impl Default for ContainerDefaults {
+    fn default() -> Self {
+        ContainerDefaults {
+            ulimits: Vec::new(),
+            shm_size: 64 << 20,
+            cgroup_parent: String::new(),
+            cgroupns_mode: "private".to_string(),
+        }
+    }
+}
+
+pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<ContainerDefaults, ConfigError> {
+    let ulimits = match r.get("default-ulimits") {
+        Some(Value::Object(m)) => {
+            let mut out = Vec::new();
+            for (key, u) in m {
+                let Value::Object(u) = u else {
+                    return Err(r.bad(
+                        "default-ulimits",
+                        "an object of {\"Name\", \"Soft\", \"Hard\"}",
+                    ));
+                };
+                let name = match u.get("Name") {
+                    None => key.as_str(),
+                    Some(Value::String(s)) => s.as_str(),
+                    Some(_) => return Err(r.bad("default-ulimits", "a string Name")),
+                };
+                let limit = |k: &str| -> Result<i64, ConfigError> {
+                    match u.get(k) {
+                        None => Ok(0),
+                        Some(v) => v.as_i64().ok_or_else(|| {
+                            r.bad("default-ulimits", "integer Soft and Hard values")
+                        }),
+                    }
+                };
+                out.push(ulimit(name, limit("Soft")?, limit("Hard")?)?);
+            }
+            out
+        }
+        Some(_) => return Err(r.bad("default-ulimits", "an object")),
+        None => f
+            .default_ulimits
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<_, _>>()?,
+    };
+
+    let shm_text = match r.get("default-shm-size") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(r.bad("default-shm-size", "a size such as \"64M\"")),
+        None => f.default_shm_size.clone(),
+    };
+    let shm_size = super::parse_size(&shm_text)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "invalid default-shm-size \"{shm_text}\": use a size greater than 0, such as 64M"
+            ))
+        })?;
+
+    let cgroup_parent = r.string("cgroup-parent", &f.cgroup_parent)?;
+    let trimmed = cgroup_parent.trim_matches('/');
+    if !trimmed.is_empty()
+        && trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(ConfigError(format!(
+            "invalid cgroup-parent {cgroup_parent:?}: a path of names below the cgroup root, without \"..\""
+        )));
+    }
+
+    let cgroupns_mode = r.string("default-cgroupns-mode", &f.default_cgroupns_mode)?;
+    if !["private", "host"].contains(&cgroupns_mode.as_str()) {
+        return Err(ConfigError(format!(
+            "default cgroup namespace mode (\"{cgroupns_mode}\") is invalid: use \"private\" or \"host\""
+        )));
+    }
+
+    Ok(ContainerDefaults {
+        ulimits,
+        shm_size,
+        cgroup_parent,
+        cgroupns_mode,
+    })
+}
+
+/// `nofile=1024:4096` or `nofile=1024` (soft and hard the same), as `--ulimit` takes it.
+fn parse_ulimit(text: &str) -> Result<Ulimit, ConfigError> {
+    let bad = || ConfigError(format!("invalid ulimit argument: {text}"));
+    let (name, limits) = text.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
+    ulimit(name, num(soft)?, num(hard)?)
+}
+
+fn ulimit(name: &str, soft: i64, hard: i64) -> Result<Ulimit, ConfigError> {
+    if !RLIMITS.iter().any(|(n, _)| *n == name) {
+        return Err(ConfigError(format!("invalid ulimit type: {name}")));
+    }
+    let unlimited = |n: i64| if n < 0 { u64::MAX } else { n as u64 };
+    if unlimited(soft) > unlimited(hard) {
+        return Err(ConfigError(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        )));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults(args: &[&str], json: &str) -> Result<ContainerDefaults, ConfigError> {
+        crate::config::parse_section(args, json, from_parts)
+    }
+
+    #[test]
+    fn dockers_defaults() {
+        assert_eq!(defaults(&[], "{}").unwrap(), ContainerDefaults::default());
+    }
+
+    #[test]
+    fn from_flags_and_from_the_file() {
+        let d = defaults(
+            &[
+                "--default-ulimit",
+                "nofile=100:200",
+                "--default-ulimit",
+                "nproc=50",
+                "--default-shm-size",
+                "128m",
+                "--cgroup-parent",
+                "/ci",
+                "--default-cgroupns-mode",
+                "host",
+            ],
+            "{}",
+        )
+        .unwrap();
+        assert_eq!(
+            d.ulimits,
+            vec![
+                Ulimit {
+                    name: "nofile".into(),
+                    soft: 100,
+                    hard: 200
+                },
+                Ulimit {
+                    name: "nproc".into(),
+                    soft: 50,
+                    hard: 50
+                }
+            ]
+        );
+        assert_eq!(d.shm_size, 128 << 20);
+        assert_eq!(d.cgroup_parent, "/ci");
+        assert_eq!(d.cgroupns_mode, "host");
+
+        let d = defaults(
+            &[],
+            r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 10, "Hard": 20}},
+                "default-shm-size": "1G", "cgroup-parent": "ci", "default-cgroupns-mode": "private"}"#,
+        )
+        .unwrap();
+        assert_eq!(d.ulimits[0].hard, 20);
+        assert_eq!(d.shm_size, 1 << 30);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (args, json, want) in [
+            (
+                vec!["--default-ulimit", "nofile"],
+                "{}",
+                "invalid ulimit argument",
+            ),
+            (
+                vec!["--default-ulimit", "files=1"],
+                "{}",
+                "invalid ulimit type: files",
+            ),
+            (vec!["--default-ulimit", "nofile=5:4"], "{}", "5 > 4"),
+            (
+                vec![],
+                r#"{"default-shm-size": "lots"}"#,
+                "invalid default-shm-size",
+            ),
+            (
+                vec![],
+                r#"{"default-shm-size": "0"}"#,
+                "invalid default-shm-size",
+            ),
+            (vec![], r#"{"cgroup-parent": "a/../b"}"#, "\"..\""),
+            (
+                vec![],
+                r#"{"default-cgroupns-mode": "shared"}"#,
+                "is invalid",
+            ),
+            (vec![], r#"{"default-ulimits": []}"#, "expected an object"),
+        ] {
+            let e = defaults(&args, json).unwrap_err().0;
+            assert!(e.contains(want), "{args:?} {json}: {e}");
+        }
+    }
+}
