@@ -475,6 +475,8 @@ class Bench:
                 self.restart_latency(img, rounds)
             if want("resources"):
                 self.resources(img, rounds)
+            if want("filesystem"):
+                self.filesystem(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -847,6 +849,31 @@ class Bench:
                     [v for v in o if v is not None], [v for v in d if v is not None], goal=5, errors=stats_errors,
                     note="stream=false: Docker takes two samples of each container about a second apart")
 
+    def filesystem(self, img, rounds):
+        log("docker commit of a container that wrote 100 MiB in 2,000 files")
+        # Each round: a fresh container writes 2,000 files of 50 KiB (random bytes, so
+        # nothing compresses away), then is committed; only the commit is timed.
+        script = ("i=0; while [ $i -lt 2000 ]; do d=/data/d$((i / 100)); mkdir -p $d; "
+                  "head -c 51200 /dev/urandom > $d/f$i; i=$((i + 1)); done")
+        errors = {}
+
+        def commit_once(e):
+            name = f"bench-commit-{e.name}"
+            e.cli("rm", "-f", name, check=False)
+            e.cli("run", "--name", name, "--network", "none", img, "sh", "-c", script)
+            t = e.timed("commit", name, "bench/committed:1")
+            listing = e.cli("run", "--rm", "--network", "none", "bench/committed:1", "sh", "-c",
+                            "ls /data/d19 | wc -l").stdout.decode().strip()
+            e.cli("rm", "-f", name)
+            e.cli("rmi", "bench/committed:1")
+            if listing != "100":
+                raise RuntimeError(f"{e.name}: the committed image has {listing} of the last 100 files")
+            return t
+        o, d = self.alternate(self.guarded(commit_once, errors), rounds)
+        self.record("commit_100m", "docker commit of a container that wrote 100 MiB in 2,000 files", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], goal=2, errors=errors,
+                    note="the committed image is checked to hold the files")
+
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
         imp, save, load = {"ours": [], "docker": []}, {"ours": [], "docker": []}, {"ours": [], "docker": []}
@@ -1165,7 +1192,7 @@ def main():
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
     ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec",
-                                                        "volume", "restart", "resources"],
+                                                        "volume", "restart", "resources", "filesystem"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:

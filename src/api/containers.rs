@@ -1,10 +1,11 @@
 //! Container endpoints: create, list, inspect, start, stop, kill, restart, wait,
-//! attach (hijacked), logs, resize, rename, top, prune, remove.
+//! attach (hijacked), logs, resize, rename, top, prune, remove, changes, export.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -111,9 +112,13 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
             let warnings = (!warnings.is_empty()).then_some(warnings);
             Ok(response::ok_json(&json!({ "Warnings": warnings })))
         }
+        (Method::GET, ["containers", id, "changes"]) => {
+            Ok(response::ok_json(&engine.container_changes(id).await?))
+        }
+        (Method::GET, ["containers", id, "export"]) => export(state, id),
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
-            let known = ["export", "changes", "archive", "checkpoints"];
+            let known = ["archive", "checkpoints"];
             if known.contains(what) {
                 engine.containers.get(id)?;
                 Err(Error::not_implemented(format!(
@@ -125,6 +130,62 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         }
         _ => Err(page_not_found()),
     }
+}
+
+/// `GET /containers/{id}/export`: the tar streams as it is written; an error
+/// midway cuts the connection, so that the client never takes a truncated archive
+/// for a complete one.
+fn export(state: &Arc<ApiState>, id: &str) -> Result<Response> {
+    let engine = state.engine.clone();
+    let id = engine.containers.get(id)?.id.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    tokio::spawn(async move {
+        let w = crate::chunks::ChunkWriter::new(tx.clone());
+        if let Err(e) = engine.container_export(&id, Box::new(w)).await {
+            tracing::warn!(container_id = %id, "export stopped: {e}");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    Ok(response::stream(
+        "application/x-tar",
+        crate::chunks::ChannelBody::new(rx).boxed(),
+    ))
+}
+
+/// `POST /commit`.
+pub async fn commit(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
+    let q = &ctx.query;
+    let text = |k: &str| q.get(k).unwrap_or("").to_string();
+    let mut opts = crate::engine::containers::filesystem::CommitOptions {
+        container: text("container"),
+        repo: text("repo"),
+        tag: text("tag"),
+        comment: text("comment"),
+        author: text("author"),
+        pause: q.bool_or("pause", true),
+        changes: q.get_all("changes").map(str::to_string).collect(),
+        config: None,
+    };
+    let content_type = ctx
+        .parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = ctx.body_bytes().await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        if !content_type.starts_with("application/json") {
+            return Err(Error::invalid(format!(
+                "Content-Type specified ({content_type}) must be 'application/json'"
+            )));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+        opts.config = (!v.is_null()).then_some(v);
+    }
+    let id = state.engine.container_commit(opts).await?;
+    Ok(response::json(StatusCode::CREATED, &json!({ "Id": id })))
 }
 
 async fn create(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {

@@ -209,7 +209,10 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         "volumes" | "plugins" => volumes::route(state, ctx).await,
         "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs" => swarm(&ctx),
         "auth" | "distribution" => distribution::route(state, ctx).await,
-        "build" | "session" | "commit" | "grpc" => Err(not_supported(first)),
+        "commit" if ctx.method() == Method::POST && ctx.segments().len() == 1 => {
+            containers::commit(state, ctx).await
+        }
+        "build" | "session" | "grpc" => Err(not_supported(first)),
         _ => Err(page_not_found()),
     }
 }

@@ -87,7 +87,7 @@ impl Engine {
 
     /// Emits an image event the way Docker does: the image ID as actor, its labels
     /// (while it exists) and `name` as attributes.
-    fn image_event(
+    pub(crate) fn image_event(
         &self,
         action: &str,
         id: &str,

@@ -29,6 +29,7 @@ pub mod load;
 pub mod reference;
 pub mod refstore;
 pub mod rootfs;
+pub mod rw_changes;
 pub mod save;
 pub mod tar_safe;
 pub mod tar_split;

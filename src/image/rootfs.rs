@@ -144,11 +144,11 @@ fn valid_container_id(id: &str) -> Result<()> {
 }
 
 impl ImageStore {
-    fn rw_dir(&self, driver: &str, container_id: &str) -> PathBuf {
+    pub(super) fn rw_dir(&self, driver: &str, container_id: &str) -> PathBuf {
         self.data_root.join(driver).join(container_id)
     }
 
-    fn rw_record(&self, container_id: &str) -> Result<RwRecord> {
+    pub(super) fn rw_record(&self, container_id: &str) -> Result<RwRecord> {
         self.lock().rw.get(container_id).cloned().ok_or_else(|| {
             Error::not_found(format!("no root filesystem for container {container_id}"))
         })
@@ -331,16 +331,32 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Bytes the container has written (`docker ps --size` → SizeRw); with the vfs
-    /// fallback, the size of the whole copy, as Docker reports it.
+    /// Bytes the container has written (`docker ps --size` → SizeRw): the sizes of
+    /// what `docker diff` reports added or changed, directories and deletions aside
+    /// and hard links once, as Docker counts them; with the vfs fallback, the size
+    /// of the whole copy, as Docker reports it.
     pub fn rw_layer_size(&self, container_id: &str) -> Result<u64> {
         let rec = self.rw_record(container_id)?;
         let dir = self.rw_dir(&rec.driver, container_id);
         if rec.driver == Driver::Vfs.name() {
-            layer_store::dir_size(&dir.join("merged"))
-        } else {
-            layer_store::dir_size(&dir.join("diff"))
+            return layer_store::dir_size(&dir.join("merged"));
         }
+        let upper = dir.join("diff");
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0;
+        for c in self.rw_changes(container_id)? {
+            if c.kind == super::rw_changes::Kind::Deleted {
+                continue;
+            }
+            let Ok(m) = fs::symlink_metadata(upper.join(c.path.trim_start_matches('/'))) else {
+                continue;
+            };
+            if m.is_dir() || (m.nlink() > 1 && !seen.insert((m.dev(), m.ino()))) {
+                continue;
+            }
+            total += m.len();
+        }
+        Ok(total)
     }
 
     /// `GraphDriver.Data` of a container (`docker inspect`).

@@ -10,6 +10,7 @@ pub mod create;
 pub mod detach;
 pub mod devices;
 pub mod exec;
+pub mod filesystem;
 pub mod health;
 pub mod inspect;
 pub mod lifecycle;

@@ -1,0 +1,571 @@
+//! What a container changed in its root filesystem (`docker diff`), its changes as
+//! a layer tar (`docker commit`), and its whole filesystem as a tar (`docker
+//! export`).
+//!
+//! With overlay the container's upper directory holds exactly what it changed:
+//! new and modified entries, whiteouts (character devices 0/0) for deletions,
+//! and opaque directories (`trusted.overlay.opaque=y`) for directories deleted and
+//! made again. Each entry is compared with the image's view (the lower layers,
+//! with their own whiteouts and opaque directories) to tell added from modified,
+//! as Docker's naive diff does. Nothing here follows a symlink: every entry is
+//! read with `lstat`, and the walk stays in the layer directories.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::fs::{self, Metadata};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::rootfs::Driver;
+use super::{Error, ImageStore, Result};
+
+/// Paths the daemon makes in every container's root itself (mount points of
+/// `/proc`, `/sys`, `/dev` and the daemon-written files). Docker keeps them in an
+/// init layer, so they never show in `docker diff`, a commit or the size.
+pub const INIT_PATHS: &[&str] = &[
+    "/.dockerenv",
+    "/dev",
+    "/dev/console",
+    "/dev/pts",
+    "/dev/shm",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/sys",
+];
+
+/// How a path changed, with Docker's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Modified = 0,
+    Added = 1,
+    Deleted = 2,
+}
+
+/// One entry of `docker diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Absolute, inside the container.
+    pub path: String,
+    pub kind: Kind,
+}
+
+const OPAQUE: &str = "trusted.overlay.opaque";
+
+fn is_whiteout(m: &Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn is_opaque(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let name = CString::new(OPAQUE).expect("no NUL");
+    let mut buf = [0u8; 4];
+    // SAFETY: valid C strings and buffer; lgetxattr does not follow a final symlink.
+    let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 4) };
+    n == 1 && buf[0] == b'y'
+}
+
+fn lstat(p: &Path) -> Option<Metadata> {
+    fs::symlink_metadata(p).ok()
+}
+
+/// The image's view of `rel` (relative, no `..`): the entry of the topmost lower
+/// layer that has it, unless a whiteout, a non-directory or an opaque directory
+/// above hides it.
+fn lower_entry(lowers: &[PathBuf], rel: &Path) -> Option<Metadata> {
+    let comps: Vec<_> = rel.components().collect();
+    for layer in lowers {
+        let mut at = layer.clone();
+        let mut hidden_below = false;
+        let mut in_layer = true;
+        for c in &comps[..comps.len().saturating_sub(1)] {
+            at.push(c);
+            match lstat(&at) {
+                None => {
+                    in_layer = false;
+                    break;
+                }
+                Some(m) if !m.is_dir() => return None,
+                Some(_) => hidden_below |= is_opaque(&at),
+            }
+        }
+        if in_layer {
+            if let Some(m) = lstat(&layer.join(rel)) {
+                return (!is_whiteout(&m)).then_some(m);
+            }
+        }
+        if hidden_below {
+            return None;
+        }
+    }
+    None
+}
+
+/// The names in the image's view of directory `rel`.
+fn lower_children(lowers: &[PathBuf], rel: &Path) -> BTreeSet<std::ffi::OsString> {
+    let mut seen = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for layer in lowers {
+        let dir = layer.join(rel);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if lower_entry(lowers, &rel.join(&name)).is_some() {
+                names.insert(name);
+            }
+        }
+        if is_opaque(&dir) {
+            break;
+        }
+    }
+    names
+}
+
+/// Whether `new` differs from `old` as Docker's naive diff sees it: a directory by
+/// its type, mode and owner; anything else also by size, time and device.
+fn differs(old: &Metadata, new: &Metadata) -> bool {
+    if old.file_type() != new.file_type()
+        || old.mode() != new.mode()
+        || old.uid() != new.uid()
+        || old.gid() != new.gid()
+        || old.rdev() != new.rdev()
+    {
+        return true;
+    }
+    if new.is_dir() {
+        return false;
+    }
+    old.size() != new.size() || old.mtime() != new.mtime() || old.mtime_nsec() != new.mtime_nsec()
+}
+
+fn sorted_entries(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+    let mut v: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    v.sort_by_key(|e| e.file_name());
+    Ok(v)
+}
+
+fn abs(rel: &Path) -> String {
+    format!("/{}", rel.display())
+}
+
+/// Whether the directory at container path `path` (`/etc` in an image without
+/// one) is there only for the daemon's own files.
+fn holds_only_init_paths(dir: &Path, path: &str) -> bool {
+    let prefix = format!("{path}/");
+    INIT_PATHS.iter().any(|p| p.starts_with(&prefix))
+        && fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().all(|e| {
+                let child = format!("{prefix}{}", e.file_name().to_string_lossy());
+                INIT_PATHS.contains(&child.as_str())
+            })
+        })
+}
+
+/// The changes under upper directory `upper`/`rel`, appended to `out`; returns
+/// whether any were found.
+fn walk(
+    upper: &Path,
+    rel: &Path,
+    lowers: &[PathBuf],
+    added: bool,
+    out: &mut Vec<Change>,
+) -> io::Result<bool> {
+    let mut any = false;
+    for e in sorted_entries(&upper.join(rel))? {
+        let child = rel.join(e.file_name());
+        let path = abs(&child);
+        if INIT_PATHS.contains(&path.as_str()) {
+            continue;
+        }
+        let Some(meta) = lstat(&e.path()) else {
+            continue;
+        };
+        if is_whiteout(&meta) {
+            if !added {
+                out.push(Change {
+                    path,
+                    kind: Kind::Deleted,
+                });
+                any = true;
+            }
+            continue;
+        }
+        let old = if added {
+            None
+        } else {
+            lower_entry(lowers, &child)
+        };
+        match old {
+            None if meta.is_dir() && holds_only_init_paths(&e.path(), &path) => {}
+            None => {
+                out.push(Change {
+                    path,
+                    kind: Kind::Added,
+                });
+                any = true;
+                if meta.is_dir() {
+                    walk(upper, &child, lowers, true, out)?;
+                }
+            }
+            Some(old) if meta.is_dir() && old.is_dir() => {
+                let at = out.len();
+                let mut changed = walk(upper, &child, lowers, false, out)?;
+                if is_opaque(&e.path()) {
+                    // Deleted and made again: what the image had and is gone now.
+                    let now: BTreeSet<_> = sorted_entries(&e.path())?
+                        .into_iter()
+                        .map(|e| e.file_name())
+                        .collect();
+                    for name in lower_children(lowers, &child) {
+                        if !now.contains(&name) {
+                            out.push(Change {
+                                path: abs(&child.join(&name)),
+                                kind: Kind::Deleted,
+                            });
+                            changed = true;
+                        }
+                    }
+                }
+                if changed || differs(&old, &meta) {
+                    out.insert(
+                        at,
+                        Change {
+                            path,
+                            kind: Kind::Modified,
+                        },
+                    );
+                    any = true;
+                }
+            }
+            Some(old) => {
+                if differs(&old, &meta) {
+                    out.push(Change {
+                        path,
+                        kind: Kind::Modified,
+                    });
+                    any = true;
+                }
+                if meta.is_dir() {
+                    // A directory where the image had something else.
+                    walk(upper, &child, lowers, true, out)?;
+                }
+            }
+        }
+    }
+    Ok(any)
+}
+
+/// Writes the tree under `root` (entries relative to it, no root entry) to `tar`;
+/// with `layer`, overlay whiteouts and opaque directories become Docker's `.wh.`
+/// entries and [`INIT_PATHS`] are left out.
+pub fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Path,
+    layer: bool,
+) -> io::Result<()> {
+    let mut links = std::collections::HashMap::new();
+    append_dir(tar, root, Path::new(""), layer, &mut links)
+}
+
+fn append_dir<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Path,
+    rel: &Path,
+    layer: bool,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> io::Result<()> {
+    for e in sorted_entries(&root.join(rel))? {
+        let child = rel.join(e.file_name());
+        if layer && INIT_PATHS.contains(&abs(&child).as_str()) {
+            continue;
+        }
+        let full = e.path();
+        let Some(meta) = lstat(&full) else {
+            continue;
+        };
+        if layer && is_whiteout(&meta) {
+            let mut name = std::ffi::OsString::from(".wh.");
+            name.push(e.file_name());
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            h.set_size(0);
+            tar.append_data(&mut h, rel.join(name), io::empty())?;
+            continue;
+        }
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let mut h = header(&meta, tar::EntryType::Directory);
+            tar.append_data(&mut h, &child, io::empty())?;
+            if layer && is_opaque(&full) {
+                let mut h = header(&meta, tar::EntryType::Regular);
+                h.set_mode(0o600);
+                h.set_size(0);
+                tar.append_data(&mut h, child.join(".wh..wh..opq"), io::empty())?;
+            }
+            append_dir(tar, root, &child, layer, links)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&full)?;
+            let mut h = header(&meta, tar::EntryType::Symlink);
+            tar.append_link(&mut h, &child, &target)?;
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    let mut h = header(&meta, tar::EntryType::Link);
+                    tar.append_link(&mut h, &child, first)?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), child.clone());
+            }
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_size(meta.len());
+            let f = open_nofollow(&full)?;
+            tar.append_data(&mut h, &child, f)?;
+        } else {
+            let kind = if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else if ft.is_fifo() {
+                tar::EntryType::Fifo
+            } else {
+                // Sockets are not archived, as with Docker.
+                continue;
+            };
+            let mut h = header(&meta, kind);
+            if ft.is_char_device() || ft.is_block_device() {
+                h.set_device_major(libc::major(meta.rdev()))?;
+                h.set_device_minor(libc::minor(meta.rdev()))?;
+            }
+            tar.append_data(&mut h, &child, io::empty())?;
+        }
+    }
+    Ok(())
+}
+
+/// A pipe's read and write ends.
+fn pipe() -> io::Result<(fs::File, fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-element array; the descriptors are owned right after.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    let ends = unsafe { (fs::File::from_raw_fd(fds[0]), fs::File::from_raw_fd(fds[1])) };
+    // Fewer, larger hand-overs between the two threads (best effort: a smaller
+    // pipe only costs time).
+    // SAFETY: fcntl on a descriptor this function owns.
+    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int) };
+    Ok(ends)
+}
+
+/// How much of the layer tar is in flight between writer and unpacker.
+const PIPE_SIZE: usize = 1 << 20;
+
+fn open_nofollow(p: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+}
+
+fn header(meta: &Metadata, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_uid(meta.uid() as u64);
+    h.set_gid(meta.gid() as u64);
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+impl ImageStore {
+    /// The container's upper directory and the image's layers below it, top first.
+    fn rw_layers(&self, container_id: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
+        let rec = self.rw_record(container_id)?;
+        if rec.driver == Driver::Vfs.name() {
+            return Err(Error::not_implemented(
+                "this needs the overlay storage driver; the daemon runs with vfs (copies) here",
+            ));
+        }
+        let dir = self.rw_dir(&rec.driver, container_id);
+        Ok((dir.join("diff"), rec.lower))
+    }
+
+    /// `docker diff`: what the container added, modified and deleted, each directory
+    /// before what is under it.
+    pub fn rw_changes(&self, container_id: &str) -> Result<Vec<Change>> {
+        let (upper, lowers) = self.rw_layers(container_id)?;
+        let mut out = Vec::new();
+        walk(&upper, Path::new(""), &lowers, false, &mut out)
+            .map_err(|e| crate::store::with_path(e, "read the changes in", &upper))?;
+        Ok(out)
+    }
+
+    /// The container's changes as a layer tar (`docker commit`): its upper
+    /// directory with deletions as Docker's whiteout entries.
+    pub fn write_rw_diff(&self, container_id: &str, out: &mut dyn Write) -> Result<()> {
+        let (upper, _) = self.rw_layers(container_id)?;
+        let mut tar = tar::Builder::new(out);
+        append_tree(&mut tar, &upper, true)
+            .and_then(|_| tar.finish())
+            .map_err(|e| crate::store::with_path(e, "archive the changes in", &upper))?;
+        Ok(())
+    }
+
+    /// The container's changes unpacked as a new layer (not visible until
+    /// [`ImageStore::add_committed_image`]): the tar is written through a pipe into
+    /// the same unpacking an image load uses, so the layer's diff ID is the digest
+    /// of the tar as stored.
+    pub fn prepare_rw_diff(&self, container_id: &str) -> Result<super::PreparedLayer> {
+        let (reader, writer) = pipe().map_err(|e| Error::internal(format!("pipe: {e}")))?;
+        std::thread::scope(|scope| {
+            let written = scope.spawn(move || {
+                let mut w = io::BufWriter::with_capacity(PIPE_SIZE, writer);
+                self.write_rw_diff(container_id, &mut w)?;
+                w.flush()
+                    .map_err(|e| Error::internal(format!("archive the changes: {e}")))
+            });
+            let prepared = self.prepare_layer(reader);
+            let written = written
+                .join()
+                .unwrap_or_else(|_| Err(Error::internal("archiving the changes panicked")));
+            // The writer's error explains a reader's "unexpected end".
+            written?;
+            prepared
+        })
+    }
+
+    /// Adds a committed image: config `raw`, the parent's layers plus `layer`.
+    pub fn add_committed_image(
+        &self,
+        raw: &[u8],
+        layer: Option<super::PreparedLayer>,
+        parent: &str,
+    ) -> Result<String> {
+        let id = super::digest::sha256_of(raw);
+        let json = super::ImageJson::parse(raw, &id)?;
+        let _r = self.layer_use.read().unwrap_or_else(|p| p.into_inner());
+        self.commit_image(
+            raw,
+            &json,
+            layer.into_iter().collect(),
+            Some(parent.to_string()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mkfile(p: &Path, text: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn whiteout(p: &Path) {
+        crate::init::sys::mknod(p, libc::S_IFCHR | 0o600, 0).unwrap();
+    }
+
+    fn opaque(p: &Path) {
+        let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+        let n = CString::new(OPAQUE).unwrap();
+        assert_eq!(
+            unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), b"y".as_ptr().cast(), 1, 0) },
+            0
+        );
+    }
+
+    #[test]
+    fn changes_read_like_dockers() {
+        let t = tempfile::tempdir().unwrap();
+        let (low1, low2, up) = (
+            t.path().join("l1"),
+            t.path().join("l2"),
+            t.path().join("up"),
+        );
+        // The image: /bin/ls, /bin/vi, /app/{a,b}, /keep/f, /gone/x (deleted by l1).
+        mkfile(&low2.join("bin/ls"), "ls");
+        mkfile(&low2.join("bin/vi"), "vi");
+        mkfile(&low2.join("gone/x"), "x");
+        mkfile(&low1.join("app/a"), "a");
+        mkfile(&low1.join("app/b"), "b");
+        mkfile(&low1.join("keep/f"), "f");
+        whiteout(&low1.join("gone"));
+        // The container: deletes /bin/vi, modifies /keep/f, adds /new/n, remakes
+        // /app with a new /app/c, and its init files are ignored.
+        fs::create_dir_all(up.join("bin")).unwrap();
+        whiteout(&up.join("bin/vi"));
+        mkfile(&up.join("keep/f"), "changed");
+        mkfile(&up.join("new/n"), "n");
+        mkfile(&up.join("app/c"), "c");
+        opaque(&up.join("app"));
+        mkfile(&up.join("etc/hostname"), "");
+        fs::create_dir_all(up.join("proc")).unwrap();
+        let mut out = Vec::new();
+        walk(
+            &up,
+            Path::new(""),
+            &[low1.clone(), low2.clone()],
+            false,
+            &mut out,
+        )
+        .unwrap();
+        let got: Vec<(String, Kind)> = out.into_iter().map(|c| (c.path, c.kind)).collect();
+        let want = [
+            ("/app", Kind::Modified),
+            ("/app/c", Kind::Added),
+            ("/app/a", Kind::Deleted),
+            ("/app/b", Kind::Deleted),
+            ("/bin", Kind::Modified),
+            ("/bin/vi", Kind::Deleted),
+            ("/keep", Kind::Modified),
+            ("/keep/f", Kind::Modified),
+            ("/new", Kind::Added),
+            ("/new/n", Kind::Added),
+        ];
+        let want: Vec<(String, Kind)> = want.iter().map(|(p, k)| (p.to_string(), *k)).collect();
+        assert_eq!(got, want);
+        // What a lower whiteout hides is not in the image's view.
+        assert!(lower_entry(&[low1.clone(), low2.clone()], Path::new("gone/x")).is_none());
+        assert!(lower_entry(&[low1, low2], Path::new("bin/ls")).is_some());
+
+        // As a layer: whiteout entries, the opaque marker, no init files.
+        let mut tar = tar::Builder::new(Vec::new());
+        append_tree(&mut tar, &up, true).unwrap();
+        let data = tar.into_inner().unwrap();
+        let mut names = Vec::new();
+        for e in tar::Archive::new(&data[..]).entries().unwrap() {
+            names.push(e.unwrap().path().unwrap().display().to_string());
+        }
+        assert_eq!(
+            names,
+            [
+                "app",
+                "app/.wh..wh..opq",
+                "app/c",
+                "bin",
+                "bin/.wh.vi",
+                "etc",
+                "keep",
+                "keep/f",
+                "new",
+                "new/n"
+            ]
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! A container's filesystem as a whole, with the real docker CLI: `docker diff`
+//! (added, changed, deleted, through whiteouts and opaque directories),
+//! `docker export`, and `docker commit` (the committed image runs with the changes
+//! and the `--change`d config, shows in `docker history`, and keeps its ID through
+//! save and load).
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+
+const IMG: &str = BUSYBOX_IMG;
+
+/// The container's changes as `docker diff` prints them, sorted.
+fn diff(d: &Daemon, name: &str) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .docker_ok(&["diff", name])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the container does to its filesystem: adds, changes, deletes a file, and
+/// deletes a directory and makes it again.
+const CHANGES: &str = "rm /bin/vi; mkdir -p /tmp/newdir; echo g > /tmp/newdir/g; \
+     echo changed >> /etc/group; mkdir -p /opt/a; touch /opt/a/one; rm -rf /var; mkdir -p /var/new";
+
+#[test]
+fn diff_reports_added_changed_and_deleted() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "base",
+        IMG,
+        "sh",
+        "-c",
+        "mkdir -p /var/old/keep",
+    ]);
+    d.docker_ok(&["commit", "base", "based:1"]);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "ch",
+        "-v",
+        "/data",
+        "based:1",
+        "sh",
+        "-c",
+        &format!("{CHANGES}; echo v > /data/in-volume"),
+    ]);
+    assert_eq!(
+        diff(&d, "ch"),
+        [
+            "A /data",
+            "A /opt",
+            "A /opt/a",
+            "A /opt/a/one",
+            "A /tmp/newdir",
+            "A /tmp/newdir/g",
+            "A /var/new",
+            "C /bin",
+            "C /etc",
+            "C /etc/group",
+            "C /tmp",
+            "C /var",
+            "D /bin/vi",
+            "D /var/old",
+        ]
+    );
+    // Each directory comes before what is under it.
+    let order = d.docker_ok(&["diff", "ch"]);
+    let lines: Vec<&str> = order.lines().collect();
+    let pos = |p: &str| lines.iter().position(|l| *l == p).unwrap();
+    assert!(pos("C /tmp") < pos("A /tmp/newdir") && pos("A /tmp/newdir") < pos("A /tmp/newdir/g"));
+
+    // SizeRw counts what was added or changed, not directories or deletions.
+    let group: u64 = d
+        .docker_ok(&["run", "--rm", "based:1", "wc", "-c", "/etc/group"])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        field(&d, "ch", "{{.SizeRw}}").parse::<u64>().ok(),
+        None,
+        "SizeRw only with --size"
+    );
+    let size = d.docker_ok(&["inspect", "-s", "-f", "{{.SizeRw}}", "ch"]);
+    assert_eq!(
+        size.trim(),
+        (group + "changed\n".len() as u64 + 2).to_string()
+    );
+
+    // A container that changed nothing: Docker's `null`, and no output.
+    d.docker_ok(&["create", "--name", "fresh", IMG]);
+    let r = d.request("GET", "/containers/fresh/changes", None);
+    assert_eq!((r.status, r.text().trim()), (200, "null"));
+    assert_eq!(d.docker_ok(&["diff", "fresh"]), "");
+    let o = d.docker(&["diff", "nosuch"]);
+    assert!(err(&o).contains("No such container: nosuch"), "{}", err(&o));
+}
+
+#[test]
+fn export_is_the_root_filesystem_without_mounts() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "ex",
+        "-v",
+        "/data",
+        IMG,
+        "sh",
+        "-c",
+        &format!("{CHANGES}; echo v > /data/in-volume"),
+    ]);
+    let out = d.path("ex.tar");
+    d.docker_ok(&["export", "-o", out.to_str().unwrap(), "ex"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&list.stdout).to_string();
+    let has = |n: &str| names.lines().any(|l| l.trim_end_matches('/') == n);
+    assert!(
+        has("tmp/newdir/g") && has("opt/a/one") && has("bin/sh") && has("data"),
+        "{names}"
+    );
+    assert!(!has("bin/vi") && !has("data/in-volume"), "{names}");
+    // The content is the container's.
+    let o = std::process::Command::new("tar")
+        .args(["-xOf", out.to_str().unwrap(), "tmp/newdir/g"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "g\n");
+    // A running container too (its root stays mounted), and the event is there.
+    d.docker_ok(&["run", "-d", "--name", "live", IMG, "sleep", "1000"]);
+    let o = d
+        .docker_cmd(&["export", "live"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(o.stdout.len() > 1 << 20, "{} bytes", o.stdout.len());
+    d.docker_ok(&["exec", "live", "true"]);
+    assert!(events_so_far(&d, &["event=export"], "{{.Action}}").contains("export"));
+}
+
+#[test]
+fn commit_makes_an_image_with_the_changes_and_the_config() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["run", "--name", "cm", IMG, "sh", "-c", CHANGES]);
+    let id = d.docker_ok(&[
+        "commit",
+        "-a",
+        "Ann <ann@example.com>",
+        "-m",
+        "my message",
+        "-c",
+        "CMD [\"cat\", \"/tmp/newdir/g\"]",
+        "-c",
+        "ENV GREETING=hi",
+        "-c",
+        "WORKDIR /opt/a",
+        "-c",
+        "EXPOSE 8080",
+        "-c",
+        "LABEL purpose=test",
+        "-c",
+        "USER nobody",
+        "cm",
+        "mine:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "mine:1"]), "g\n");
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "mine:1",
+            "sh",
+            "-c",
+            "echo $GREETING; pwd; id -u; test -e /bin/vi || echo no-vi; ls /var"
+        ]),
+        "hi\n/opt/a\n65534\nno-vi\nnew\n"
+    );
+    let f = |fmt: &str| field(&d, "mine:1", fmt);
+    assert_eq!(f("{{json .Config.ExposedPorts}}"), r#"{"8080/tcp":{}}"#);
+    assert_eq!(f("{{.Config.Labels.purpose}}"), "test");
+    assert_eq!(f("{{.Author}}"), "Ann <ann@example.com>");
+    assert_eq!(f("{{.Comment}}"), "my message");
+    let parent = field(&d, IMG, "{{.Id}}");
+    assert_eq!(f("{{.Parent}}"), parent);
+    assert_eq!(
+        f("{{len .RootFS.Layers}}"),
+        (field(&d, IMG, "{{len .RootFS.Layers}}")
+            .parse::<usize>()
+            .unwrap()
+            + 1)
+        .to_string()
+    );
+    let history = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "mine:1",
+    ]);
+    assert_eq!(
+        history.lines().next(),
+        Some(format!("sh -c {CHANGES}|my message").as_str()),
+        "{history}"
+    );
+    let events = events_so_far(
+        &d,
+        &["type=container", "event=commit"],
+        "{{.Actor.Attributes.imageRef}}",
+    );
+    assert!(events.contains("mine:1"), "{events}");
+
+    // save → load keeps the ID (the layer's diff ID is the digest of its tar).
+    let tar = d.path("mine.tar");
+    d.docker_ok(&["save", "-o", tar.to_str().unwrap(), "mine:1"]);
+    d.docker_ok(&["rm", "cm"]);
+    d.docker_ok(&["rmi", "mine:1"]);
+    let loaded = d.docker_ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(loaded.contains("mine:1"), "{loaded}");
+    assert_eq!(field(&d, "mine:1", "{{.Id}}"), id.trim());
+
+    // A container that changed nothing commits an empty layer.
+    d.docker_ok(&["create", "--name", "same", IMG]);
+    d.docker_ok(&["commit", "same", "same:1"]);
+    assert_eq!(
+        field(&d, "same:1", "{{len .RootFS.Layers}}"),
+        field(&d, IMG, "{{len .RootFS.Layers}}")
+    );
+
+    // Docker's refusals.
+    let o = d.docker(&["commit", "-c", "RUN true", "same", "x:1"]);
+    assert!(
+        err(&o).contains("run is not a valid change command"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["commit", "nosuch", "x:1"]);
+    assert!(err(&o).contains("No such container: nosuch"), "{}", err(&o));
+}
+
+#[test]
+fn commit_pauses_a_running_container_by_default() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "run",
+        IMG,
+        "sh",
+        "-c",
+        "echo x > /x; sleep 1000",
+    ]);
+    wait_for("the file", &d, || {
+        d.docker(&["exec", "run", "test", "-e", "/x"])
+            .status
+            .success()
+    });
+    d.docker_ok(&["commit", "run", "running:1"]);
+    let actions = events_so_far(&d, &["container=run"], "{{.Action}}");
+    let seq: Vec<&str> = actions
+        .lines()
+        .filter(|a| ["pause", "commit", "unpause"].contains(a))
+        .collect();
+    assert_eq!(seq, ["pause", "commit", "unpause"], "{actions}");
+    assert_eq!(field(&d, "run", "{{.State.Status}}"), "running");
+    d.docker_ok(&["commit", "--pause=false", "run", "running:2"]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "running:2", "cat", "/x"]),
+        "x\n"
+    );
+}
