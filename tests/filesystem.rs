@@ -284,3 +284,194 @@ fn commit_pauses_a_running_container_by_default() {
         "x\n"
     );
 }
+
+#[test]
+fn cp_out_of_a_running_container() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "src",
+        "-v",
+        "/data",
+        IMG,
+        "sh",
+        "-c",
+        "mkdir -p /tmp/d/sub; echo f > /tmp/d/sub/f; echo v > /data/v; \
+         ln -s /etc/group /tmp/lnk; mkdir /x; ln -s /../../.. /x/esc; touch /tmp/ready; sleep 1000",
+    ]);
+    wait_for("the files", &d, || {
+        d.docker(&["exec", "src", "test", "-e", "/tmp/ready"])
+            .status
+            .success()
+    });
+    let out = d.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let to = |p: &str| out.join(p).to_str().unwrap().to_string();
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+
+    // A file, a directory, a volume's content, a symlink as a symlink and with -L.
+    d.docker_ok(&["cp", "src:/tmp/d/sub/f", &to("f")]);
+    assert_eq!(read("f"), "f\n");
+    d.docker_ok(&["cp", "src:/tmp/d", &to("")]);
+    assert_eq!(read("d/sub/f"), "f\n");
+    d.docker_ok(&["cp", "src:/data", &to("")]);
+    assert_eq!(read("data/v"), "v\n");
+    d.docker_ok(&["cp", "src:/tmp/lnk", &to("")]);
+    assert_eq!(
+        std::fs::read_link(out.join("lnk")).unwrap(),
+        std::path::Path::new("/etc/group")
+    );
+    d.docker_ok(&["cp", "-L", "src:/tmp/lnk", &to("followed")]);
+    assert!(
+        read("followed").starts_with("root:"),
+        "{}",
+        read("followed")
+    );
+    // `-`: the tar itself.
+    let o = d
+        .docker_cmd(&["cp", "src:/tmp/d", "-"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = tar_names(&o.stdout);
+    names.sort();
+    assert_eq!(names, ["d", "d/sub", "d/sub/f"]);
+
+    // The stat header of HEAD.
+    let r = d.request("HEAD", "/containers/src/archive?path=/tmp/lnk", None);
+    assert_eq!(r.status, 200);
+    let stat = r
+        .header("x-docker-container-path-stat")
+        .unwrap()
+        .to_string();
+    let stat = String::from_utf8(
+        std::process::Command::new("base64")
+            .arg("-d")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(stat.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stat).unwrap();
+    assert_eq!(v["name"], "lnk");
+    assert_eq!(v["mode"], 134218239u64);
+    assert_eq!(v["linkTarget"], "/etc/group");
+
+    // Symlinks never lead out of the container: `/x/esc` climbs to the container's
+    // root, where there is no host file.
+    let canary = format!("/dockerd-cp-canary-{}", std::process::id());
+    std::fs::write(&canary, "HOST").unwrap();
+    let o = d.docker(&["cp", &format!("src:/x/esc{canary}"), &to("canary")]);
+    std::fs::remove_file(&canary).unwrap();
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!(
+            "Could not find the file /x/esc{canary} in container src"
+        )),
+        "{}",
+        err(&o)
+    );
+    assert!(!out.join("canary").exists());
+    let o = d.docker(&["cp", "src:/nope", &to("")]);
+    assert!(
+        err(&o).contains("Could not find the file /nope in container src"),
+        "{}",
+        err(&o)
+    );
+    // Not yet: a stopped container, and copies into a container.
+    let o = d.docker(&["cp", &to("f"), "src:/tmp/"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("not supported by this daemon yet"),
+        "{}",
+        err(&o)
+    );
+    d.docker_ok(&["kill", "src"]);
+    let o = d.docker(&["cp", "src:/tmp/d", &to("again")]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("not running is not supported by this daemon yet"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn cp_out_while_the_container_swaps_a_directory_for_a_symlink() {
+    let d = daemon_with_busybox();
+    let canary = format!("dockerd-cp-swap-{}", std::process::id());
+    // On the host, at the container's paths: what an escape would find.
+    std::fs::create_dir_all(format!("/tmp/{canary}")).unwrap();
+    std::fs::write(format!("/tmp/{canary}/secret"), "HOST").unwrap();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "swap",
+        IMG,
+        "sh",
+        "-c",
+        &format!(
+            "while true; do rm -rf /w; mkdir -p /w/tmp/{canary}; echo container > /w/tmp/{canary}/secret; \
+             rm -rf /w; ln -s / /w; done"
+        ),
+    ]);
+    let out = d.path("swapout");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut copied = 0;
+    for i in 0..40 {
+        let dest = out.join(format!("c{i}"));
+        let o = d.docker(&[
+            "cp",
+            &format!("swap:/w/tmp/{canary}/secret"),
+            dest.to_str().unwrap(),
+        ]);
+        if o.status.success() {
+            copied += 1;
+            assert_eq!(std::fs::read_to_string(&dest).unwrap(), "container\n");
+        }
+        let o = d
+            .docker_cmd(&["cp", "swap:/w", "-"])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        if o.status.success() {
+            let names = tar_names(&o.stdout);
+            assert!(
+                names.iter().all(|n| n == "w" || n.starts_with("w/tmp")),
+                "{names:?}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(format!("/tmp/{canary}")).unwrap();
+    eprintln!("{copied} of 40 copies found the container's file");
+    d.docker_ok(&["rm", "-f", "swap"]);
+}
+
+/// The entry names of a tar.
+fn tar_names(data: &[u8]) -> Vec<String> {
+    let mut c = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    let o = c.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect()
+}

@@ -1,5 +1,6 @@
 //! Container endpoints: create, list, inspect, start, stop, kill, restart, wait,
-//! attach (hijacked), logs, resize, rename, top, prune, remove, changes, export.
+//! attach (hijacked), logs, resize, rename, top, prune, remove, changes, export,
+//! archive (copies out).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,9 +117,23 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
             Ok(response::ok_json(&engine.container_changes(id).await?))
         }
         (Method::GET, ["containers", id, "export"]) => export(state, id),
+        (Method::HEAD, ["containers", id, "archive"]) => {
+            let stat = engine.archive_stat(id, ctx.query.get("path").unwrap_or(""))?;
+            let mut r = response::empty(StatusCode::OK);
+            r.headers_mut()
+                .insert(PATH_STAT, header_value(&stat.header())?);
+            Ok(r)
+        }
+        (Method::GET, ["containers", id, "archive"]) => archive_get(state, id, &ctx),
+        (Method::PUT, ["containers", id, "archive"]) => {
+            engine.containers.get(id)?;
+            Err(Error::not_implemented(
+                "copying into a container is not supported by this daemon yet",
+            ))
+        }
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
-            let known = ["archive", "checkpoints"];
+            let known = ["checkpoints"];
             if known.contains(what) {
                 engine.containers.get(id)?;
                 Err(Error::not_implemented(format!(
@@ -130,6 +145,42 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         }
         _ => Err(page_not_found()),
     }
+}
+
+/// The header `HEAD` and `GET /containers/{id}/archive` describe the path with.
+const PATH_STAT: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-docker-container-path-stat");
+
+fn header_value(v: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(v).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// `GET /containers/{id}/archive?path=P`: the path as a tar, streamed.
+fn archive_get(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
+    let engine = state.engine.clone();
+    let h = engine.containers.get(id)?;
+    let (stat, write) = engine.archive_get(id, ctx.query.get("path").unwrap_or(""))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let cid = h.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = crate::chunks::ChunkWriter::new(tx.clone());
+        let r = write(&mut w).and_then(|_| std::io::Write::flush(&mut w));
+        if let Err(e) = r {
+            tracing::warn!(container_id = %cid, "copy from the container stopped: {e}");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let attrs = engine.container_attributes(&h.record().container);
+    engine
+        .events
+        .emit("container", "archive-path", &h.id, attrs);
+    let mut r = response::stream(
+        "application/x-tar",
+        crate::chunks::ChannelBody::new(rx).boxed(),
+    );
+    r.headers_mut()
+        .insert(PATH_STAT, header_value(&stat.header())?);
+    Ok(r)
 }
 
 /// `GET /containers/{id}/export`: the tar streams as it is written; an error

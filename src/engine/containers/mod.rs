@@ -6,6 +6,7 @@
 //! remove, rename, prune, exits), `inspect` (the inspect and list documents), `logs`
 //! (reading json-file logs), `spec` (the monitor's spec for a start).
 
+pub mod archive;
 pub mod create;
 pub mod detach;
 pub mod devices;
