@@ -874,6 +874,43 @@ class Bench:
                     [v for v in o if v is not None], [v for v in d if v is not None], goal=2, errors=errors,
                     note="the committed image is checked to hold the files")
 
+        log("docker cp of a 200 MiB directory out of a running container")
+        # 200 files of 1 MiB of random bytes in /data of a running container.
+        fill = ("mkdir /data; i=0; while [ $i -lt 200 ]; do head -c 1048576 /dev/urandom > /data/f$i; "
+                "i=$((i + 1)); done; touch /ready; sleep 100000")
+        cp_errors = {}
+
+        def prepare_cp(e):
+            name = f"bench-cp-{e.name}"
+            e.cli("rm", "-f", name, check=False)
+            e.cli("run", "-d", "--name", name, "--network", "none", img, "sh", "-c", fill)
+            for _ in range(600):
+                if e.cli("exec", name, "test", "-e", "/ready", check=False).returncode == 0:
+                    return
+                time.sleep(0.2)
+            raise RuntimeError(f"{e.name}: the container did not write its files")
+
+        def cp_once(e):
+            dest = os.path.join(self.work, f"cp-{e.name}")
+            shutil.rmtree(dest, ignore_errors=True)
+            t = e.timed("cp", f"bench-cp-{e.name}:/data", dest)
+            n = len(os.listdir(dest))
+            size = sum(os.path.getsize(os.path.join(dest, f)) for f in os.listdir(dest))
+            shutil.rmtree(dest, ignore_errors=True)
+            if n != 200 or size != 200 << 20:
+                raise RuntimeError(f"{e.name}: docker cp brought {n} files, {size} bytes")
+            return t
+        try:
+            for e in self.engines:
+                self.guarded(prepare_cp, cp_errors)(e)
+            o, d = self.alternate(self.guarded(cp_once, cp_errors), rounds)
+        finally:
+            for e in self.engines:
+                e.cli("rm", "-f", f"bench-cp-{e.name}", check=False)
+        self.record("cp_out_200m", "docker cp of a 200 MiB directory out of a running container", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], goal=1, errors=cp_errors,
+                    note="200 files of 1 MiB; the copy is checked to be complete")
+
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
         imp, save, load = {"ours": [], "docker": []}, {"ours": [], "docker": []}, {"ours": [], "docker": []}
