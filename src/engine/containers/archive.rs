@@ -179,11 +179,7 @@ fn openat(dir: RawFd, name: &CStr, flags: i32) -> io::Result<OwnedFd> {
 /// final name (`""` when the path ends in `/`, `.` for `/.`), which is not followed
 /// unless empty.
 fn split(path: &str) -> (String, String) {
-    let p = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
+    let p = clean(path);
     if p.ends_with('/') {
         return (p, String::new());
     }
@@ -192,6 +188,33 @@ fn split(path: &str) -> (String, String) {
         Some((parent, name)) => (parent.to_string(), name.to_string()),
         None => ("/".to_string(), p),
     }
+}
+
+/// `path` made absolute and cleaned as Go's `filepath.Join("/", path)` cleans it
+/// (`.` dropped, `..` taken back, never above `/`), keeping a trailing `/` or `/.`,
+/// as Docker does before it resolves anything: no `..` is left for a lookup.
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = format!("/{}", parts.join("/"));
+    if path.ends_with("/.") || path == "." {
+        out = if out == "/" {
+            "/.".into()
+        } else {
+            format!("{out}/.")
+        };
+    } else if path.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    out
 }
 
 /// A path inside a container, resolved.
@@ -469,6 +492,15 @@ mod tests {
         assert_eq!(split("/etc/."), ("/etc".into(), ".".into()));
         assert_eq!(split("/"), ("/".into(), "".into()));
         assert_eq!(split("/x"), ("/".into(), "x".into()));
+        // No `..` is left to look up, and nothing climbs above `/`.
+        assert_eq!(split("/.."), ("/".into(), "".into()));
+        assert_eq!(split("/etc/.."), ("/".into(), "".into()));
+        assert_eq!(
+            split("../../etc/hostname"),
+            ("/etc".into(), "hostname".into())
+        );
+        assert_eq!(split("/a/../b/./c/"), ("/b/c/".into(), "".into()));
+        assert_eq!(split("/."), ("/".into(), ".".into()));
     }
 
     #[test]
