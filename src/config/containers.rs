@@ -109,16 +109,8 @@ pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<ContainerDefau
         })?;
 
     let cgroup_parent = r.string("cgroup-parent", &f.cgroup_parent)?;
-    let trimmed = cgroup_parent.trim_matches('/');
-    if !trimmed.is_empty()
-        && trimmed
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(ConfigError(format!(
-            "invalid cgroup-parent {cgroup_parent:?}: a path of names below the cgroup root, without \"..\""
-        )));
-    }
+    check_cgroup_parent(&cgroup_parent)
+        .map_err(|e| ConfigError(format!("invalid cgroup-parent {e}")))?;
 
     let cgroupns_mode = r.string("default-cgroupns-mode", &f.default_cgroupns_mode)?;
     if !["private", "host"].contains(&cgroupns_mode.as_str()) {
@@ -133,6 +125,22 @@ pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<ContainerDefau
         cgroup_parent,
         cgroupns_mode,
     })
+}
+
+/// A cgroup parent (`--cgroup-parent`, daemon or container): a path of plain names
+/// below each hierarchy's root. The error names the value and says why.
+pub fn check_cgroup_parent(parent: &str) -> Result<(), String> {
+    let trimmed = parent.trim_matches('/');
+    if !trimmed.is_empty()
+        && trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "{parent:?}: a path of names below the cgroup root, without \"..\""
+        ));
+    }
+    Ok(())
 }
 
 /// `nofile=1024:4096` or `nofile=1024` (soft and hard the same), as `--ulimit` takes it.

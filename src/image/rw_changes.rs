@@ -353,21 +353,15 @@ fn append_dir<W: Write>(
     Ok(())
 }
 
-/// A pipe's read and write ends.
+/// A pipe's read and write ends, with room for [`PIPE_SIZE`] bytes in flight.
 fn pipe() -> io::Result<(fs::File, fs::File)> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: a valid two-element array; the descriptors are owned right after.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and owned by nothing else.
-    let ends = unsafe { (fs::File::from_raw_fd(fds[0]), fs::File::from_raw_fd(fds[1])) };
+    use std::os::fd::AsRawFd;
+    let (r, w) = crate::init::sys::pipe()?;
     // Fewer, larger hand-overs between the two threads (best effort: a smaller
     // pipe only costs time).
-    // SAFETY: fcntl on a descriptor this function owns.
-    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int) };
-    Ok(ends)
+    // SAFETY: fcntl on a descriptor owned here.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int) };
+    Ok((fs::File::from(r), fs::File::from(w)))
 }
 
 /// How much of the layer tar is in flight between writer and unpacker.

@@ -227,19 +227,11 @@ pub struct Resolved {
 
 /// The container's root directory, as its processes see it.
 fn root_of(pid: i32) -> io::Result<OwnedFd> {
-    let p = cstr(format!("/proc/{pid}/root").as_bytes())?;
-    // SAFETY: valid C string.
-    let fd = unsafe {
-        libc::open(
-            p.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::init::sys::open(
+        Path::new(&format!("/proc/{pid}/root")),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
 }
 
 /// Resolves `path` in the container whose root is `root`, as Docker's archive
@@ -446,14 +438,11 @@ fn append_entry<W: Write>(
 
 /// A new descriptor of the inode an `O_PATH` descriptor refers to.
 fn reopen(fd: &OwnedFd, flags: i32) -> io::Result<OwnedFd> {
-    let p = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
-    // SAFETY: valid C string.
-    let f = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
-    if f < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(f) })
+    crate::init::sys::open(
+        Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        flags,
+        0,
+    )
 }
 
 /// The names in directory `dir` (without `.` and `..`).

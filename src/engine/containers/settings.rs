@@ -423,16 +423,8 @@ impl HostSettings {
 /// `HostConfig.CgroupParent`: a path of plain names below each hierarchy's root.
 fn cgroup_parent(hc: &Map<String, Value>) -> Result<String> {
     let parent = hc.get("CgroupParent").and_then(Value::as_str).unwrap_or("");
-    let trimmed = parent.trim_matches('/');
-    if !trimmed.is_empty()
-        && trimmed
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(Error::invalid(format!(
-            "invalid cgroup parent {parent:?}: a path of names below the cgroup root, without \"..\""
-        )));
-    }
+    crate::config::containers::check_cgroup_parent(parent)
+        .map_err(|e| Error::invalid(format!("invalid cgroup parent {e}")))?;
     Ok(parent.to_string())
 }
 
