@@ -2,7 +2,8 @@
 //! (added, changed, deleted, through whiteouts and opaque directories),
 //! `docker export`, and `docker commit` (the committed image runs with the changes
 //! and the `--change`d config, shows in `docker history`, and keeps its ID through
-//! save and load).
+//! save and load), and `docker cp` both ways, into running and stopped
+//! containers, never leaving the container's root.
 
 mod common;
 
@@ -387,22 +388,236 @@ fn cp_out_of_a_running_container() {
         "{}",
         err(&o)
     );
-    // Not yet: a stopped container, and copies into a container.
-    let o = d.docker(&["cp", &to("f"), "src:/tmp/"]);
-    assert!(!o.status.success());
-    assert!(
-        err(&o).contains("not supported by this daemon yet"),
-        "{}",
-        err(&o)
+}
+
+#[test]
+fn cp_into_a_running_container() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["volume", "create", "ro"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dst",
+        "--user",
+        "nobody",
+        "-v",
+        "/data",
+        "-v",
+        "ro:/ro:ro",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    let src = d.path("src");
+    std::fs::create_dir_all(src.join("dir/sub")).unwrap();
+    std::fs::write(src.join("f.txt"), "one\n").unwrap();
+    std::fs::write(src.join("dir/sub/g"), "two\n").unwrap();
+    std::os::unix::fs::symlink("sub/g", src.join("dir/lnk")).unwrap();
+    std::os::unix::fs::lchown(src.join("f.txt"), Some(4242), Some(4343)).unwrap();
+    let from = |p: &str| src.join(p).to_str().unwrap().to_string();
+    let sh = |cmd: &str| d.docker_ok(&["exec", "-u", "0", "dst", "sh", "-c", cmd]);
+
+    // Into a directory, to a new name, a whole directory to a new name, into a
+    // volume; the archive's owner is kept.
+    d.docker_ok(&["cp", &from("f.txt"), "dst:/tmp/"]);
+    d.docker_ok(&["cp", &from("f.txt"), "dst:/tmp/renamed.txt"]);
+    d.docker_ok(&["cp", &from("dir"), "dst:/tmp/newdir"]);
+    d.docker_ok(&["cp", &from("dir"), "dst:/data"]);
+    assert_eq!(
+        sh(
+            "cat /tmp/f.txt /tmp/renamed.txt /tmp/newdir/sub/g /data/dir/lnk; \
+            readlink /tmp/newdir/lnk; stat -c %u:%g /tmp/f.txt"
+        ),
+        "one\none\ntwo\ntwo\nsub/g\n4242:4343\n"
     );
-    d.docker_ok(&["kill", "src"]);
-    let o = d.docker(&["cp", "src:/tmp/d", &to("again")]);
-    assert!(!o.status.success());
-    assert!(
-        err(&o).contains("not running is not supported by this daemon yet"),
-        "{}",
-        err(&o)
+    // -a: owned by the container's user.
+    d.docker_ok(&["cp", "-a", &from("f.txt"), "dst:/tmp/owned.txt"]);
+    assert_eq!(sh("stat -c %u:%g /tmp/owned.txt"), "65534:65534\n");
+    // `-`: a tar from stdin.
+    let tar = std::process::Command::new("tar")
+        .args(["-C", src.to_str().unwrap(), "-c", "f.txt"])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut c = d
+        .docker_cmd(&["cp", "-", "dst:/tmp/newdir"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(&tar).unwrap();
+    }
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(sh("cat /tmp/newdir/f.txt"), "one\n");
+
+    // Docker's refusals.
+    let refused = |args: &[&str], what: &str| {
+        let o = d.docker(args);
+        assert!(!o.status.success(), "{args:?} must fail");
+        assert!(err(&o).contains(what), "{args:?}: {}", err(&o));
+    };
+    sh("mkdir -p /tmp/isdir/f.txt");
+    refused(
+        &["cp", &from("f.txt"), "dst:/tmp/isdir"],
+        "cannot overwrite directory \"/tmp/isdir/f.txt\" with non-directory \"/tmp/isdir\"",
     );
+    refused(
+        &["cp", &from("f.txt"), "dst:/ro/"],
+        "mounted volume is marked read-only",
+    );
+    refused(
+        &["cp", &from("f.txt"), "dst:/nodir/x"],
+        "Could not find the file /nodir in container dst",
+    );
+    let r = d.request(
+        "PUT",
+        "/containers/dst/archive?path=/tmp/f.txt",
+        Some(("application/x-tar", &tar)),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("extraction point is not a directory"));
+    // An entry that climbs above the destination: refused, nothing outside.
+    let evil = hostile_tar("../../evil.txt");
+    let r = d.request(
+        "PUT",
+        "/containers/dst/archive?path=/tmp/newdir",
+        Some(("application/x-tar", &evil)),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("is outside of"), "{}", r.text());
+    assert_eq!(
+        sh("ls /evil.txt /tmp/evil.txt 2>&1 | grep -c 'No such'"),
+        "2\n"
+    );
+    d.docker_ok(&["rm", "-f", "dst"]);
+
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rofs",
+        "--read-only",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    refused(
+        &["cp", &from("f.txt"), "rofs:/tmp/"],
+        "container rootfs is marked read-only",
+    );
+    d.docker_ok(&["rm", "-f", "rofs"]);
+}
+
+/// A tar of one file named `name` (which `tar` itself would not write).
+fn hostile_tar(name: &str) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(b"00000000004\0");
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut t = h.to_vec();
+    let mut data = b"EVIL".to_vec();
+    data.resize(512, 0);
+    t.extend(data);
+    t.extend([0u8; 1024]);
+    t
+}
+
+#[test]
+fn cp_to_and_from_a_stopped_container() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "st",
+        "-v",
+        "/data",
+        IMG,
+        "sh",
+        "-c",
+        "echo v > /data/v; mkdir /tmp/d; echo f > /tmp/d/f",
+    ]);
+    let out = d.path("stopped-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let to = |p: &str| out.join(p).to_str().unwrap().to_string();
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    // Out of its layer, its volume and the daemon's /etc file.
+    d.docker_ok(&["cp", "st:/tmp/d", &to("")]);
+    d.docker_ok(&["cp", "st:/data/v", &to("v")]);
+    d.docker_ok(&["cp", "st:/etc/hostname", &to("hostname")]);
+    assert_eq!(read("d/f"), "f\n");
+    assert_eq!(read("v"), "v\n");
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "st"]);
+    assert_eq!(read("hostname").trim(), &id.trim()[..12]);
+    // Into its layer and its volume; the container then sees both.
+    std::fs::write(out.join("in.txt"), "in\n").unwrap();
+    d.docker_ok(&["cp", &to("in.txt"), "st:/tmp/d/"]);
+    d.docker_ok(&["cp", &to("in.txt"), "st:/data/in2.txt"]);
+    // Nothing stays mounted in the daemon's namespace.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id.trim()), "{mounts}");
+    d.docker_ok(&["commit", "st", "stcopy"]);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "st",
+            "stcopy",
+            "cat",
+            "/tmp/d/in.txt",
+            "/data/in2.txt"
+        ]),
+        "in\nin\n"
+    );
+    d.docker_ok(&["start", "-a", "st"]);
+
+    // A hostile image: /etc is a symlink to /. Both ways stay in the container.
+    let rootfs = d.path("hostile");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::os::unix::fs::symlink("/", rootfs.join("etc")).unwrap();
+    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["-C", rootfs.to_str().unwrap(), "-c", "."])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut c = d
+        .docker_cmd(&["import", "-", "hostile"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(&tar).unwrap();
+    }
+    assert!(c.wait().unwrap().success());
+    d.docker_ok(&["create", "--name", "hc", "hostile", "x"]);
+    let canary = format!("dockerd-cp-hostile-{}", std::process::id());
+    std::fs::write(out.join(&canary), "from the host\n").unwrap();
+    d.docker_ok(&["cp", &to(&canary), "hc:/etc/"]);
+    assert!(!std::path::Path::new(&format!("/{canary}")).exists());
+    d.docker_ok(&["cp", &format!("hc:/{canary}"), &to("back")]);
+    assert_eq!(read("back"), "from the host\n");
+    let o = d.docker(&["cp", "hc:/etc/passwd", &to("passwd")]);
+    assert!(
+        !o.status.success(),
+        "the host's /etc/passwd must not be found"
+    );
+    assert!(!out.join("passwd").exists());
 }
 
 #[test]
@@ -422,7 +637,7 @@ fn cp_out_while_the_container_swaps_a_directory_for_a_symlink() {
         "-c",
         &format!(
             "while true; do rm -rf /w; mkdir -p /w/tmp/{canary}; echo container > /w/tmp/{canary}/secret; \
-             rm -rf /w; ln -s / /w; done"
+             sleep 0.02; rm -rf /w; ln -s / /w; sleep 0.01; done"
         ),
     ]);
     let out = d.path("swapout");
@@ -437,7 +652,10 @@ fn cp_out_while_the_container_swaps_a_directory_for_a_symlink() {
         ]);
         if o.status.success() {
             copied += 1;
-            assert_eq!(std::fs::read_to_string(&dest).unwrap(), "container\n");
+            // The container's file, possibly caught between its creation and
+            // its write; never the host's.
+            let got = std::fs::read_to_string(&dest).unwrap();
+            assert!(got == "container\n" || got.is_empty(), "{got:?}");
         }
         let o = d
             .docker_cmd(&["cp", "swap:/w", "-"])
@@ -452,8 +670,32 @@ fn cp_out_while_the_container_swaps_a_directory_for_a_symlink() {
             );
         }
     }
+    // Copies into the swapping directory land in the container, never on the
+    // host directory of the same path.
+    let input = out.join("input");
+    std::fs::write(&input, "copied in\n").unwrap();
+    let mut put = 0;
+    for _ in 0..40 {
+        let o = d.docker(&[
+            "cp",
+            input.to_str().unwrap(),
+            &format!("swap:/w/tmp/{canary}/"),
+        ]);
+        put += o.status.success() as u32;
+    }
+    let host: Vec<_> = std::fs::read_dir(format!("/tmp/{canary}"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(host, ["secret"]);
+    assert_eq!(
+        std::fs::read_to_string(format!("/tmp/{canary}/secret")).unwrap(),
+        "HOST"
+    );
     std::fs::remove_dir_all(format!("/tmp/{canary}")).unwrap();
-    eprintln!("{copied} of 40 copies found the container's file");
+    eprintln!(
+        "{copied} of 40 copies out found the container's file, {put} of 40 copies in were made"
+    );
     d.docker_ok(&["rm", "-f", "swap"]);
 }
 

@@ -1,6 +1,6 @@
 //! Container endpoints: create, list, inspect, start, stop, kill, restart, wait,
 //! attach (hijacked), logs, resize, rename, top, prune, remove, changes, export,
-//! archive (copies out).
+//! archive (`docker cp` both ways).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,18 +118,26 @@ pub async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         }
         (Method::GET, ["containers", id, "export"]) => export(state, id),
         (Method::HEAD, ["containers", id, "archive"]) => {
-            let stat = engine.archive_stat(id, ctx.query.get("path").unwrap_or(""))?;
+            let stat = engine
+                .archive_stat(id, ctx.query.get("path").unwrap_or(""))
+                .await?;
             let mut r = response::empty(StatusCode::OK);
             r.headers_mut()
                 .insert(PATH_STAT, header_value(&stat.header())?);
             Ok(r)
         }
-        (Method::GET, ["containers", id, "archive"]) => archive_get(state, id, &ctx),
+        (Method::GET, ["containers", id, "archive"]) => archive_get(state, id, &ctx).await,
         (Method::PUT, ["containers", id, "archive"]) => {
-            engine.containers.get(id)?;
-            Err(Error::not_implemented(
-                "copying into a container is not supported by this daemon yet",
-            ))
+            let id = id.to_string();
+            let mut ctx = ctx;
+            let path = ctx.query.get("path").unwrap_or("").to_string();
+            let no_overwrite = ctx.query.bool("noOverwriteDirNonDir");
+            let copy_uid_gid = ctx.query.bool("copyUIDGID");
+            let input = super::images::body_reader(ctx.take_body());
+            engine
+                .archive_put(&id, &path, no_overwrite, copy_uid_gid, input)
+                .await?;
+            Ok(response::empty(StatusCode::OK))
         }
         (_, ["containers", id, what]) => {
             // Known Docker endpoints this daemon does not do yet get a clear 501.
@@ -155,21 +163,26 @@ fn header_value(v: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(v).map_err(|e| Error::internal(e.to_string()))
 }
 
-/// `GET /containers/{id}/archive?path=P`: the path as a tar, streamed.
-fn archive_get(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
+/// `GET /containers/{id}/archive?path=P`: the path as a tar, streamed; an error
+/// midway cuts the connection.
+async fn archive_get(state: &Arc<ApiState>, id: &str, ctx: &Ctx) -> Result<Response> {
     let engine = state.engine.clone();
     let h = engine.containers.get(id)?;
-    let (stat, write) = engine.archive_get(id, ctx.query.get("path").unwrap_or(""))?;
+    let path = ctx.query.get("path").unwrap_or("").to_string();
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
-    let cid = h.id.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut w = crate::chunks::ChunkWriter::new(tx.clone());
-        let r = write(&mut w).and_then(|_| std::io::Write::flush(&mut w));
-        if let Err(e) = r {
-            tracing::warn!(container_id = %cid, "copy from the container stopped: {e}");
-            let _ = tx.blocking_send(Err(e));
+    let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
+    let e = engine.clone();
+    let name = id.to_string();
+    tokio::spawn(async move {
+        let w = crate::chunks::ChunkWriter::new(tx.clone());
+        if let Err(err) = e.archive_get(&name, &path, Box::new(w), stat_tx).await {
+            tracing::warn!(container = %name, "copy from the container stopped: {err}");
+            let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
         }
     });
+    let stat = stat_rx
+        .await
+        .map_err(|_| Error::internal("the copy ended before it started"))??;
     let attrs = engine.container_attributes(&h.record().container);
     engine
         .events

@@ -329,7 +329,7 @@ const DRAIN_LIMIT: u64 = 1 << 30;
 
 /// A blocking reader of the request body, fed by a task that pulls frames from the
 /// connection into a bounded channel.
-fn body_reader(body: ReqBody) -> Box<dyn Read + Send> {
+pub(crate) fn body_reader(body: ReqBody) -> Box<dyn Read + Send> {
     let ReqBody::Incoming(mut inc) = body else {
         return Box::new(io::empty());
     };

@@ -19,6 +19,12 @@
 //!
 //! While unpacking, the stream is hashed (the diff ID) and recorded for byte-exact
 //! reassembly ([`super::tar_split`]).
+//!
+//! [`unpack_copy`] applies the same rules to `docker cp` into a container's
+//! directory, with Docker's differences: `.wh.` names are plain files, an entry
+//! replaces what is there unless `noOverwriteDirNonDir` forbids a directory to
+//! become a non-directory or the reverse, owners may all be one user's, and a
+//! relative symlink may not point above the destination.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -69,6 +75,7 @@ pub fn unpack_layer<R: Read>(input: R, root: &Path) -> Result<Unpacked> {
         dir_times: Vec::new(),
         state: state.clone(),
         buf: vec![0u8; 256 << 10],
+        copy: None,
     };
     let mut count = 0u64;
     {
@@ -104,6 +111,65 @@ pub fn unpack_layer<R: Read>(input: R, root: &Path) -> Result<Unpacked> {
     })
 }
 
+/// How [`unpack_copy`] writes into a container (`PUT /containers/{id}/archive`).
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// The destination as the container sees it (for messages).
+    pub dest: String,
+    /// Refuse to replace a directory with a non-directory, or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Every entry's owner (`copyUIDGID` with the container's user); `None` keeps
+    /// the archive's.
+    pub owner: Option<(u32, u32)>,
+}
+
+impl CopyOptions {
+    /// The container path of entry `rel` (relative to the destination).
+    fn path_of(&self, rel: &[u8]) -> String {
+        let rel = String::from_utf8_lossy(rel);
+        if self.dest.ends_with('/') {
+            format!("{}{rel}", self.dest)
+        } else {
+            format!("{}/{rel}", self.dest)
+        }
+    }
+}
+
+/// Extracts the (uncompressed) tar stream `input` into the directory `dest` (an
+/// open descriptor), as `docker cp` into a container does. Returns how many
+/// entries were extracted. Like Docker's, extraction is not atomic: entries
+/// written before an error stay.
+pub fn unpack_copy<R: Read>(input: R, dest: OwnedFd, opts: CopyOptions) -> Result<u64> {
+    let state = Rc::new(RefCell::new(RecState {
+        off: true,
+        ..RecState::default()
+    }));
+    let mut archive = tar::Archive::new(Recorder {
+        inner: input,
+        state: state.clone(),
+    });
+    let mut x = Extractor {
+        root: Rc::new(dest),
+        dirs: HashMap::new(),
+        file_segs: HashMap::new(),
+        dir_times: Vec::new(),
+        state,
+        buf: vec![0u8; 256 << 10],
+        copy: Some(opts),
+    };
+    let mut count = 0u64;
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::invalid(format!("invalid tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| read_error(&e, count))?;
+        count += 1;
+        x.extract(&mut entry)?;
+    }
+    x.finish_dirs()?;
+    Ok(count)
+}
+
 fn read_error(e: &io::Error, count: u64) -> Error {
     if count == 0 {
         Error::invalid(format!(
@@ -122,6 +188,8 @@ fn read_error(e: &io::Error, count: u64) -> Error {
 /// extractor: the hash, the position, and the bytes to replay on save.
 #[derive(Default)]
 struct RecState {
+    /// Neither hash nor record (a copy into a container, not a layer).
+    off: bool,
     hasher: Hasher,
     pos: u64,
     /// A file's content range, which is referenced instead of recorded.
@@ -140,6 +208,9 @@ impl<R: Read> Read for Recorder<R> {
         let n = self.inner.read(buf)?;
         let data = &buf[..n];
         let mut st = self.state.borrow_mut();
+        if st.off {
+            return Ok(n);
+        }
         st.hasher.update(data);
         let start = st.pos;
         let end = start + n as u64;
@@ -174,6 +245,8 @@ struct Extractor {
     dir_times: Vec<(Vec<u8>, Times)>,
     state: Rc<RefCell<RecState>>,
     buf: Vec<u8>,
+    /// A copy into a container rather than a layer.
+    copy: Option<CopyOptions>,
 }
 
 #[derive(Clone, Copy)]
@@ -213,7 +286,11 @@ impl Extractor {
             }
             _ => {}
         }
-        let comps = normalize(&raw_name).map_err(|why| refuse(&why))?;
+        let comps = normalize(&raw_name).map_err(|why| match &self.copy {
+            // Docker's words for an entry that would leave the destination.
+            Some(c) => Error::invalid(format!("{shown:?} is outside of {:?}", c.dest)),
+            None => refuse(&why),
+        })?;
         let Some((name, parents)) = comps.split_last() else {
             // The root itself ("./"): its metadata stays the layer's.
             if kind.is_dir() {
@@ -222,9 +299,13 @@ impl Extractor {
             return Err(refuse("a non-directory cannot replace the layer root"));
         };
         let rel = comps.join(&b'/');
-        let meta = self.meta(entry).map_err(|e| refuse(&e))?;
+        let mut meta = self.meta(entry).map_err(|e| refuse(&e))?;
+        if let Some((uid, gid)) = self.copy.as_ref().and_then(|c| c.owner) {
+            meta.uid = uid;
+            meta.gid = gid;
+        }
 
-        if name.starts_with(WHITEOUT_PREFIX) {
+        if self.copy.is_none() && name.starts_with(WHITEOUT_PREFIX) {
             let parent = self.parent(parents).map_err(|why| refuse(&why))?;
             if name.as_slice() == WHITEOUT_OPAQUE {
                 return set_xattr_fd(parent.as_raw_fd(), OPAQUE_XATTR, b"y")
@@ -365,6 +446,22 @@ impl Extractor {
                     .ok_or_else(|| refuse("symlink without a target"))?
                     .into_owned();
                 let t = cstr(&target).map_err(|why| refuse(&why))?;
+                if let Some(c) = &self.copy
+                    && !target.starts_with(b"/")
+                {
+                    // As Docker: a relative target may not climb above the
+                    // destination (it resolves inside the container either way).
+                    let mut joined = parents.join(&b'/');
+                    joined.push(b'/');
+                    joined.extend_from_slice(&target);
+                    if normalize(&joined).is_err() {
+                        return Err(Error::invalid(format!(
+                            "invalid symlink {:?} -> {:?}",
+                            c.path_of(&rel),
+                            String::from_utf8_lossy(&target)
+                        )));
+                    }
+                }
                 let symlink = || -> io::Result<()> {
                     // SAFETY: valid C strings and an open directory fd.
                     if unsafe { libc::symlinkat(t.as_ptr(), pfd, cname.as_ptr()) } != 0 {
@@ -401,12 +498,13 @@ impl Extractor {
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(refuse("hard link to the layer root"));
                 };
+                let scope = self.scope();
                 let tparent = self.existing_parent(tparents).map_err(|why| {
                     if why.ends_with("does not exist in this layer") {
-                        refuse(&format!("hard link target {tshown:?} is not in this layer"))
+                        refuse(&format!("hard link target {tshown:?} is not in {scope}"))
                     } else {
                         refuse(&format!(
-                            "hard link target {tshown:?} is outside the layer: {why}"
+                            "hard link target {tshown:?} is outside {scope}: {why}"
                         ))
                     }
                 })?;
@@ -414,7 +512,7 @@ impl Extractor {
                 match lstat_at(tparent.as_raw_fd(), &tc) {
                     None => {
                         return Err(refuse(&format!(
-                            "hard link target {tshown:?} is not in this layer"
+                            "hard link target {tshown:?} is not in {scope}"
                         )));
                     }
                     Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
@@ -500,16 +598,48 @@ impl Extractor {
         let Some(st) = lstat_at(pfd, name) else {
             return Ok(false);
         };
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            if new_is_dir {
-                return Ok(true);
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir && new_is_dir {
+            return Ok(true);
+        }
+        if let Some(c) = &self.copy {
+            if c.no_overwrite_dir_non_dir {
+                let (old, new) = if is_dir {
+                    ("directory", "non-directory")
+                } else {
+                    ("non-directory", "directory")
+                };
+                return Err(format!(
+                    "cannot overwrite {old} {:?} with {new} {:?}",
+                    c.path_of(rel),
+                    c.dest
+                ));
             }
+            if is_dir {
+                // Replaced whole, as Docker does; open descriptors below it go.
+                self.dirs.clear();
+                std::fs::remove_dir_all(std::ffi::OsStr::from_bytes(
+                    proc_path(pfd, name).as_bytes(),
+                ))
+                .map_err(|e| format!("cannot replace the directory: {e}"))?;
+                return Ok(false);
+            }
+        } else if is_dir {
             return Err("a later entry would replace a directory with a non-directory".to_string());
         }
         self.spill(rel, pfd, name).map_err(|e| e.to_string())?;
         unlink_at(pfd, name, false)
             .map_err(|e| format!("cannot replace the earlier entry: {e}"))?;
         Ok(false)
+    }
+
+    /// What entries are confined to, for messages.
+    fn scope(&self) -> &'static str {
+        if self.copy.is_some() {
+            "the destination directory"
+        } else {
+            "this layer"
+        }
     }
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> std::result::Result<Meta, String> {
@@ -773,7 +903,7 @@ fn walk_dirs(
                     .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
                 if is_link {
                     return Err(format!(
-                        "parent path runs through the symlink {}, which could point outside the layer",
+                        "parent path runs through the symlink {}, which is not followed",
                         shown()
                     ));
                 }
@@ -1300,5 +1430,90 @@ pub(crate) mod tests {
         let t = parse_pax_time("-1.25").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (-2, 750000000));
         assert!(parse_pax_time("x").is_none());
+    }
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::tests::{entry, tar_of};
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn copy(t: &[u8], dir: &Path, opts: CopyOptions) -> Result<u64> {
+        unpack_copy(t, open_root(dir).unwrap(), opts)
+    }
+
+    fn opts(no_overwrite: bool) -> CopyOptions {
+        CopyOptions {
+            dest: "/tmp/d".into(),
+            no_overwrite_dir_non_dir: no_overwrite,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn copies_replace_as_docker_unless_told_not_to() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("x/inner")).unwrap();
+        std::fs::write(dir.path().join("f"), "old").unwrap();
+        let t = tar_of(&[entry("x", b'0', b"file", "", 0o644)]);
+        let e = copy(&t, dir.path(), opts(true)).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"cannot overwrite directory "/tmp/d/x" with non-directory "/tmp/d""#),
+            "{e}"
+        );
+        let t2 = tar_of(&[entry("f/", b'5', b"", "", 0o755)]);
+        let e = copy(&t2, dir.path(), opts(true)).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"cannot overwrite non-directory "/tmp/d/f" with directory "/tmp/d""#),
+            "{e}"
+        );
+        // Allowed: the directory goes, the file goes.
+        copy(&t, dir.path(), opts(false)).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"file");
+        copy(&t2, dir.path(), opts(false)).unwrap();
+        assert!(dir.path().join("f").is_dir());
+    }
+
+    #[test]
+    fn copies_keep_whiteout_names_and_can_take_one_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_of(&[
+            entry(".wh.gone", b'0', b"", "", 0o600),
+            entry("sub/f", b'0', b"x", "", 0o640),
+        ]);
+        let o = CopyOptions {
+            owner: Some((4242, 4343)),
+            ..opts(true)
+        };
+        assert_eq!(copy(&t, dir.path(), o).unwrap(), 2);
+        assert!(dir.path().join(".wh.gone").is_file());
+        let m = std::fs::metadata(dir.path().join("sub/f")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (4242, 4343, 0o640));
+    }
+
+    #[test]
+    fn copies_refuse_what_leaves_the_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_of(&[entry("../evil", b'0', b"x", "", 0o644)]);
+        let e = copy(&t, dir.path(), opts(true)).unwrap_err().to_string();
+        assert!(e.contains(r#""../evil" is outside of "/tmp/d""#), "{e}");
+        let t = tar_of(&[entry("a/l", b'2', b"", "../../x", 0o777)]);
+        let e = copy(&t, dir.path(), opts(true)).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"invalid symlink "/tmp/d/a/l" -> "../../x""#),
+            "{e}"
+        );
+        // Inside, or absolute (resolved in the container): kept as written.
+        let t = tar_of(&[
+            entry("a/in", b'2', b"", "../x", 0o777),
+            entry("a/abs", b'2', b"", "/etc/passwd", 0o777),
+        ]);
+        copy(&t, dir.path(), opts(true)).unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.path().join("a/abs")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(!dir.path().parent().unwrap().join("evil").exists());
     }
 }

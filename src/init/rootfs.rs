@@ -352,7 +352,7 @@ fn copy_host_devices(host: &Path, dev: &Path) -> io::Result<()> {
 }
 
 /// One of the spec's binds; the destination is created like the source when missing.
-fn bind(root: &Path, m: &Mount) -> io::Result<()> {
+pub(crate) fn bind(root: &Path, m: &Mount) -> io::Result<()> {
     let meta = fs::metadata(&m.source)
         .map_err(|e| step(format_args!("bind mount source {}", m.source.display()), e))?;
     let target = secure_join(root, Path::new(&m.destination))?;

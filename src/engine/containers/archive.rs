@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use std::sync::Arc;
+
+use super::Record;
 use crate::engine::{Engine, Error, Result};
 
 /// Go's `os.FileMode` type bits, as the path-stat header carries them.
@@ -291,64 +294,282 @@ fn resolved_path(root: &OwnedFd, path: &str) -> io::Result<String> {
     Ok(format!("/{}", rel.display()).replace("//", "/"))
 }
 
+/// Where a copy works from: the root of a running container as its processes
+/// see it, or a stopped container's root filesystem with its mounts.
+enum Root {
+    Running(OwnedFd),
+    Stopped(Box<Record>),
+}
+
 impl Engine {
-    /// The root of a running container (`None`: it is not running).
-    fn archive_root(&self, name: &str) -> Result<(String, OwnedFd)> {
+    /// Runs `job` with the container's root directory (an `O_PATH` descriptor) in
+    /// a thread of its own. A running container's root is its processes' own
+    /// (`/proc/PID/root`). A stopped one's is set up for the job, as Docker does,
+    /// in a private mount namespace of the job's thread: its root filesystem, its
+    /// volumes and binds, and the daemon's `/etc` files from its last start, all
+    /// gone with the thread; start, stop and removal wait meanwhile.
+    async fn in_root<T, F>(self: &Arc<Self>, name: &str, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&OwnedFd) -> Result<T> + Send + 'static,
+    {
         let h = self.containers.get(name)?;
-        let r = h.record();
-        let s = &r.container.state;
-        if !s.running || s.pid <= 0 {
-            return Err(Error::not_implemented(
-                "copying from a container that is not running is not supported by this daemon yet",
-            ));
+        let root = |r: &Record| -> Result<Root> {
+            let s = &r.container.state;
+            if s.running && s.pid > 0 {
+                let fd = root_of(s.pid)
+                    .map_err(|e| Error::internal(format!("the container's root: {e}")))?;
+                Ok(Root::Running(fd))
+            } else {
+                Ok(Root::Stopped(Box::new(r.clone())))
+            }
+        };
+        let first = root(&h.record())?;
+        if let Root::Running(fd) = first {
+            return tokio::task::spawn_blocking(move || job(&fd))
+                .await
+                .map_err(|e| Error::internal(format!("copy: {e}")))?;
         }
-        let root =
-            root_of(s.pid).map_err(|e| Error::internal(format!("the container's root: {e}")))?;
-        Ok((h.id.clone(), root))
+        let _op = h.op.lock().await;
+        let now = root(&h.record())?;
+        let r = match now {
+            // Started while this waited.
+            Root::Running(fd) => {
+                return tokio::task::spawn_blocking(move || job(&fd))
+                    .await
+                    .map_err(|e| Error::internal(format!("copy: {e}")))?;
+            }
+            Root::Stopped(r) => r,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let engine = self.clone();
+        let record = r.clone();
+        std::thread::Builder::new()
+            .name("copy".into())
+            .spawn(move || {
+                let _ = tx.send(engine.in_stopped_root(&record, job));
+            })
+            .map_err(|e| Error::internal(format!("copy: {e}")))?;
+        let out = rx
+            .await
+            .map_err(|_| Error::internal("copy: the copy thread ended without an answer"));
+        // Volumes with driver options were mounted (in the daemon's namespace)
+        // for the copy.
+        self.container_volumes_stopped(&r, false);
+        out?
+    }
+
+    /// The body of a stopped container's copy thread: the thread gets a private
+    /// mount namespace, in which the container's root and mounts are set up.
+    fn in_stopped_root<T>(&self, r: &Record, job: impl FnOnce(&OwnedFd) -> Result<T>) -> Result<T> {
+        let c = &r.container;
+        let mut mounts = self.container_volume_mounts(r, false)?;
+        mounts.retain(|m| m.tmpfs.is_none());
+        for (path, dest) in [
+            (&c.hostname_path, "/etc/hostname"),
+            (&c.hosts_path, "/etc/hosts"),
+            (&c.resolv_conf_path, "/etc/resolv.conf"),
+        ] {
+            if !mounts.iter().any(|m| m.destination == dest) {
+                mounts.push(crate::init::spec::Mount {
+                    source: path.into(),
+                    destination: dest.to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+        mounts.sort_by_key(|m| m.destination.split('/').filter(|c| !c.is_empty()).count());
+        let setup = |e: &dyn std::fmt::Display| {
+            Error::internal(format!("mount the root of container {}: {e}", c.id))
+        };
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| setup(&e))?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| setup(&e))?;
+        let root = self.images.mount_rw_layer(&c.id)?;
+        for m in &mounts {
+            // A source gone since the last start (or never made) is left out.
+            if std::fs::symlink_metadata(&m.source).is_err() {
+                continue;
+            }
+            crate::init::rootfs::bind(&root, m).map_err(|e| setup(&e))?;
+        }
+        let fd = crate::init::sys::open(&root, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| setup(&e))?;
+        job(&fd)
     }
 
     /// `HEAD /containers/{id}/archive?path=P`.
-    pub fn archive_stat(&self, name: &str, path: &str) -> Result<PathStat> {
+    pub async fn archive_stat(self: &Arc<Self>, name: &str, path: &str) -> Result<PathStat> {
         if path.is_empty() {
             return Err(Error::invalid("bad parameter: path cannot be empty"));
         }
-        let (_, root) = self.archive_root(name)?;
-        resolve(&root, path)
-            .map(|r| r.stat)
-            .map_err(|e| not_found_or(e, path, name))
+        let (name, path) = (name.to_string(), path.to_string());
+        self.in_root(&name.clone(), move |root| {
+            resolve(root, &path)
+                .map(|r| r.stat)
+                .map_err(|e| not_found_or(e, &path, &name))
+        })
+        .await
     }
 
-    /// `GET /containers/{id}/archive?path=P`: the stat, and a writer of the tar.
-    pub fn archive_get(
-        &self,
+    /// `GET /containers/{id}/archive?path=P`: sends the path's stat (or the error
+    /// that stops the copy before it starts) on `stat`, then writes the tar to
+    /// `out`. An error after the stat is returned.
+    pub async fn archive_get(
+        self: &Arc<Self>,
         name: &str,
         path: &str,
-    ) -> Result<(
-        PathStat,
-        impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + use<>,
-    )> {
+        out: Box<dyn Write + Send>,
+        stat: tokio::sync::oneshot::Sender<Result<PathStat>>,
+    ) -> Result<()> {
+        if path.is_empty() {
+            let _ = stat.send(Err(Error::invalid("bad parameter: path cannot be empty")));
+            return Ok(());
+        }
+        let slot = Arc::new(std::sync::Mutex::new(Some(stat)));
+        let answer = slot.clone();
+        let (name, path) = (name.to_string(), path.to_string());
+        let done = self
+            .in_root(&name.clone(), move |root| {
+                let r = resolve(root, &path).map_err(|e| not_found_or(e, &path, &name))?;
+                let rebase = if path.ends_with("/.") || path == "." {
+                    ".".to_string()
+                } else if r.stat.name == "/" {
+                    "/".to_string()
+                } else {
+                    r.stat.name.clone()
+                };
+                if let Some(tx) = answer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let _ = tx.send(Ok(r.stat.clone()));
+                }
+                let mut tar = tar::Builder::new(out);
+                tar.mode(tar::HeaderMode::Complete);
+                let mut links = std::collections::HashMap::new();
+                append_entry(&mut tar, &r.fd, &r.st, &PathBuf::from(&rebase), &mut links)
+                    .and_then(|_| tar.into_inner())
+                    .and_then(|mut out| out.flush())
+                    .map_err(|e| Error::internal(format!("copy of {path}: {e}")))
+            })
+            .await;
+        match done {
+            Err(e) => match slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(tx) => {
+                    let _ = tx.send(Err(e));
+                    Ok(())
+                }
+                None => Err(e),
+            },
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// `PUT /containers/{id}/archive?path=P`: extracts the tar `input` (plain or
+    /// compressed) into the directory P of the container, as `docker cp` into a
+    /// container.
+    pub async fn archive_put(
+        self: &Arc<Self>,
+        name: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        input: Box<dyn io::Read + Send>,
+    ) -> Result<()> {
         if path.is_empty() {
             return Err(Error::invalid("bad parameter: path cannot be empty"));
         }
-        let (_, root) = self.archive_root(name)?;
-        let r = resolve(&root, path).map_err(|e| not_found_or(e, path, name))?;
-        let stat = r.stat.clone();
-        let rebase = if path.ends_with("/.") || path == "." {
-            ".".to_string()
-        } else if stat.name == "/" {
-            "/".to_string()
-        } else {
-            stat.name.clone()
-        };
-        let write = move |out: &mut dyn Write| -> io::Result<()> {
-            let mut tar = tar::Builder::new(out);
-            tar.mode(tar::HeaderMode::Complete);
-            let mut links = std::collections::HashMap::new();
-            append_entry(&mut tar, &r.fd, &r.st, &PathBuf::from(&rebase), &mut links)?;
-            tar.finish()
-        };
-        Ok((stat, write))
+        let h = self.containers.get(name)?;
+        let r = h.snapshot();
+        let (name, path) = (name.to_string(), path.to_string());
+        self.in_root(&name.clone(), move |root| {
+            let dest = open_in_root(root.as_raw_fd(), clean(&path).as_bytes(), libc::O_PATH)
+                .map_err(|e| not_found_or(e, &path, &name))?;
+            let st = fstat(dest.as_raw_fd()).map_err(|e| not_found_or(e, &path, &name))?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(Error::invalid("extraction point is not a directory"));
+            }
+            let inside = resolved_path(root, &clean(&path))
+                .map_err(|e| Error::internal(format!("{path}: {e}")))?;
+            if let Some(why) = read_only_at(&r, &inside) {
+                return Err(Error::invalid(why));
+            }
+            let owner = match &r.container.config.user {
+                u if copy_uid_gid && !u.is_empty() => Some(user_ids(root, u)?),
+                _ => None,
+            };
+            let dest = reopen(&dest, libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(|e| Error::internal(format!("{path}: {e}")))?;
+            let (_, plain) = crate::image::layer_store::decompress(input, "the archive")?;
+            let opts = crate::image::tar_safe::CopyOptions {
+                dest: inside,
+                no_overwrite_dir_non_dir,
+                owner,
+            };
+            crate::image::tar_safe::unpack_copy(plain, dest, opts)?;
+            Ok(())
+        })
+        .await?;
+        let attrs = self.container_attributes(&h.record().container);
+        self.events
+            .emit("container", "extract-to-dir", &h.id, attrs);
+        Ok(())
     }
+}
+
+/// Docker's refusal of a copy into `inside` (a resolved container path) when it
+/// is on a read-only mount, or on a read-only root outside any mount.
+fn read_only_at(r: &Record, inside: &str) -> Option<&'static str> {
+    let under = |dest: &str| {
+        let d = dest.trim_end_matches('/');
+        inside == d || d.is_empty() || inside.starts_with(&format!("{d}/"))
+    };
+    let volume = r
+        .container
+        .mount_points
+        .iter()
+        .filter(|m| under(&m.destination))
+        .max_by_key(|m| m.destination.len());
+    match volume {
+        Some(m) if !m.rw => Some("mounted volume is marked read-only"),
+        Some(_) => None,
+        None if r.settings.readonly_rootfs => Some("container rootfs is marked read-only"),
+        None => None,
+    }
+}
+
+/// The uid and gid of `user` (`name`, `uid`, `name:group`, …) by the container's
+/// own `/etc/passwd` and `/etc/group`, read inside its root.
+fn user_ids(root: &OwnedFd, user: &str) -> Result<(u32, u32)> {
+    let read = |path: &str| -> Result<Option<String>> {
+        const LIMIT: u64 = 16 << 20;
+        let fd = match open_in_root(root.as_raw_fd(), path.as_bytes(), libc::O_RDONLY) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::internal(format!("{path}: {e}"))),
+        };
+        let st = fstat(fd.as_raw_fd()).map_err(|e| Error::internal(format!("{path}: {e}")))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::invalid(format!(
+                "{path} in the container is not a regular file"
+            )));
+        }
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::Read::take(File::from(fd), LIMIT), &mut text)
+            .map_err(|e| Error::internal(format!("{path}: {e}")))?;
+        Ok(Some(text))
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
+    let who =
+        crate::init::user::resolve(user, passwd.as_deref(), group.as_deref()).map_err(|e| {
+            Error::invalid(format!("failed to look up user {user:?} in container: {e}"))
+        })?;
+    Ok((who.uid, who.gid))
 }
 
 fn not_found_or(e: io::Error, path: &str, name: &str) -> Error {

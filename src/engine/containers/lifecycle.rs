@@ -251,7 +251,7 @@ impl Engine {
         };
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = engine.images.mount_rw_layer(&id)?;
-            let volumes = engine.container_volume_mounts(&record)?;
+            let volumes = engine.container_volume_mounts(&record, true)?;
             let mounted = t0.elapsed();
             let net = engine.network_setup(&record, &dir, &sd);
             tracing::debug!(container_id = %id, "start: root filesystem and volumes mounted in {mounted:?}, networking set up in {:?}", t0.elapsed() - mounted);

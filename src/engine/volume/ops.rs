@@ -437,9 +437,9 @@ impl Engine {
     }
 
     /// At start: what the monitor mounts for the container's mount points and
-    /// `--tmpfs` entries; volumes with driver options are mounted now. Emits the
-    /// volumes' `mount` events.
-    pub(crate) fn container_volume_mounts(&self, r: &Record) -> Result<Vec<Mount>> {
+    /// `--tmpfs` entries; volumes with driver options are mounted now. `events`
+    /// emits the volumes' `mount` events.
+    pub(crate) fn container_volume_mounts(&self, r: &Record, events: bool) -> Result<Vec<Mount>> {
         let id = &r.container.id;
         let mut out = Vec::new();
         let tmpfs_dests: Vec<String> = r
@@ -505,7 +505,7 @@ impl Engine {
             }
             return Err(e);
         }
-        for p in mounted {
+        for p in mounted.into_iter().filter(|_| events) {
             if let Ok(v) = self.volumes.get(&p.name) {
                 self.volume_event(
                     "mount",
