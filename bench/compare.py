@@ -900,15 +900,37 @@ class Bench:
             if n != 200 or size != 200 << 20:
                 raise RuntimeError(f"{e.name}: docker cp brought {n} files, {size} bytes")
             return t
+        # The other way: a host directory of 200 files of 1 MiB into the same containers.
+        src = os.path.join(self.work, "cp-in-src")
+        cp_in_errors = {}
+
+        def cp_in_once(e):
+            name = f"bench-cp-{e.name}"
+            e.cli("exec", name, "rm", "-rf", "/in")
+            t = e.timed("cp", src, f"{name}:/in")
+            got = e.cli("exec", name, "sh", "-c", "ls /in | wc -l; du -sk /in").stdout.decode().split()
+            if got[0] != "200" or int(got[1]) < 200 * 1024:
+                raise RuntimeError(f"{e.name}: docker cp into the container left {got}")
+            return t
         try:
             for e in self.engines:
                 self.guarded(prepare_cp, cp_errors)(e)
             o, d = self.alternate(self.guarded(cp_once, cp_errors), rounds)
+            log("docker cp of a 200 MiB directory into a running container")
+            os.makedirs(src, exist_ok=True)
+            for i in range(200):
+                with open(os.path.join(src, f"f{i}"), "wb") as f:
+                    f.write(os.urandom(1 << 20))
+            i_o, i_d = self.alternate(self.guarded(cp_in_once, cp_in_errors), rounds)
         finally:
             for e in self.engines:
                 e.cli("rm", "-f", f"bench-cp-{e.name}", check=False)
+            shutil.rmtree(src, ignore_errors=True)
         self.record("cp_out_200m", "docker cp of a 200 MiB directory out of a running container", "s", "lower",
                     [v for v in o if v is not None], [v for v in d if v is not None], goal=1, errors=cp_errors,
+                    note="200 files of 1 MiB; the copy is checked to be complete")
+        self.record("cp_in_200m", "docker cp of a 200 MiB directory into a running container", "s", "lower",
+                    [v for v in i_o if v is not None], [v for v in i_d if v is not None], errors=cp_in_errors,
                     note="200 files of 1 MiB; the copy is checked to be complete")
 
     def import_load_save(self, rounds):

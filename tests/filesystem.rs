@@ -717,3 +717,77 @@ fn tar_names(data: &[u8]) -> Vec<String> {
         .map(|l| l.trim_end_matches('/').to_string())
         .collect()
 }
+
+#[test]
+fn commit_keeps_file_capabilities() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "caps",
+        IMG,
+        "cp",
+        "/bin/busybox",
+        "/bin/capped",
+    ]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "caps"]);
+    // `setcap cap_net_bind_service+ep`: struct vfs_cap_data, revision 2.
+    let mut caps = Vec::new();
+    caps.extend(0x0200_0001u32.to_le_bytes());
+    caps.extend((1u32 << 10).to_le_bytes());
+    caps.extend([0u8; 12]);
+    let upper = d
+        .data_root()
+        .join(format!("overlay2/{}/diff/bin/capped", id.trim()));
+    set_xattr(&upper, "security.capability", &caps);
+    d.docker_ok(&["commit", "caps", "capped"]);
+    let layers = d.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        "capped",
+    ]);
+    let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
+    let top = layers.last().unwrap().trim_start_matches("sha256:");
+    let committed = d
+        .data_root()
+        .join(format!("image/layers/{top}/diff/bin/capped"));
+    assert_eq!(get_xattr(&committed, "security.capability"), Some(caps));
+}
+
+fn set_xattr(p: &std::path::Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "set {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn get_xattr(p: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and buffer.
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
+}

@@ -137,7 +137,16 @@ impl LayerPaths {
             .create(&diff)
             .map_err(|e| crate::store::with_path(e, "create directory", &diff))?;
         let started = std::time::Instant::now();
-        let unpacked = tar_safe::unpack_layer(input, &diff)?;
+        // What is already dirty on the filesystem (a committed container's own
+        // writes, say) is flushed while the layer unpacks, so that the flush below
+        // has mostly the layer's own data left to write.
+        let early = {
+            let dir = prepared.dir.clone();
+            std::thread::spawn(move || syncfs(&dir))
+        };
+        let unpacked = tar_safe::unpack_layer(input, &diff);
+        let _ = early.join();
+        let unpacked = unpacked?;
         let unpacked_at = started.elapsed();
         prepared.meta = LayerMeta {
             diff_id: unpacked.diff_id.clone(),
@@ -291,6 +300,38 @@ pub fn dir_size(dir: &Path) -> Result<u64> {
 }
 
 /// Flushes the filesystem holding `path`.
+/// Tells ext4's inode allocator that each directory made in `dir` is the top of
+/// a tree of its own (`chattr +T`), so that a new layer is spread to a block group
+/// with free inodes instead of the group of the layers removed before it. Without
+/// a journal, ext4 skips every inode freed in the last minutes when it allocates
+/// one, and a layer unpacked where another was just removed scanned past them for
+/// each file: several times slower. Other filesystems ignore the hint (or lack
+/// the flag): nothing is lost then.
+pub fn mark_top_of_trees(dir: &Path) {
+    /// `FS_TOPDIR_FL` of `FS_IOC_GETFLAGS`/`FS_IOC_SETFLAGS`.
+    const TOPDIR: libc::c_int = 0x0002_0000;
+    let Ok(f) = fs::File::open(dir) else {
+        return;
+    };
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the ioctls read and write one int through a valid pointer.
+    unsafe {
+        if libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) != 0 {
+            return;
+        }
+        if flags & TOPDIR == 0 {
+            flags |= TOPDIR;
+            if libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) != 0 {
+                tracing::debug!(
+                    "cannot mark {} as a top of trees: {}",
+                    dir.display(),
+                    io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
 pub fn syncfs(path: &Path) -> Result<()> {
     let f = fs::File::open(path).map_err(|e| crate::store::with_path(e, "open", path))?;
     // SAFETY: plain syscall on an open fd.

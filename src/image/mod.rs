@@ -176,6 +176,12 @@ impl ImageStore {
             layer_store::remove_tree(&root.join("tmp").join(name));
         }
         let driver = driver.unwrap_or_else(|| rootfs::detect_driver(data_root));
+        // Every layer, and every container's writable layer, is a tree of its own.
+        let rw_root = data_root.join(driver.name());
+        crate::store::create_private_dir(&rw_root)?;
+        for d in [&paths.layers, &rw_root] {
+            layer_store::mark_top_of_trees(d);
+        }
         let refs = RefStore::open(&root.join("repositories.json"))?;
         let mut images = BTreeMap::new();
         for name in layer_store::list_dir(&root.join("configs"))? {

@@ -71,6 +71,60 @@ fn is_opaque(path: &Path) -> bool {
     n == 1 && buf[0] == b'y'
 }
 
+/// A file's capabilities (`setcap`), which a committed layer keeps, as Docker's
+/// does: the value of `security.capability`, if any.
+fn file_capabilities(path: &Path) -> Option<Vec<u8>> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and buffer; lgetxattr does not follow a final symlink.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n > 0).then(|| {
+        buf.truncate(n as usize);
+        buf
+    })
+}
+
+/// Writes a PAX extended header with one record (`key=value`) for the next entry.
+fn append_pax<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &Path,
+    key: &str,
+    value: &[u8],
+) -> io::Result<()> {
+    // The record's length counts its own digits.
+    let body = key.len() + value.len() + 3;
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut record = format!("{len} {key}=").into_bytes();
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_mode(0o644);
+    h.set_size(record.len() as u64);
+    let base = name.file_name().unwrap_or(name.as_os_str());
+    let pax_name = name
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join("PaxHeaders.0")
+        .join(base);
+    // Only the last 100 bytes of a long name fit; the name is informative.
+    let bytes = pax_name.as_os_str().as_bytes();
+    let short = &bytes[bytes.len().saturating_sub(99)..];
+    h.as_mut_bytes()[..short.len()].copy_from_slice(short);
+    h.set_cksum();
+    tar.append(&h, record.as_slice())
+}
+
 fn lstat(p: &Path) -> Option<Metadata> {
     fs::symlink_metadata(p).ok()
 }
@@ -327,6 +381,9 @@ fn append_dir<W: Write>(
                 }
                 links.insert((meta.dev(), meta.ino()), child.clone());
             }
+            if let Some(caps) = file_capabilities(&full) {
+                append_pax(tar, &child, "SCHILY.xattr.security.capability", &caps)?;
+            }
             let mut h = header(&meta, tar::EntryType::Regular);
             h.set_size(meta.len());
             let f = open_nofollow(&full)?;
@@ -561,5 +618,42 @@ mod tests {
                 "new/n"
             ]
         );
+    }
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        for value_len in [1usize, 5, 6, 7, 80, 89, 90, 91, 995, 996, 997, 9990] {
+            let value = vec![b'v'; value_len];
+            let mut tar = tar::Builder::new(Vec::new());
+            append_pax(
+                &mut tar,
+                Path::new("bin/ping"),
+                "SCHILY.xattr.security.capability",
+                &value,
+            )
+            .unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            h.set_mode(0o755);
+            tar.append_data(&mut h, "bin/ping", &b"ok"[..]).unwrap();
+            let data = tar.into_inner().unwrap();
+            let mut a = tar::Archive::new(data.as_slice());
+            let mut entries = a.entries().unwrap();
+            let mut e = entries.next().unwrap().unwrap();
+            assert_eq!(e.path().unwrap(), Path::new("bin/ping"));
+            let pax: Vec<(String, Vec<u8>)> = e
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|x| {
+                    let x = x.unwrap();
+                    (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+                })
+                .collect();
+            assert_eq!(
+                pax,
+                [("SCHILY.xattr.security.capability".to_string(), value)]
+            );
+        }
     }
 }

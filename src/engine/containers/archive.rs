@@ -547,7 +547,9 @@ fn read_only_at(r: &Record, inside: &str) -> Option<&'static str> {
 fn user_ids(root: &OwnedFd, user: &str) -> Result<(u32, u32)> {
     let read = |path: &str| -> Result<Option<String>> {
         const LIMIT: u64 = 16 << 20;
-        let fd = match open_in_root(root.as_raw_fd(), path.as_bytes(), libc::O_RDONLY) {
+        // Non-blocking: a FIFO put there must not hold the copy.
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+        let fd = match open_in_root(root.as_raw_fd(), path.as_bytes(), flags) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(Error::internal(format!("{path}: {e}"))),
