@@ -435,23 +435,8 @@ fn cp_into_a_running_container() {
     d.docker_ok(&["cp", "-a", &from("f.txt"), "dst:/tmp/owned.txt"]);
     assert_eq!(sh("stat -c %u:%g /tmp/owned.txt"), "65534:65534\n");
     // `-`: a tar from stdin.
-    let tar = std::process::Command::new("tar")
-        .args(["-C", src.to_str().unwrap(), "-c", "f.txt"])
-        .output()
-        .unwrap()
-        .stdout;
-    let mut c = d
-        .docker_cmd(&["cp", "-", "dst:/tmp/newdir"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(&tar).unwrap();
-    }
-    let o = c.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", err(&o));
+    let tar = tar_of(&src, "f.txt");
+    docker_with_input(&d, &["cp", "-", "dst:/tmp/newdir"], &tar);
     assert_eq!(sh("cat /tmp/newdir/f.txt"), "one\n");
 
     // Docker's refusals.
@@ -487,7 +472,7 @@ fn cp_into_a_running_container() {
         "/containers/dst/archive?path=/tmp/newdir",
         Some(("application/x-tar", &evil)),
     );
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.text().contains("is outside of"), "{}", r.text());
     assert_eq!(
         sh("ls /evil.txt /tmp/evil.txt 2>&1 | grep -c 'No such'"),
@@ -510,6 +495,33 @@ fn cp_into_a_running_container() {
         "container rootfs is marked read-only",
     );
     d.docker_ok(&["rm", "-f", "rofs"]);
+}
+
+/// `tar -C dir -c what`.
+fn tar_of(dir: &std::path::Path, what: &str) -> Vec<u8> {
+    let o = std::process::Command::new("tar")
+        .args(["-C", dir.to_str().unwrap(), "-c", what])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    o.stdout
+}
+
+/// Runs the docker CLI with `input` on its stdin; it must succeed.
+fn docker_with_input(d: &Daemon, args: &[&str], input: &[u8]) {
+    let mut c = d
+        .docker_cmd(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "docker {args:?}: {}", err(&o));
 }
 
 /// A tar of one file named `name` (which `tar` itself would not write).
@@ -566,7 +578,7 @@ fn cp_to_and_from_a_stopped_container() {
     d.docker_ok(&["cp", &to("in.txt"), "st:/tmp/d/"]);
     d.docker_ok(&["cp", &to("in.txt"), "st:/data/in2.txt"]);
     // Nothing stays mounted in the daemon's namespace.
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", d.pid())).unwrap();
     assert!(!mounts.contains(id.trim()), "{mounts}");
     d.docker_ok(&["commit", "st", "stcopy"]);
     assert_eq!(
@@ -589,22 +601,7 @@ fn cp_to_and_from_a_stopped_container() {
     std::fs::create_dir_all(&rootfs).unwrap();
     std::os::unix::fs::symlink("/", rootfs.join("etc")).unwrap();
     std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
-    let tar = std::process::Command::new("tar")
-        .args(["-C", rootfs.to_str().unwrap(), "-c", "."])
-        .output()
-        .unwrap()
-        .stdout;
-    let mut c = d
-        .docker_cmd(&["import", "-", "hostile"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(&tar).unwrap();
-    }
-    assert!(c.wait().unwrap().success());
+    docker_with_input(&d, &["import", "-", "hostile"], &tar_of(&rootfs, "."));
     d.docker_ok(&["create", "--name", "hc", "hostile", "x"]);
     let canary = format!("dockerd-cp-hostile-{}", std::process::id());
     std::fs::write(out.join(&canary), "from the host\n").unwrap();
@@ -683,6 +680,7 @@ fn cp_out_while_the_container_swaps_a_directory_for_a_symlink() {
         ]);
         put += o.status.success() as u32;
     }
+    assert!(put > 0, "no copy into the container was made");
     let host: Vec<_> = std::fs::read_dir(format!("/tmp/{canary}"))
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -263,6 +263,16 @@ impl ImageStore {
         }
     }
 
+    /// Where the container's root is mounted (by [`Self::mount_rw_layer`]).
+    pub fn rw_root_path(&self, container_id: &str) -> Result<PathBuf> {
+        let rec = self.rw_record(container_id)?;
+        let dir = self.rw_dir(&rec.driver, container_id);
+        if rec.driver != Driver::Vfs.name() && rec.lower.is_empty() {
+            return Ok(dir.join("diff"));
+        }
+        Ok(dir.join("merged"))
+    }
+
     /// Mounts the container's root and returns its path (already mounted: same path).
     pub fn mount_rw_layer(&self, container_id: &str) -> Result<PathBuf> {
         let rec = self.rw_record(container_id)?;

@@ -622,12 +622,19 @@ mod tests {
 
     #[test]
     fn pax_records_count_their_own_length() {
-        for value_len in [1usize, 5, 6, 7, 80, 89, 90, 91, 995, 996, 997, 9990] {
+        for value_len in [1usize, 20, 61, 62, 63, 64, 960, 961, 962, 963, 9960, 9961] {
+            // A short name, and one that needs a long-name entry of its own.
+            let long = format!("{}ping", "dir/".repeat(40));
+            let name = if value_len % 2 == 0 {
+                "bin/ping"
+            } else {
+                &long
+            };
             let value = vec![b'v'; value_len];
             let mut tar = tar::Builder::new(Vec::new());
             append_pax(
                 &mut tar,
-                Path::new("bin/ping"),
+                Path::new(name),
                 "SCHILY.xattr.security.capability",
                 &value,
             )
@@ -635,12 +642,12 @@ mod tests {
             let mut h = tar::Header::new_gnu();
             h.set_size(2);
             h.set_mode(0o755);
-            tar.append_data(&mut h, "bin/ping", &b"ok"[..]).unwrap();
+            tar.append_data(&mut h, name, &b"ok"[..]).unwrap();
             let data = tar.into_inner().unwrap();
             let mut a = tar::Archive::new(data.as_slice());
             let mut entries = a.entries().unwrap();
             let mut e = entries.next().unwrap().unwrap();
-            assert_eq!(e.path().unwrap(), Path::new("bin/ping"));
+            assert_eq!(e.path().unwrap(), Path::new(name));
             let pax: Vec<(String, Vec<u8>)> = e
                 .pax_extensions()
                 .unwrap()

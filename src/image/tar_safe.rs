@@ -67,27 +67,8 @@ pub fn unpack_layer<R: Read>(input: R, root: &Path) -> Result<Unpacked> {
         state: state.clone(),
     };
     let mut archive = tar::Archive::new(recorder);
-    let root_fd = open_root(root)?;
-    let mut x = Extractor {
-        root: Rc::new(root_fd),
-        dirs: HashMap::new(),
-        file_segs: HashMap::new(),
-        dir_times: Vec::new(),
-        state: state.clone(),
-        buf: vec![0u8; 256 << 10],
-        copy: None,
-    };
-    let mut count = 0u64;
-    {
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::invalid(format!("invalid tar archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| read_error(&e, count))?;
-            count += 1;
-            x.extract(&mut entry)?;
-        }
-    }
+    let mut x = Extractor::new(open_root(root)?, state.clone(), None);
+    let count = x.extract_all(&mut archive)?;
     // The rest of the stream (end-of-archive blocks, anything after) belongs to the
     // diff ID and to the reassembled stream.
     let mut rest = archive.into_inner();
@@ -148,24 +129,8 @@ pub fn unpack_copy<R: Read>(input: R, dest: OwnedFd, opts: CopyOptions) -> Resul
         inner: input,
         state: state.clone(),
     });
-    let mut x = Extractor {
-        root: Rc::new(dest),
-        dirs: HashMap::new(),
-        file_segs: HashMap::new(),
-        dir_times: Vec::new(),
-        state,
-        buf: vec![0u8; 256 << 10],
-        copy: Some(opts),
-    };
-    let mut count = 0u64;
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::invalid(format!("invalid tar archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| read_error(&e, count))?;
-        count += 1;
-        x.extract(&mut entry)?;
-    }
+    let mut x = Extractor::new(dest, state, Some(opts));
+    let count = x.extract_all(&mut archive)?;
     x.finish_dirs()?;
     Ok(count)
 }
@@ -267,6 +232,32 @@ struct Meta {
 const MAX_CACHED_DIRS: usize = 128;
 
 impl Extractor {
+    fn new(root: OwnedFd, state: Rc<RefCell<RecState>>, copy: Option<CopyOptions>) -> Extractor {
+        Extractor {
+            root: Rc::new(root),
+            dirs: HashMap::new(),
+            file_segs: HashMap::new(),
+            dir_times: Vec::new(),
+            state,
+            buf: vec![0u8; 256 << 10],
+            copy,
+        }
+    }
+
+    /// Extracts every entry of `archive`; returns how many there were.
+    fn extract_all<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<u64> {
+        let mut count = 0u64;
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::invalid(format!("invalid tar archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| read_error(&e, count))?;
+            count += 1;
+            self.extract(&mut entry)?;
+        }
+        Ok(count)
+    }
+
     fn extract<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw_name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_name).into_owned();
@@ -387,7 +378,9 @@ impl Extractor {
                 };
                 let mut file = File::from(fd);
                 let size = entry.size();
-                if size > 0 {
+                // A layer's recipe references the content instead of keeping it (a
+                // copy into a container keeps no recipe).
+                if size > 0 && self.copy.is_none() {
                     let start = entry.raw_file_position();
                     let mut st = self.state.borrow_mut();
                     let raw = std::mem::take(&mut st.raw);
@@ -493,8 +486,13 @@ impl Extractor {
                     .ok_or_else(|| refuse("hard link without a target"))?
                     .into_owned();
                 let tshown = String::from_utf8_lossy(&target).into_owned();
-                let tcomps = normalize(&target)
-                    .map_err(|why| refuse(&format!("hard link target {tshown:?}: {why}")))?;
+                let tcomps = normalize(&target).map_err(|why| match &self.copy {
+                    Some(c) => Error::invalid(format!(
+                        "invalid hardlink {:?} -> {tshown:?}",
+                        c.path_of(&rel)
+                    )),
+                    None => refuse(&format!("hard link target {tshown:?}: {why}")),
+                })?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(refuse("hard link to the layer root"));
                 };
@@ -1515,5 +1513,25 @@ mod copy_tests {
             Path::new("/etc/passwd")
         );
         assert!(!dir.path().parent().unwrap().join("evil").exists());
+        let t = tar_of(&[entry("h", b'1', b"", "../../etc/passwd", 0o644)]);
+        let e = copy(&t, dir.path(), opts(true)).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"invalid hardlink "/tmp/d/h" -> "../../etc/passwd""#),
+            "{e}"
+        );
+        // A directory replaced whole goes with what is in it, never through a
+        // symlink in it.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "x").unwrap();
+        std::fs::create_dir_all(dir.path().join("gone")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("gone/out")).unwrap();
+        copy(
+            &tar_of(&[entry("gone", b'0', b"f", "", 0o644)]),
+            dir.path(),
+            opts(false),
+        )
+        .unwrap();
+        assert!(outside.path().join("keep").exists());
+        assert!(dir.path().join("gone").is_file());
     }
 }

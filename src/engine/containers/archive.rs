@@ -307,56 +307,67 @@ impl Engine {
     /// (`/proc/PID/root`). A stopped one's is set up for the job, as Docker does,
     /// in a private mount namespace of the job's thread: its root filesystem, its
     /// volumes and binds, and the daemon's `/etc` files from its last start, all
-    /// gone with the thread; start, stop and removal wait meanwhile.
+    /// gone with the thread; start, stop and removal wait meanwhile. The job runs
+    /// to its end even if the request that asked for it goes away.
     async fn in_root<T, F>(self: &Arc<Self>, name: &str, job: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&OwnedFd) -> Result<T> + Send + 'static,
     {
         let h = self.containers.get(name)?;
-        let root = |r: &Record| -> Result<Root> {
-            let s = &r.container.state;
-            if s.running && s.pid > 0 {
-                let fd = root_of(s.pid)
-                    .map_err(|e| Error::internal(format!("the container's root: {e}")))?;
-                Ok(Root::Running(fd))
-            } else {
-                Ok(Root::Stopped(Box::new(r.clone())))
-            }
-        };
-        let first = root(&h.record())?;
-        if let Root::Running(fd) = first {
-            return tokio::task::spawn_blocking(move || job(&fd))
-                .await
-                .map_err(|e| Error::internal(format!("copy: {e}")))?;
-        }
-        let _op = h.op.lock().await;
-        let now = root(&h.record())?;
-        let r = match now {
-            // Started while this waited.
-            Root::Running(fd) => {
-                return tokio::task::spawn_blocking(move || job(&fd))
-                    .await
-                    .map_err(|e| Error::internal(format!("copy: {e}")))?;
-            }
-            Root::Stopped(r) => r,
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let engine = self.clone();
-        let record = r.clone();
-        std::thread::Builder::new()
-            .name("copy".into())
-            .spawn(move || {
-                let _ = tx.send(engine.in_stopped_root(&record, job));
-            })
-            .map_err(|e| Error::internal(format!("copy: {e}")))?;
-        let out = rx
-            .await
-            .map_err(|_| Error::internal("copy: the copy thread ended without an answer"));
-        // Volumes with driver options were mounted (in the daemon's namespace)
-        // for the copy.
-        self.container_volumes_stopped(&r, false);
-        out?
+        tokio::spawn(async move {
+            let first = engine.copy_root(&h)?;
+            if let Root::Running(fd) = first {
+                return run_blocking(move || job(&fd)).await;
+            }
+            let _op = h.op.lock().await;
+            let r = match engine.copy_root(&h)? {
+                // Started while this waited.
+                Root::Running(fd) => return run_blocking(move || job(&fd)).await,
+                Root::Stopped(r) => r,
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let e = engine.clone();
+            let record = r.clone();
+            std::thread::Builder::new()
+                .name("copy".into())
+                .spawn(move || {
+                    let _ = tx.send(e.in_stopped_root(&record, job));
+                })
+                .map_err(|e| Error::internal(format!("copy: {e}")))?;
+            let out = rx
+                .await
+                .map_err(|_| Error::internal("copy: the copy thread ended without an answer"));
+            // Volumes with driver options were mounted (in the daemon's namespace)
+            // for the copy.
+            engine.container_volumes_stopped(&r, false);
+            out?
+        })
+        .await
+        .map_err(|e| Error::internal(format!("copy: {e}")))?
+    }
+
+    /// Where a copy in container `h` works from now. A running container's root
+    /// is checked to be its own (the root of its writable layer), not that of a
+    /// process that took the PID of one that just exited.
+    fn copy_root(&self, h: &super::Handle) -> Result<Root> {
+        let r = h.snapshot();
+        let s = &r.container.state;
+        if !(s.running && s.pid > 0) {
+            return Ok(Root::Stopped(Box::new(r)));
+        }
+        let gone = || Error::conflict(format!("container {} is stopping; try again", h.id));
+        let fd = root_of(s.pid).map_err(|_| gone())?;
+        let own = self.images.rw_root_path(&h.id)?;
+        let own = std::fs::metadata(&own)
+            .map_err(|e| Error::internal(format!("{}: {e}", own.display())))?;
+        let st = fstat(fd.as_raw_fd()).map_err(|_| gone())?;
+        use std::os::unix::fs::MetadataExt;
+        if (st.st_dev, st.st_ino) != (own.dev(), own.ino()) {
+            return Err(gone());
+        }
+        Ok(Root::Running(fd))
     }
 
     /// The body of a stopped container's copy thread: the thread gets a private
@@ -392,15 +403,17 @@ impl Engine {
         )
         .map_err(|e| setup(&e))?;
         let root = self.images.mount_rw_layer(&c.id)?;
-        for m in &mounts {
-            // A source gone since the last start (or never made) is left out.
-            if std::fs::symlink_metadata(&m.source).is_err() {
-                continue;
-            }
-            crate::init::rootfs::bind(&root, m).map_err(|e| setup(&e))?;
-        }
         let fd = crate::init::sys::open(&root, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| setup(&e))?;
+        for m in &mounts {
+            bind_in_root(&fd, m).map_err(|e| {
+                setup(&format_args!(
+                    "bind {} to {}: {e}",
+                    m.source.display(),
+                    m.destination
+                ))
+            })?;
+        }
         job(&fd)
     }
 
@@ -510,7 +523,9 @@ impl Engine {
                 no_overwrite_dir_non_dir,
                 owner,
             };
-            crate::image::tar_safe::unpack_copy(plain, dest, opts)?;
+            // Whatever stops the extraction is Docker's 500, with its message.
+            crate::image::tar_safe::unpack_copy(plain, dest, opts)
+                .map_err(|e| Error::internal(e.to_string()))?;
             Ok(())
         })
         .await?;
@@ -519,6 +534,55 @@ impl Engine {
             .emit("container", "extract-to-dir", &h.id, attrs);
         Ok(())
     }
+}
+
+/// Runs a blocking job off the async threads.
+async fn run_blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| Error::internal(format!("copy: {e}")))?
+}
+
+/// Binds `m.source` over its destination inside `root` (read-only when the mount
+/// is), in the calling thread's mount namespace. The destination is resolved by
+/// the kernel inside the root and mounted on through its descriptor, so nothing
+/// the container's files point at can redirect the mount; a destination that does
+/// not exist, or is not of the source's kind, is left alone (it is made at start).
+fn bind_in_root(root: &OwnedFd, m: &crate::init::spec::Mount) -> io::Result<()> {
+    let Ok(source) = std::fs::metadata(&m.source) else {
+        return Ok(());
+    };
+    let target = match open_in_root(root.as_raw_fd(), m.destination.as_bytes(), libc::O_PATH) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = fstat(target.as_raw_fd())?;
+    if (st.st_mode & libc::S_IFMT == libc::S_IFDIR) != source.is_dir() {
+        return Ok(());
+    }
+    let on = |fd: &OwnedFd| PathBuf::from(format!("/proc/thread-self/fd/{}", fd.as_raw_fd()));
+    crate::init::sys::mount(
+        Some(&m.source),
+        &on(&target),
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )?;
+    if m.readonly {
+        // The new mount, reached the same way.
+        let mounted = open_in_root(root.as_raw_fd(), m.destination.as_bytes(), libc::O_PATH)?;
+        crate::init::sys::mount(
+            None,
+            &on(&mounted),
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 /// Docker's refusal of a copy into `inside` (a resolved container path) when it
@@ -547,9 +611,9 @@ fn read_only_at(r: &Record, inside: &str) -> Option<&'static str> {
 fn user_ids(root: &OwnedFd, user: &str) -> Result<(u32, u32)> {
     let read = |path: &str| -> Result<Option<String>> {
         const LIMIT: u64 = 16 << 20;
-        // Non-blocking: a FIFO put there must not hold the copy.
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
-        let fd = match open_in_root(root.as_raw_fd(), path.as_bytes(), flags) {
+        // Opened for reading only once known to be a regular file: a device or
+        // a FIFO put there is never opened.
+        let fd = match open_in_root(root.as_raw_fd(), path.as_bytes(), libc::O_PATH) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(Error::internal(format!("{path}: {e}"))),
@@ -560,6 +624,8 @@ fn user_ids(root: &OwnedFd, user: &str) -> Result<(u32, u32)> {
                 "{path} in the container is not a regular file"
             )));
         }
+        let fd = reopen(&fd, libc::O_RDONLY | libc::O_NONBLOCK)
+            .map_err(|e| Error::internal(format!("{path}: {e}")))?;
         let mut text = String::new();
         io::Read::read_to_string(&mut io::Read::take(File::from(fd), LIMIT), &mut text)
             .map_err(|e| Error::internal(format!("{path}: {e}")))?;
