@@ -131,8 +131,8 @@ fn lstat(p: &Path) -> Option<Metadata> {
 
 /// The image's view of `rel` (relative, no `..`): the entry of the topmost lower
 /// layer that has it, unless a whiteout, a non-directory or an opaque directory
-/// above hides it.
-fn lower_entry(lowers: &[PathBuf], rel: &Path) -> Option<Metadata> {
+/// above hides it; with its path in that layer.
+fn lower_entry(lowers: &[PathBuf], rel: &Path) -> Option<(PathBuf, Metadata)> {
     let comps: Vec<_> = rel.components().collect();
     for layer in lowers {
         let mut at = layer.clone();
@@ -150,8 +150,9 @@ fn lower_entry(lowers: &[PathBuf], rel: &Path) -> Option<Metadata> {
             }
         }
         if in_layer {
-            if let Some(m) = lstat(&layer.join(rel)) {
-                return (!is_whiteout(&m)).then_some(m);
+            let p = layer.join(rel);
+            if let Some(m) = lstat(&p) {
+                return (!is_whiteout(&m)).then_some((p, m));
             }
         }
         if hidden_below {
@@ -272,7 +273,7 @@ fn walk(
                     walk(upper, &child, lowers, true, out)?;
                 }
             }
-            Some(old) if meta.is_dir() && old.is_dir() => {
+            Some((_, old)) if meta.is_dir() && old.is_dir() => {
                 let at = out.len();
                 let mut changed = walk(upper, &child, lowers, false, out)?;
                 if is_opaque(&e.path()) {
@@ -302,8 +303,12 @@ fn walk(
                     any = true;
                 }
             }
-            Some(old) => {
-                if differs(&old, &meta) {
+            Some((old_path, old)) => {
+                // A file's capabilities count too, as with Docker.
+                if differs(&old, &meta)
+                    || (meta.is_file()
+                        && file_capabilities(&old_path) != file_capabilities(&e.path()))
+                {
                     out.push(Change {
                         path,
                         kind: Kind::Modified,
@@ -616,6 +621,64 @@ mod tests {
                 "keep/f",
                 "new",
                 "new/n"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_whose_capabilities_alone_changed_is_modified() {
+        let t = tempfile::tempdir().unwrap();
+        let (low, up) = (t.path().join("low"), t.path().join("up"));
+        mkfile(&low.join("bin/ping"), "ping");
+        mkfile(&up.join("bin/ping"), "ping");
+        // The same times as the image's copy: only the xattr differs.
+        let times = fs::metadata(low.join("bin/ping"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(up.join("bin/ping"))
+            .unwrap();
+        f.set_modified(times).unwrap();
+        fs::set_permissions(
+            up.join("bin/ping"),
+            fs::metadata(low.join("bin/ping")).unwrap().permissions(),
+        )
+        .unwrap();
+        let changes = |up: &Path| {
+            let mut out = Vec::new();
+            walk(
+                up,
+                Path::new(""),
+                std::slice::from_ref(&low),
+                false,
+                &mut out,
+            )
+            .unwrap();
+            out.into_iter()
+                .map(|c| (c.path, c.kind))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(changes(&up), []);
+        let c = CString::new(up.join("bin/ping").as_os_str().as_bytes()).unwrap();
+        let caps = [1u8, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        // SAFETY: valid C strings and buffer.
+        let r = unsafe {
+            libc::lsetxattr(
+                c.as_ptr(),
+                c"security.capability".as_ptr(),
+                caps.as_ptr().cast(),
+                caps.len(),
+                0,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        assert_eq!(
+            changes(&up),
+            [
+                ("/bin".to_string(), Kind::Modified),
+                ("/bin/ping".to_string(), Kind::Modified)
             ]
         );
     }
