@@ -422,6 +422,8 @@ fn cp_into_a_running_container() {
     // volume; the archive's owner is kept.
     d.docker_ok(&["cp", &from("f.txt"), "dst:/tmp/"]);
     d.docker_ok(&["cp", &from("f.txt"), "dst:/tmp/renamed.txt"]);
+    // Again: a file replaces a file.
+    d.docker_ok(&["cp", &from("f.txt"), "dst:/tmp/renamed.txt"]);
     d.docker_ok(&["cp", &from("dir"), "dst:/tmp/newdir"]);
     d.docker_ok(&["cp", &from("dir"), "dst:/data"]);
     assert_eq!(

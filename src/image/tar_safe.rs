@@ -601,7 +601,7 @@ impl Extractor {
             return Ok(true);
         }
         if let Some(c) = &self.copy {
-            if c.no_overwrite_dir_non_dir {
+            if c.no_overwrite_dir_non_dir && is_dir != new_is_dir {
                 let (old, new) = if is_dir {
                     ("directory", "non-directory")
                 } else {
@@ -1466,6 +1466,10 @@ mod copy_tests {
             e.contains(r#"cannot overwrite non-directory "/tmp/d/f" with directory "/tmp/d""#),
             "{e}"
         );
+        // A file over a file is always allowed.
+        let t3 = tar_of(&[entry("f", b'0', b"new", "", 0o644)]);
+        copy(&t3, dir.path(), opts(true)).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"new");
         // Allowed: the directory goes, the file goes.
         copy(&t, dir.path(), opts(false)).unwrap();
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"file");
