@@ -347,21 +347,9 @@ fn cp_out_of_a_running_container() {
         .header("x-docker-container-path-stat")
         .unwrap()
         .to_string();
-    let stat = String::from_utf8(
-        std::process::Command::new("base64")
-            .arg("-d")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(stat.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let mut base64 = std::process::Command::new("base64");
+    base64.arg("-d");
+    let stat = String::from_utf8(with_input(base64, stat.as_bytes()).stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(&stat).unwrap();
     assert_eq!(v["name"], "lnk");
     assert_eq!(v["mode"], 134218239u64);
@@ -509,12 +497,11 @@ fn tar_of(dir: &std::path::Path, what: &str) -> Vec<u8> {
     o.stdout
 }
 
-/// Runs the docker CLI with `input` on its stdin; it must succeed.
-fn docker_with_input(d: &Daemon, args: &[&str], input: &[u8]) {
-    let mut c = d
-        .docker_cmd(args)
+/// Runs `c` with `input` on its stdin and its output captured.
+fn with_input(mut c: std::process::Command, input: &[u8]) -> std::process::Output {
+    let mut c = c
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -522,7 +509,12 @@ fn docker_with_input(d: &Daemon, args: &[&str], input: &[u8]) {
         use std::io::Write;
         c.stdin.take().unwrap().write_all(input).unwrap();
     }
-    let o = c.wait_with_output().unwrap();
+    c.wait_with_output().unwrap()
+}
+
+/// Runs the docker CLI with `input` on its stdin; it must succeed.
+fn docker_with_input(d: &Daemon, args: &[&str], input: &[u8]) {
+    let o = with_input(d.docker_cmd(args), input);
     assert!(o.status.success(), "docker {args:?}: {}", err(&o));
 }
 
@@ -701,17 +693,9 @@ fn cp_out_while_the_container_swaps_a_directory_for_a_symlink() {
 
 /// The entry names of a tar.
 fn tar_names(data: &[u8]) -> Vec<String> {
-    let mut c = std::process::Command::new("tar")
-        .arg("-t")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(data).unwrap();
-    }
-    let o = c.wait_with_output().unwrap();
+    let mut c = std::process::Command::new("tar");
+    c.arg("-t");
+    let o = with_input(c, data);
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| l.trim_end_matches('/').to_string())

@@ -140,12 +140,15 @@ impl LayerPaths {
         // What is already dirty on the filesystem (a committed container's own
         // writes, say) is flushed while the layer unpacks, so that the flush below
         // has mostly the layer's own data left to write.
-        let early = {
-            let dir = prepared.dir.clone();
-            std::thread::spawn(move || syncfs(&dir))
-        };
+        let dir = prepared.dir.clone();
+        let early = std::thread::Builder::new()
+            .name("early-flush".into())
+            .spawn(move || syncfs(&dir))
+            .ok();
         let unpacked = tar_safe::unpack_layer(input, &diff);
-        let _ = early.join();
+        if let Some(early) = early {
+            let _ = early.join();
+        }
         let unpacked = unpacked?;
         let unpacked_at = started.elapsed();
         prepared.meta = LayerMeta {
@@ -299,7 +302,6 @@ pub fn dir_size(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
-/// Flushes the filesystem holding `path`.
 /// Tells ext4's inode allocator that each directory made in `dir` is the top of
 /// a tree of its own (`chattr +T`), so that a new layer is spread to a block group
 /// with free inodes instead of the group of the layers removed before it. Without
@@ -332,6 +334,7 @@ pub fn mark_top_of_trees(dir: &Path) {
     }
 }
 
+/// Flushes the filesystem holding `path`.
 pub fn syncfs(path: &Path) -> Result<()> {
     let f = fs::File::open(path).map_err(|e| crate::store::with_path(e, "open", path))?;
     // SAFETY: plain syscall on an open fd.

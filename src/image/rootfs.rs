@@ -266,25 +266,26 @@ impl ImageStore {
     /// Where the container's root is mounted (by [`Self::mount_rw_layer`]).
     pub fn rw_root_path(&self, container_id: &str) -> Result<PathBuf> {
         let rec = self.rw_record(container_id)?;
+        Ok(self.root_path(&rec, container_id))
+    }
+
+    fn root_path(&self, rec: &RwRecord, container_id: &str) -> PathBuf {
         let dir = self.rw_dir(&rec.driver, container_id);
         if rec.driver != Driver::Vfs.name() && rec.lower.is_empty() {
-            return Ok(dir.join("diff"));
+            // Nothing below: the writable directory is the root (as Docker does).
+            return dir.join("diff");
         }
-        Ok(dir.join("merged"))
+        dir.join("merged")
     }
 
     /// Mounts the container's root and returns its path (already mounted: same path).
     pub fn mount_rw_layer(&self, container_id: &str) -> Result<PathBuf> {
         let rec = self.rw_record(container_id)?;
+        let merged = self.root_path(&rec, container_id);
+        if rec.driver == Driver::Vfs.name() || rec.lower.is_empty() {
+            return Ok(merged);
+        }
         let dir = self.rw_dir(&rec.driver, container_id);
-        if rec.driver == Driver::Vfs.name() {
-            return Ok(dir.join("merged"));
-        }
-        if rec.lower.is_empty() {
-            // Nothing below: the writable directory is the root (as Docker does).
-            return Ok(dir.join("diff"));
-        }
-        let merged = dir.join("merged");
         if is_mountpoint(&merged, &dir)? {
             return Ok(merged);
         }

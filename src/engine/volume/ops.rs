@@ -505,7 +505,10 @@ impl Engine {
             }
             return Err(e);
         }
-        for p in mounted.into_iter().filter(|_| events) {
+        if !events {
+            return Ok(out);
+        }
+        for p in mounted {
             if let Ok(v) = self.volumes.get(&p.name) {
                 self.volume_event(
                     "mount",
