@@ -14,6 +14,7 @@ there). Everything is stopped and removed at the end.
 import argparse
 import concurrent.futures
 import datetime
+import io
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -55,14 +57,16 @@ def ping(sock_path, timeout=0.5):
         return False
 
 
-def api_call(sock_path, method, path, body=None, upgrade=False, timeout=30):
+def api_call(sock_path, method, path, body=None, upgrade=False, timeout=30, raw=None,
+             content_type="application/json"):
     """One request on a fresh connection, answered in full: the status line, headers
-    and body; with `upgrade`, everything the hijacked stream carries until it ends."""
+    and body; with `upgrade`, everything the hijacked stream carries until it ends.
+    `body` is sent as JSON, or `raw` as is."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(timeout)
     s.connect(sock_path)
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    payload = raw if raw is not None else json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: d\r\nContent-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
     head += "Connection: Upgrade\r\nUpgrade: tcp\r\n" if upgrade else "Connection: close\r\n"
     s.sendall(head.encode() + b"\r\n" + payload)
     data = b""
@@ -278,10 +282,11 @@ class Engine:
         self.proc = None
         time.sleep(0.5)
 
-    def cli(self, *args, check=True, capture=True):
+    def cli(self, *args, check=True, capture=True, env=None):
         r = subprocess.run([CLI, "-H", f"unix://{self.sock_now}"] + list(args),
                            stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, env=dict(os.environ, DOCKER_CONFIG=os.path.join(self.dir, "cli")))
+                           stderr=subprocess.PIPE,
+                           env=dict(os.environ, DOCKER_CONFIG=os.path.join(self.dir, "cli"), **(env or {})))
         if check and r.returncode != 0:
             raise RuntimeError(f"{self.name}: docker {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
         return r
@@ -477,6 +482,8 @@ class Bench:
                 self.resources(img, rounds)
             if want("filesystem"):
                 self.filesystem(img, rounds)
+            if want("build"):
+                self.build(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -933,6 +940,83 @@ class Bench:
                     [v for v in i_o if v is not None], [v for v in i_d if v is not None], errors=cp_in_errors,
                     note="200 files of 1 MiB; the copy is checked to be complete")
 
+    def build(self, img, rounds):
+        """docker build with the classic builder (DOCKER_BUILDKIT=0 on both)."""
+        ctx = os.path.join(self.work, "build-ctx")
+        os.makedirs(os.path.join(ctx, "dir"), exist_ok=True)
+        for name, size in [("a.txt", 1 << 10), ("b.txt", 64 << 10)]:
+            with open(os.path.join(ctx, name), "wb") as f:
+                f.write(os.urandom(size))
+        for i in range(50):
+            with open(os.path.join(ctx, "dir", f"f{i}"), "wb") as f:
+                f.write(os.urandom(16 << 10))
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write(f"""FROM {img}
+RUN echo one > /one
+COPY a.txt /app/
+RUN mkdir -p /data && echo two > /data/two
+COPY dir/ /app/dir/
+RUN i=0; while [ $i -lt 100 ]; do echo $i > /data/f$i; i=$((i + 1)); done
+ENV MODE=bench
+COPY b.txt /app/
+RUN ls /app > /listing
+RUN test "$(cat /listing)" = "$(printf 'a.txt\\nb.txt\\ndir')"
+""")
+        legacy = {"DOCKER_BUILDKIT": "0"}
+
+        def build_once(e, nocache):
+            args = ["build", "-q", "-t", "bench/built:1"] + (["--no-cache"] if nocache else []) + [ctx]
+            t0 = time.perf_counter()
+            e.cli(*args, env=legacy)
+            t = time.perf_counter() - t0
+            got = e.cli("run", "--rm", "--network", "none", "bench/built:1", "sh", "-c",
+                        "ls /app/dir | wc -l; cat /data/f99").stdout.decode().split()
+            if got != ["50", "99"]:
+                raise RuntimeError(f"{e.name}: the built image holds {got}")
+            return t
+        log("docker build, 10 instructions (5 RUN, 3 COPY) from busybox, no cache")
+        errors = {}
+        o, d = self.alternate(self.guarded(lambda e: build_once(e, True), errors), rounds)
+        self.record("build_nocache", "docker build, 10 instructions (5 RUN, 3 COPY), --no-cache", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], goal=3, errors=errors,
+                    note="classic builder on both (DOCKER_BUILDKIT=0); the image is run and checked")
+        log("docker build, the same Dockerfile again, every step from the cache")
+        cached_errors = {}
+        o, d = self.alternate(self.guarded(lambda e: build_once(e, False), cached_errors), rounds)
+        self.record("build_cached", "docker build, the same 10 instructions fully cached", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], goal=5,
+                    errors=cached_errors,
+                    note="classic builder on both; the image is run and checked; includes the CLI's own "
+                         "start, context walk and tar (about 30 ms on this machine, the same for both)")
+
+        log("POST /build of the same context, every step from the cache (the daemon's share)")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+            for name in sorted(os.listdir(ctx)):
+                t.add(os.path.join(ctx, name), arcname=name,
+                      filter=lambda i: (setattr(i, "uid", 0), setattr(i, "gid", 0), setattr(i, "uname", ""),
+                                        setattr(i, "gname", ""), i)[-1])
+            end = t.offset
+        # Without tarfile's padding to 10 KiB: Docker reads to the end-of-archive
+        # blocks, and a server that closes with bytes unread resets the connection.
+        context_tar = buf.getvalue()[:end] + b"\0" * 1024
+        api_errors = {}
+
+        def api_build(e):
+            t0 = time.perf_counter()
+            data = api_call(e.sock_now, "POST", "/v1.41/build?q=1&t=bench/built:1", raw=context_tar,
+                            content_type="application/x-tar", timeout=60)
+            t = time.perf_counter() - t0
+            if b"sha256:" not in data or b"errorDetail" in data:
+                raise RuntimeError(f"{e.name}: POST /build answered {data[:300]!r}")
+            return t
+        for e in self.engines:
+            self.guarded(api_build, api_errors)(e)
+        o, d = self.alternate(self.guarded(api_build, api_errors), rounds)
+        self.record("build_cached_api", "POST /build of the same context fully cached (no CLI)", "s", "lower",
+                    [v for v in o if v is not None], [v for v in d if v is not None], goal=5,
+                    errors=api_errors, note="the same build without the CLI: the daemons' own time")
+
     def import_load_save(self, rounds):
         log("docker import / save / load of a 200 MiB root tarball")
         imp, save, load = {"ours": [], "docker": []}, {"ours": [], "docker": []}, {"ours": [], "docker": []}
@@ -1251,7 +1335,7 @@ def main():
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
     ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec",
-                                                        "volume", "restart", "resources", "filesystem"],
+                                                        "volume", "restart", "resources", "filesystem", "build"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()
     if args.rounds < 1:

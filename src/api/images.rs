@@ -160,7 +160,7 @@ pub fn registry_auth(ctx: &Ctx) -> AuthConfig {
 /// anything, its failure is the HTTP answer (an unknown tag is a 404, an
 /// unreachable registry a 500); once the stream has begun, a failure is its last
 /// message. A client that goes away cancels the operation.
-async fn progress_stream<F, Fut>(work: F) -> Result<Response>
+pub(super) async fn progress_stream<F, Fut>(work: F) -> Result<Response>
 where
     F: FnOnce(Progress) -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,

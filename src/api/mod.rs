@@ -6,6 +6,7 @@
 //! becomes Docker's `{"message": …}` in [`error`].
 
 pub mod body;
+mod build;
 mod containers;
 mod distribution;
 pub mod error;
@@ -212,7 +213,8 @@ async fn route(state: &Arc<ApiState>, ctx: Ctx) -> Result<Response> {
         "commit" if ctx.method() == Method::POST && ctx.segments().len() == 1 => {
             containers::commit(state, ctx).await
         }
-        "build" | "session" | "grpc" => Err(not_supported(first)),
+        "build" => build::route(state, ctx).await,
+        "session" | "grpc" => Err(not_supported(first)),
         _ => Err(page_not_found()),
     }
 }

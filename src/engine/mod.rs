@@ -2,6 +2,7 @@
 //! and events exist and what can be done to them. The `api` layer translates requests
 //! into calls here and [`Error`]s into status codes.
 
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod filters;
@@ -63,6 +64,8 @@ impl Engine {
         crate::store::create_private_dir(&exec_root)?;
         crate::store::sweep_temp_files(&data_root)?;
         let id = load_or_create_engine_id(&data_root)?;
+        // Build contexts live only as long as their build.
+        crate::image::layer_store::remove_tree(&data_root.join("builder"));
         let images = Arc::new(crate::image::ImageStore::open(&data_root)?);
         let log_defaults = containers::settings::LogDefaults {
             driver: config.log_driver.clone(),

@@ -170,7 +170,7 @@ fn logical_lines(text: &str) -> Vec<(String, String)> {
     out
 }
 
-fn split_instruction(s: &str) -> (&str, &str) {
+pub(crate) fn split_instruction(s: &str) -> (&str, &str) {
     match s.find(char::is_whitespace) {
         Some(i) => (&s[..i], s[i..].trim_start()),
         None => (s, ""),
@@ -179,14 +179,14 @@ fn split_instruction(s: &str) -> (&str, &str) {
 
 /// JSON (exec) form when the arguments are a JSON array of strings, else the shell
 /// form `["/bin/sh", "-c", "…"]`.
-fn command_form(rest: &str) -> Vec<String> {
+pub(crate) fn command_form(rest: &str) -> Vec<String> {
     match json_array(rest) {
         Some(v) => v,
         None => vec!["/bin/sh".into(), "-c".into(), rest.trim().to_string()],
     }
 }
 
-fn json_array(rest: &str) -> Option<Vec<String>> {
+pub(crate) fn json_array(rest: &str) -> Option<Vec<String>> {
     let t = rest.trim();
     if !t.starts_with('[') {
         return None;
@@ -194,7 +194,7 @@ fn json_array(rest: &str) -> Option<Vec<String>> {
     serde_json::from_str::<Vec<String>>(t).ok()
 }
 
-fn env_map(c: &ImageConfig) -> BTreeMap<String, String> {
+pub(crate) fn env_map(c: &ImageConfig) -> BTreeMap<String, String> {
     c.env
         .iter()
         .flatten()
@@ -205,7 +205,7 @@ fn env_map(c: &ImageConfig) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn set_env(c: &mut ImageConfig, k: &str, v: &str) {
+pub(crate) fn set_env(c: &mut ImageConfig, k: &str, v: &str) {
     let env = c.env.get_or_insert_with(Vec::new);
     let entry = format!("{k}={v}");
     match env
@@ -218,7 +218,7 @@ fn set_env(c: &mut ImageConfig, k: &str, v: &str) {
 }
 
 /// `k=v k2="v 2"` or the legacy `k value with spaces`.
-fn name_values(
+pub(crate) fn name_values(
     rest: &str,
     instr: &str,
     env: &BTreeMap<String, String>,
@@ -248,13 +248,13 @@ fn name_values(
         if k.is_empty() {
             return Err(Error::invalid(format!("{instr} names can not be blank")));
         }
-        out.push((process_word(k, env)?, process_word(v, env)?));
+        out.push((expand_word(k, env)?, expand_word(v, env)?));
     }
     Ok(out)
 }
 
 /// Splits on unquoted whitespace, keeping quotes and escapes for [`process_word`].
-fn raw_words(s: &str) -> Result<Vec<String>> {
+pub(crate) fn raw_words(s: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -303,17 +303,22 @@ fn raw_words(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn words(s: &str, env: &BTreeMap<String, String>) -> Result<Vec<String>> {
-    raw_words(s)?.iter().map(|w| process_word(w, env)).collect()
+pub(crate) fn words(s: &str, env: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    raw_words(s)?.iter().map(|w| expand_word(w, env)).collect()
 }
 
 /// The whole argument as one word (USER, WORKDIR, STOPSIGNAL, legacy values).
-fn expand_one(s: &str, env: &BTreeMap<String, String>) -> Result<String> {
-    process_word(s.trim(), env)
+pub(crate) fn expand_one(s: &str, env: &BTreeMap<String, String>) -> Result<String> {
+    expand_word(s.trim(), env)
+}
+
+/// [`process_word`], with Docker's wrapping of its errors.
+pub(crate) fn expand_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
+    process_word(w, env).map_err(|e| Error::invalid(format!("failed to process {w:?}: {e}")))
 }
 
 /// Removes quotes, resolves escapes and expands variables.
-fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
+pub(crate) fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
     let chars: Vec<char> = w.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -376,14 +381,39 @@ fn expand_var(
             .iter()
             .position(|&c| c == '}')
             .map(|p| p + j)
-            .ok_or_else(|| Error::invalid("missing '}' in variable substitution"))?;
+            .ok_or_else(|| Error::invalid("syntax error: missing '}'"))?;
         let inner: String = chars[j + 1..close].iter().collect();
-        let (name, modifier) = match inner.find(':') {
-            Some(k) => (&inner[..k], Some(&inner[k..])),
-            None => (inner.as_str(), None),
+        let name_end = inner.find(|c: char| !name_char(c)).unwrap_or(inner.len());
+        if name_end == 0 {
+            return Err(Error::invalid("syntax error: bad substitution"));
+        }
+        let (name, modifier) = match &inner[name_end..] {
+            "" => (inner.as_str(), None),
+            m => (&inner[..name_end], Some(m)),
         };
         let val = env.get(name);
         match modifier {
+            Some(m) if m.starts_with('?') || m.starts_with(":?") => {
+                let colon = m.starts_with(':');
+                let msg = &m[if colon { 2 } else { 1 }..];
+                let fail = match val {
+                    None => Some("is not allowed to be unset"),
+                    Some(v) if v.is_empty() && colon => Some("is not allowed to be empty"),
+                    Some(_) => None,
+                };
+                if let Some(default) = fail {
+                    let msg = if msg.is_empty() {
+                        default.to_string()
+                    } else {
+                        process_word(msg, env)?
+                    };
+                    return Err(Error::invalid(format!("{name}: {msg}")));
+                }
+                out.push_str(val.map_or("", String::as_str));
+            }
+            Some(m) if !m.starts_with(':') => {
+                return Err(Error::invalid("missing ':' in substitution"));
+            }
             None => out.push_str(val.map_or("", String::as_str)),
             Some(m) if m.starts_with(":-") => match val {
                 Some(v) if !v.is_empty() => out.push_str(v),
@@ -395,8 +425,9 @@ fn expand_var(
                 }
             }
             Some(m) => {
+                let op = m.chars().nth(1).unwrap_or(' ');
                 return Err(Error::invalid(format!(
-                    "unsupported modifier ({m}) in substitution"
+                    "unsupported modifier ({op}) in substitution"
                 )));
             }
         }
@@ -415,7 +446,7 @@ fn expand_var(
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` → `["80/tcp"]`, … (Docker's `nat.ParsePortSpecs`).
-fn parse_port_spec(spec: &str) -> Result<Vec<String>> {
+pub(crate) fn parse_port_spec(spec: &str) -> Result<Vec<String>> {
     let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
     let proto = proto.to_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
@@ -441,7 +472,7 @@ fn parse_port_spec(spec: &str) -> Result<Vec<String>> {
 }
 
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=…] CMD …`.
-fn healthcheck(rest: &str) -> Result<Value> {
+pub(crate) fn healthcheck(rest: &str) -> Result<Value> {
     let mut rest = rest.trim();
     if rest.eq_ignore_ascii_case("none") {
         return Ok(json!({ "Test": ["NONE"] }));
@@ -499,7 +530,7 @@ fn healthcheck(rest: &str) -> Result<Value> {
 }
 
 /// `path.Clean` for absolute paths.
-fn clean_path(p: &str) -> String {
+pub(crate) fn clean_path(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {

@@ -241,6 +241,19 @@ impl ImageStore {
             }),
             layer_use: RwLock::new(()),
         };
+        // The writable layers of build steps a crash interrupted serve nothing.
+        let leftovers: Vec<String> = store
+            .lock()
+            .rw
+            .keys()
+            .filter(|k| k.starts_with(rootfs::BUILD_LAYER_PREFIX))
+            .cloned()
+            .collect();
+        for id in leftovers {
+            if let Err(e) = store.remove_rw_layer(&id) {
+                tracing::warn!("removing the build step layer {id}: {e}");
+            }
+        }
         store.check_consistency()?;
         Ok(store)
     }

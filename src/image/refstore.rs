@@ -85,6 +85,10 @@ impl RefStore {
     /// Points `r` at `id`, replacing what it pointed at; returns the previous ID.
     pub fn add(&mut self, r: &Reference, id: &str) -> Result<Option<String>> {
         let key = r.to_string();
+        if self.refs.get(&key).is_some_and(|(_, cur)| cur == id) {
+            // Already so: nothing to write (as Docker's reference store).
+            return Ok(None);
+        }
         let prev = self.refs.insert(key.clone(), (r.clone(), id.to_string()));
         if let Err(e) = self.save() {
             match &prev {

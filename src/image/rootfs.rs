@@ -129,6 +129,10 @@ pub fn read_records(data_root: &Path) -> Result<HashMap<String, RwRecord>> {
     Ok(out)
 }
 
+/// The writable layers of build steps (`COPY`, `WORKDIR`), which belong to no
+/// container, are named with this prefix.
+pub const BUILD_LAYER_PREFIX: &str = "build-";
+
 fn valid_container_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
@@ -154,7 +158,8 @@ impl ImageStore {
         })
     }
 
-    /// Creates the writable layer of a container over image `image_id`:
+    /// Creates the writable layer of a container over image `image_id` (over
+    /// nothing when it is empty):
     /// `<data-root>/overlay2/<id>/{diff,work,merged}` plus the ordered lower
     /// directories (or, with the vfs fallback, a full copy of the image's tree).
     pub fn create_rw_layer(&self, image_id: &str, container_id: &str) -> Result<()> {
@@ -170,8 +175,14 @@ impl ImageStore {
                     "root filesystem for container {container_id} already exists"
                 )));
             }
-            let id = lookup(&st, image_id)?;
-            let diff_ids = st.images[&id].json.diff_ids().to_vec();
+            // No image: an empty root (a build step over `FROM scratch`).
+            let (id, diff_ids) = if image_id.is_empty() {
+                (String::new(), Vec::new())
+            } else {
+                let id = lookup(&st, image_id)?;
+                let diff_ids = st.images[&id].json.diff_ids().to_vec();
+                (id, diff_ids)
+            };
             let chain_ids = digest::chain_ids(&diff_ids);
             let layer_dirs: Vec<PathBuf> =
                 diff_ids.iter().map(|d| self.paths.diff_dir(d)).collect();

@@ -416,7 +416,7 @@ fn append_dir<W: Write>(
 }
 
 /// A pipe's read and write ends, with room for [`PIPE_SIZE`] bytes in flight.
-fn pipe() -> io::Result<(fs::File, fs::File)> {
+pub(crate) fn pipe() -> io::Result<(fs::File, fs::File)> {
     use std::os::fd::AsRawFd;
     let (r, w) = crate::init::sys::pipe()?;
     // Fewer, larger hand-overs between the two threads (best effort: a smaller
@@ -505,6 +505,16 @@ impl ImageStore {
         })
     }
 
+    /// What the container changed as a new layer, or `None` when it changed
+    /// nothing (the image gets an empty layer then, as with Docker).
+    pub fn rw_diff_layer(&self, container_id: &str) -> Result<Option<super::PreparedLayer>> {
+        if self.rw_changes(container_id)?.is_empty() {
+            Ok(None)
+        } else {
+            self.prepare_rw_diff(container_id).map(Some)
+        }
+    }
+
     /// Adds a committed image: config `raw`, the parent's layers plus `layer`.
     pub fn add_committed_image(
         &self,
@@ -519,8 +529,19 @@ impl ImageStore {
             raw,
             &json,
             layer.into_iter().collect(),
-            Some(parent.to_string()),
+            Some(parent.to_string()).filter(|p| !p.is_empty()),
         )
+    }
+
+    /// The images whose parent is `parent` (`""`: images without one), with their
+    /// configs: the classic builder's cache candidates.
+    pub fn children_of(&self, parent: &str) -> Vec<(String, std::sync::Arc<Vec<u8>>)> {
+        self.lock()
+            .images
+            .iter()
+            .filter(|(_, e)| e.meta.parent.as_deref().unwrap_or("") == parent)
+            .map(|(id, e)| (id.clone(), e.raw.clone()))
+            .collect()
     }
 }
 

@@ -91,7 +91,7 @@ fn cstr(s: &[u8]) -> io::Result<CString> {
 }
 
 /// `openat2(dir, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-fn open_in_root(root: RawFd, path: &[u8], flags: i32) -> io::Result<OwnedFd> {
+pub(crate) fn open_in_root(root: RawFd, path: &[u8], flags: i32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     // `struct open_how` of the kernel's ABI.
     #[repr(C)]
@@ -197,17 +197,7 @@ fn split(path: &str) -> (String, String) {
 /// (`.` dropped, `..` taken back, never above `/`), keeping a trailing `/` or `/.`,
 /// as Docker does before it resolves anything: no `..` is left for a lookup.
 fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    let mut out = format!("/{}", parts.join("/"));
+    let mut out = crate::image::changes::clean_path(path);
     if path.ends_with("/.") || path == "." {
         out = if out == "/" {
             "/.".into()

@@ -142,15 +142,9 @@ impl Engine {
     ) -> Result<String> {
         let images = self.images.clone();
         let id = h.id.clone();
-        let layer = tokio::task::spawn_blocking(move || {
-            if images.rw_changes(&id)?.is_empty() {
-                Ok(None)
-            } else {
-                images.prepare_rw_diff(&id).map(Some)
-            }
-        })
-        .await
-        .map_err(|e| Error::internal(format!("commit: {e}")))??;
+        let layer = tokio::task::spawn_blocking(move || images.rw_diff_layer(&id))
+            .await
+            .map_err(|e| Error::internal(format!("commit: {e}")))??;
 
         let parent = &r.container.image;
         let parent_raw = self
@@ -249,22 +243,22 @@ fn merge_config(c: &mut ImageConfig, own: &ImageConfig) {
     }
 }
 
-struct CommittedConfig<'a> {
-    parent: &'a Value,
-    config: &'a ImageConfig,
-    container_id: &'a str,
-    container_config: Value,
-    created: &'a str,
-    author: &'a str,
-    comment: &'a str,
-    created_by: &'a str,
+pub(crate) struct CommittedConfig<'a> {
+    pub parent: &'a Value,
+    pub config: &'a ImageConfig,
+    pub container_id: &'a str,
+    pub container_config: Value,
+    pub created: &'a str,
+    pub author: &'a str,
+    pub comment: &'a str,
+    pub created_by: &'a str,
     /// The new layer's; `None` when the container changed nothing.
-    diff_id: Option<&'a str>,
+    pub diff_id: Option<&'a str>,
 }
 
 /// The image config Docker writes for a commit: the parent's platform, layers and
 /// history, one history entry more, and the new config; keys in Go's map order.
-fn committed_config(c: &CommittedConfig<'_>) -> Vec<u8> {
+pub(crate) fn committed_config(c: &CommittedConfig<'_>) -> Vec<u8> {
     let mut top = serde_json::Map::new();
     for k in ["architecture", "os", "os.version", "variant"] {
         if let Some(v) = c.parent.get(k) {

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod client;
 mod download;
+pub mod fetch;
 mod gzip;
 mod inspect;
 mod login;

@@ -21,7 +21,8 @@ impl Progress {
         self.tx.is_closed()
     }
 
-    fn send(&self, v: Value) {
+    /// Any message, as is.
+    pub fn send(&self, v: Value) {
         let _ = self.tx.send(v);
     }
 
