@@ -198,6 +198,32 @@ fn every_instruction_then_the_cache() {
 }
 
 #[test]
+fn arguments_shadowing_splitting_and_escape() {
+    let d = daemon_with_busybox();
+    let ctx = context(
+        "# escape=`\nFROM test/busybox:1\nARG PORTS=\"80 443/udp\"\nARG A=1\nENV A=2\nEXPOSE $PORTS\nRUN echo \"a=$A\" > /a\nENV WIN=C:\\dir `\n    NEXT=`$literal\n",
+        &[],
+    );
+    build_ok(&d, ctx.path(), &["-t", "args"]);
+    let c = &inspect(&d, "args")["Config"];
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"443/udp": {}, "80/tcp": {}})
+    );
+    let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
+    assert!(env.contains(&"WIN=C:\\dir".to_string()), "{env:?}");
+    assert!(env.contains(&"NEXT=$literal".to_string()), "{env:?}");
+    assert_eq!(run(&d, "args", &["cat", "/a"]), "a=2\n");
+    // The ENV shadows the ARG: the RUN's history carries no arguments but PORTS.
+    let h = history(&d, "args");
+    assert!(
+        h.iter()
+            .any(|l| l == "|1 PORTS=80 443/udp /bin/sh -c echo \"a=$A\" > /a"),
+        "{h:#?}"
+    );
+}
+
+#[test]
 fn multi_stage_with_copy_from_and_target() {
     let d = daemon_with_busybox();
     let ctx = context(
@@ -283,6 +309,9 @@ fn context_archives_wildcards_and_dockerignore() {
     );
     // A symlink in the context stays inside it.
     std::os::unix::fs::symlink("/etc/hostname", ctx.path().join("evil")).unwrap();
+    // A FIFO is copied as a FIFO, never opened.
+    let fifo = std::ffi::CString::new(ctx.path().join("pipe").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     build_ok(&d, ctx.path(), &["-t", "ctx"]);
     assert_eq!(
         run(
@@ -291,10 +320,10 @@ fn context_archives_wildcards_and_dockerignore() {
             &[
                 "sh",
                 "-c",
-                "cd / && find ctx t unpacked raw | sort; stat -c '%u:%g %a' /unpacked/pkg/sub/f1; readlink /ctx/evil"
+                "cd / && find ctx t unpacked raw | sort; stat -c '%u:%g %a' /unpacked/pkg/sub/f1; readlink /ctx/evil; test -p /pipe && echo fifo"
             ]
         ),
-        "ctx\nctx/evil\nctx/notar.txt.gz\nctx/one.txt\nctx/pkg.tgz\nctx/sub\nctx/sub/three.txt\nctx/two.txt\nraw\nraw/notar.txt.gz\nt\nt/one.txt\nt/two.txt\nunpacked\nunpacked/pkg\nunpacked/pkg/sub\nunpacked/pkg/sub/f1\n7:8 640\n/etc/hostname\n"
+        "ctx\nctx/evil\nctx/notar.txt.gz\nctx/one.txt\nctx/pipe\nctx/pkg.tgz\nctx/sub\nctx/sub/three.txt\nctx/two.txt\nraw\nraw/notar.txt.gz\nt\nt/one.txt\nt/two.txt\nunpacked\nunpacked/pkg\nunpacked/pkg/sub\nunpacked/pkg/sub/f1\n7:8 640\n/etc/hostname\nfifo\n"
     );
 
     // Without .dockerignore naming it, the Dockerfile is part of the context.
@@ -307,7 +336,7 @@ fn context_archives_wildcards_and_dockerignore() {
     build_ok(&d, ctx.path(), &["-t", "ctx2"]);
     assert_eq!(
         run(&d, "ctx2", &["ls", "-a", "/ctx"]),
-        ".\n..\n.dockerignore\nDockerfile\nevil\nnotar.txt.gz\none.txt\npkg.tgz\nsub\ntwo.txt\n"
+        ".\n..\n.dockerignore\nDockerfile\nevil\nnotar.txt.gz\none.txt\npipe\npkg.tgz\nsub\ntwo.txt\n"
     );
 
     for (df, want) in [
@@ -357,6 +386,7 @@ fn add_downloads_a_url() {
     let d = daemon_with_busybox();
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("file.txt"), "downloaded\n").unwrap();
+    std::fs::write(www.path().join("pkg.tgz"), gzip_tar(&[("inside", b"x\n")])).unwrap();
     let port = 18000 + (std::process::id() % 1000) as u16;
     let mut httpd = d
         .host_cmd(
@@ -377,7 +407,9 @@ fn add_downloads_a_url() {
         d.http_get_from_host(&url).is_some()
     });
     let ctx = context(
-        &format!("FROM test/busybox:1\nADD {url} /d/\nADD {url} /named\n"),
+        &format!(
+            "FROM test/busybox:1\nADD {url} /d/\nADD {url} /named\nADD http://127.0.0.1:{port}/pkg.tgz /dl/\n"
+        ),
         &[],
     );
     build_ok(&d, ctx.path(), &["-t", "dl"]);
@@ -388,14 +420,15 @@ fn add_downloads_a_url() {
             &[
                 "sh",
                 "-c",
-                "cat /d/file.txt; stat -c '%a %u' /d/file.txt /named"
+                "cat /d/file.txt; stat -c '%a %u' /d/file.txt /named; ls /dl"
             ]
         ),
-        "downloaded\n600 0\n600 0\n"
+        // A downloaded archive is not unpacked.
+        "downloaded\n600 0\n600 0\npkg.tgz\n"
     );
     // Downloaded again on each build; the same content is a cache hit.
     let o = build_ok(&d, ctx.path(), &["-t", "dl"]);
-    assert_eq!(o.matches(" ---> Using cache").count(), 2, "{o}");
+    assert_eq!(o.matches(" ---> Using cache").count(), 3, "{o}");
 
     std::fs::write(
         ctx.path().join("Dockerfile"),
@@ -564,6 +597,10 @@ fn onbuild_quiet_iidfile_plain_cli_and_prune() {
     let d = daemon_with_busybox();
     let base = context(&dockerfile("onbuild.Dockerfile"), &[]);
     build_ok(&d, base.path(), &["-t", "onbase"]);
+    assert_eq!(
+        inspect(&d, "onbase")["Config"]["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /trig", "ENV FROM_TRIGGER=1"])
+    );
     let child = context("FROM onbase\nRUN cat /trig\n", &[]);
     let o = build_ok(&d, child.path(), &["-t", "onchild"]);
     assert!(o.contains("# Executing 2 build triggers"), "{o}");

@@ -72,7 +72,7 @@ fn options(ctx: &Ctx) -> Result<BuildOptions> {
     }
     if let Some(i) = q
         .get("isolation")
-        .filter(|i| !i.is_empty() && *i != "default")
+        .filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default"))
     {
         return Err(Error::invalid(format!("Unsupported isolation: {i:?}")));
     }
@@ -145,6 +145,19 @@ fn options(ctx: &Ctx) -> Result<BuildOptions> {
     if let Some(u) = json_param("ulimits", "ulimit settings")?
         && !u.is_null()
     {
+        /// Docker's `units.Ulimit`, to check the shape before anything runs.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Ulimit {
+            #[serde(rename = "Name")]
+            _name: String,
+            #[serde(rename = "Soft")]
+            _soft: i64,
+            #[serde(rename = "Hard")]
+            _hard: i64,
+        }
+        serde_json::from_value::<Vec<Ulimit>>(u.clone())
+            .map_err(|e| Error::invalid(format!("error reading ulimit settings: {e}")))?;
         host.insert("Ulimits".into(), u);
     }
     let mut tags = Vec::new();

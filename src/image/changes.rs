@@ -42,7 +42,7 @@ pub fn apply(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
     }
     let mut cmd_set = false;
     for (word, rest) in &lines {
-        let env = env_map(config);
+        let env = Vars::new(env_map(config));
         match word.to_lowercase().as_str() {
             "cmd" => {
                 config.cmd = Some(command_form(rest));
@@ -194,6 +194,24 @@ pub(crate) fn json_array(rest: &str) -> Option<Vec<String>> {
     serde_json::from_str::<Vec<String>>(t).ok()
 }
 
+/// The variables words are expanded with, and the escape character (`\\`, or
+/// `` ` `` under a Dockerfile's `# escape=` directive).
+#[derive(Clone, Debug)]
+pub(crate) struct Vars {
+    pub map: BTreeMap<String, String>,
+    pub escape: char,
+}
+
+impl Vars {
+    pub(crate) fn new(map: BTreeMap<String, String>) -> Vars {
+        Vars { map, escape: '\\' }
+    }
+
+    fn get(&self, k: &str) -> Option<&String> {
+        self.map.get(k)
+    }
+}
+
 pub(crate) fn env_map(c: &ImageConfig) -> BTreeMap<String, String> {
     c.env
         .iter()
@@ -218,11 +236,7 @@ pub(crate) fn set_env(c: &mut ImageConfig, k: &str, v: &str) {
 }
 
 /// `k=v k2="v 2"` or the legacy `k value with spaces`.
-pub(crate) fn name_values(
-    rest: &str,
-    instr: &str,
-    env: &BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>> {
+pub(crate) fn name_values(rest: &str, instr: &str, env: &Vars) -> Result<Vec<(String, String)>> {
     let rest = rest.trim();
     if rest.is_empty() {
         return Err(Error::invalid(format!(
@@ -239,7 +253,7 @@ pub(crate) fn name_values(
         return Ok(vec![(k.to_string(), expand_one(v, env)?)]);
     }
     let mut out = Vec::new();
-    for w in raw_words(rest)? {
+    for w in raw_words(rest, env.escape)? {
         let Some((k, v)) = w.split_once('=') else {
             return Err(Error::invalid(format!(
                 "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
@@ -254,7 +268,7 @@ pub(crate) fn name_values(
 }
 
 /// Splits on unquoted whitespace, keeping quotes and escapes for [`process_word`].
-pub(crate) fn raw_words(s: &str) -> Result<Vec<String>> {
+pub(crate) fn raw_words(s: &str, esc: char) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -264,7 +278,7 @@ pub(crate) fn raw_words(s: &str) -> Result<Vec<String>> {
         match quote {
             Some(q) => {
                 cur.push(c);
-                if c == '\\' && q == '"' {
+                if c == esc && q == '"' {
                     if let Some(n) = chars.next() {
                         cur.push(n);
                     }
@@ -282,7 +296,7 @@ pub(crate) fn raw_words(s: &str) -> Result<Vec<String>> {
                 }
                 in_word = true;
                 cur.push(c);
-                if c == '\\' {
+                if c == esc {
                     if let Some(n) = chars.next() {
                         cur.push(n);
                     }
@@ -303,28 +317,38 @@ pub(crate) fn raw_words(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-pub(crate) fn words(s: &str, env: &BTreeMap<String, String>) -> Result<Vec<String>> {
-    raw_words(s)?.iter().map(|w| expand_word(w, env)).collect()
+pub(crate) fn words(s: &str, env: &Vars) -> Result<Vec<String>> {
+    raw_words(s, env.escape)?
+        .iter()
+        .map(|w| expand_word(w, env))
+        .collect()
 }
 
 /// The whole argument as one word (USER, WORKDIR, STOPSIGNAL, legacy values).
-pub(crate) fn expand_one(s: &str, env: &BTreeMap<String, String>) -> Result<String> {
+pub(crate) fn expand_one(s: &str, env: &Vars) -> Result<String> {
     expand_word(s.trim(), env)
 }
 
 /// [`process_word`], with Docker's wrapping of its errors.
-pub(crate) fn expand_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
+pub(crate) fn expand_word(w: &str, env: &Vars) -> Result<String> {
     process_word(w, env).map_err(|e| Error::invalid(format!("failed to process {w:?}: {e}")))
 }
 
 /// Removes quotes, resolves escapes and expands variables.
-pub(crate) fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<String> {
+pub(crate) fn process_word(w: &str, env: &Vars) -> Result<String> {
     let chars: Vec<char> = w.chars().collect();
+    let esc = env.escape;
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         match c {
+            c if c == esc => {
+                if i + 1 < chars.len() {
+                    out.push(chars[i + 1]);
+                }
+                i += 2;
+            }
             '\'' => {
                 i += 1;
                 while i < chars.len() && chars[i] != '\'' {
@@ -336,9 +360,9 @@ pub(crate) fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<St
             '"' => {
                 i += 1;
                 while i < chars.len() && chars[i] != '"' {
-                    if chars[i] == '\\'
+                    if chars[i] == esc
                         && i + 1 < chars.len()
-                        && matches!(chars[i + 1], '"' | '\\' | '$')
+                        && (matches!(chars[i + 1], '"' | '$') || chars[i + 1] == esc)
                     {
                         out.push(chars[i + 1]);
                         i += 2;
@@ -351,12 +375,6 @@ pub(crate) fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<St
                 }
                 i += 1;
             }
-            '\\' => {
-                if i + 1 < chars.len() {
-                    out.push(chars[i + 1]);
-                }
-                i += 2;
-            }
             '$' => i = expand_var(&chars, i, env, &mut out)?,
             _ => {
                 out.push(c);
@@ -368,12 +386,7 @@ pub(crate) fn process_word(w: &str, env: &BTreeMap<String, String>) -> Result<St
 }
 
 /// Expands the variable at `chars[i] == '$'`; returns the index after it.
-fn expand_var(
-    chars: &[char],
-    i: usize,
-    env: &BTreeMap<String, String>,
-    out: &mut String,
-) -> Result<usize> {
+fn expand_var(chars: &[char], i: usize, env: &Vars, out: &mut String) -> Result<usize> {
     let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut j = i + 1;
     if j < chars.len() && chars[j] == '{' {

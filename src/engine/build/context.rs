@@ -60,7 +60,8 @@ pub struct Context {
 impl Drop for Context {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.get_mut().ok().and_then(|d| d.take()) {
-            crate::image::layer_store::remove_tree(&dir);
+            // Off the caller's thread, which may be the runtime's.
+            std::thread::spawn(move || crate::image::layer_store::remove_tree(&dir));
         }
     }
 }
@@ -140,14 +141,9 @@ impl Context {
                 ("size", h.size().unwrap_or(0).to_string()),
                 ("typeflag", (h.entry_type().as_byte() as char).to_string()),
                 ("linkname", link.clone()),
-                (
-                    "uname",
-                    h.username().ok().flatten().unwrap_or("").to_string(),
-                ),
-                (
-                    "gname",
-                    h.groupname().ok().flatten().unwrap_or("").to_string(),
-                ),
+                // Blank, as Docker hashes them: the owner is the numeric IDs.
+                ("uname", String::new()),
+                ("gname", String::new()),
                 (
                     "devmajor",
                     h.device_major().ok().flatten().unwrap_or(0).to_string(),
@@ -261,13 +257,17 @@ impl Context {
         Some((k, kind))
     }
 
-    /// Every entry `pattern` matches (Go's `filepath.Match`), in order.
+    /// Every entry `pattern` matches (Go's `filepath.Match`).
     pub fn matching(&self, pattern: &str) -> Vec<String> {
-        self.entries
+        let mut out: Vec<String> = self
+            .entries
             .keys()
             .filter(|k| k.as_str() != "." && glob(pattern, k, false))
             .cloned()
-            .collect()
+            .collect();
+        // The order of Go's `filepath.Walk`: a directory's contents right after it.
+        out.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+        out
     }
 
     /// The content hash of what `target` (a resolved key) is, as Docker names
@@ -293,12 +293,22 @@ impl Context {
         if target != "." {
             joined.push(self.sums.get(target).map_or(target, String::as_str));
         }
+        // A symlink counts as what it leads to, as Docker hashes the followed path;
+        // one that leads nowhere is left out.
+        let followed: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.as_str() != ".")
+            .filter_map(|(k, kind)| match kind {
+                Kind::Symlink(_) => self.resolve(k).map(|(t, _)| t),
+                _ => Some(k.clone()),
+            })
+            .collect();
         joined.extend(
-            self.entries
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter(|(k, _)| k.as_str() != ".")
-                .map(|(k, _)| self.sums.get(k).map_or(k.as_str(), String::as_str)),
+            followed
+                .iter()
+                .map(|k| self.sums.get(k).map_or(k.as_str(), String::as_str)),
         );
         joined.sort_unstable();
         format!(
@@ -635,6 +645,12 @@ mod tests {
         );
         assert!(!root.join("Dockerfile").exists());
         drop(ctx);
+        for _ in 0..100 {
+            if !root.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert!(!root.exists());
         // A link out of the context is refused before anything is built.
         let bad = tar_of(&[("up", T::Symlink, "../../src")]);

@@ -26,6 +26,10 @@ pub struct Source {
     /// The name it is copied under (the source's own base name).
     pub name: String,
     pub is_dir: bool,
+    /// Its type and mode bits.
+    meta: fs::Metadata,
+    /// ADD: unpack it if it is a local archive (never a download).
+    pub unpack: bool,
 }
 
 impl Source {
@@ -40,6 +44,8 @@ impl Source {
             fd,
             name,
             is_dir: meta.is_dir(),
+            meta,
+            unpack: true,
         })
     }
 
@@ -61,7 +67,7 @@ pub struct Job {
     pub owner: Option<(u32, u32)>,
     /// Owner of the parent directories made for the destination.
     pub dir_owner: (u32, u32),
-    /// ADD: local archives are unpacked.
+    /// ADD: local archives are unpacked (each [`Source`] says whether it may be).
     pub unpack_archives: bool,
 }
 
@@ -78,7 +84,7 @@ pub fn copy_into(root: &Path, job: &Job) -> Result<()> {
             })?;
             continue;
         }
-        if job.unpack_archives && is_archive(&src.path()) {
+        if job.unpack_archives && src.unpack && src.meta.is_file() && is_archive(&src.path())? {
             let dir = mkdir_all(&root_fd, &job.dest, job.dir_owner)?;
             let file = fs::File::open(src.path())?;
             let (_, plain) = crate::image::layer_store::decompress(file, "the archive")?;
@@ -103,14 +109,22 @@ pub fn copy_into(root: &Path, job: &Job) -> Result<()> {
         };
         let dirfd = mkdir_all(&root_fd, &dir, job.dir_owner)?;
         let path = src.path();
+        let meta = &src.meta;
         write_tar(dirfd, &dir, job.owner, |tar| {
-            let meta = fs::metadata(&path)?;
             let mut h = tar::Header::new_gnu();
-            h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(meta.len());
-            let f = fs::File::open(&path)?;
-            tar.append_data(&mut h, &name, f)
+            h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+            if meta.is_file() {
+                h.set_size(meta.len());
+                tar.append_data(&mut h, &name, fs::File::open(&path)?)
+            } else {
+                // A FIFO or a device node is copied as such, never opened.
+                use std::os::unix::fs::MetadataExt;
+                h.set_size(0);
+                let rdev = meta.rdev();
+                h.set_device_major(libc::major(rdev))?;
+                h.set_device_minor(libc::minor(rdev))?;
+                tar.append_data(&mut h, &name, io::empty())
+            }
         })?;
     }
     Ok(())
@@ -143,8 +157,9 @@ fn write_tar(
         let written = written
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("archiving the sources panicked")));
-        written.map_err(|e| Error::internal(format!("copy: {e}")))?;
-        unpacked.map(|_| ())
+        // The extractor's error first: the writer's is then only a broken pipe.
+        unpacked?;
+        written.map_err(|e| Error::internal(format!("copy: {e}")))
     })
 }
 
@@ -217,16 +232,17 @@ pub fn mkdir_all(root: &OwnedFd, path: &str, owner: (u32, u32)) -> Result<OwnedF
 }
 
 /// Docker's test for ADD: a plain or compressed file whose first tar header reads.
-fn is_archive(path: &Path) -> bool {
-    let Ok(f) = fs::File::open(path) else {
-        return false;
-    };
-    let Ok((_, mut plain)) = crate::image::layer_store::decompress(f, "the archive") else {
-        return false;
-    };
+/// A file compressed in a way the daemon does not read (xz, bzip2) is an error
+/// that says so, not a file copied as it is.
+fn is_archive(path: &Path) -> Result<bool> {
+    let f = fs::File::open(path)?;
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let (_, mut plain) = crate::image::layer_store::decompress(f, &name)?;
     let mut block = [0u8; 512];
     if plain.read_exact(&mut block).is_err() {
-        return false;
+        return Ok(false);
     }
     let h = tar::Header::from_byte_slice(&block);
     let sum: u32 = block
@@ -240,7 +256,7 @@ fn is_archive(path: &Path) -> bool {
             }
         })
         .sum();
-    h.cksum().is_ok_and(|c| c == sum) && block.iter().any(|&b| b != 0)
+    Ok(h.cksum().is_ok_and(|c| c == sum) && block.iter().any(|&b| b != 0))
 }
 
 /// A user's IDs from the image's `/etc/passwd` and `/etc/group`, Docker's way for

@@ -61,6 +61,8 @@ pub struct Dockerfile {
     pub warnings: Vec<String>,
     /// The `# syntax=` directive, which this builder does not follow.
     pub syntax: Option<String>,
+    /// The escape character (`# escape=`).
+    pub escape: char,
 }
 
 const INSTRUCTIONS: &[&str] = &[
@@ -170,7 +172,7 @@ pub fn parse(text: &str, name: &str) -> Result<Dockerfile> {
     let mut stages: Vec<Stage> = Vec::new();
     let mut names = HashSet::new();
     for ins in instructions {
-        check(&ins)?;
+        check(&ins, name, escape)?;
         if ins.keyword == "from" {
             let stage = from(ins)?;
             if let Some(n) = &stage.name
@@ -195,6 +197,7 @@ pub fn parse(text: &str, name: &str) -> Result<Dockerfile> {
         stages,
         warnings,
         syntax,
+        escape,
     })
 }
 
@@ -343,9 +346,16 @@ const FLAGS: &[(&str, &[&str])] = &[
 ];
 
 /// The checks Docker's instruction parser makes, with its messages.
-fn check(ins: &Instruction) -> Result<()> {
+fn check(ins: &Instruction, name: &str, escape: char) -> Result<()> {
     let err = |m: &str| Err(line_error(ins.line, m));
     let kw = ins.keyword.as_str();
+    // A JSON array of something else than strings fails the whole file.
+    if matches!(
+        kw,
+        "run" | "cmd" | "entrypoint" | "shell" | "copy" | "add" | "volume"
+    ) {
+        json_form(&ins.rest).map_err(|e| Error::invalid(format!("failed to parse {name}: {e}")))?;
+    }
     if !INSTRUCTIONS.contains(&kw) {
         return err(&format!("unknown instruction: {}", kw.to_uppercase()));
     }
@@ -378,7 +388,7 @@ fn check(ins: &Instruction) -> Result<()> {
             return err(&format!("{upper} requires exactly one argument"));
         }
         "copy" | "add" => {
-            let n = match json_form(rest).map_err(|e| line_error(ins.line, &e.to_string()))? {
+            let n = match json_form(rest)? {
                 Some(v) => v.len(),
                 None => rest.split_whitespace().count(),
             };
@@ -388,11 +398,7 @@ fn check(ins: &Instruction) -> Result<()> {
                 ));
             }
         }
-        "shell"
-            if json_form(rest)
-                .map_err(|e| line_error(ins.line, &e.to_string()))?
-                .is_none() =>
-        {
+        "shell" if json_form(rest)?.is_none() => {
             return err("SHELL requires the arguments to be in JSON form");
         }
         "onbuild" => {
@@ -414,8 +420,40 @@ fn check(ins: &Instruction) -> Result<()> {
         }
         _ => {}
     }
-    if matches!(kw, "run" | "cmd" | "entrypoint" | "shell") {
-        json_form(rest).map_err(|e| line_error(ins.line, &e.to_string()))?;
+    match kw {
+        "env" | "label" => {
+            let upper = kw.to_uppercase();
+            let words = crate::image::changes::raw_words(rest, escape)
+                .map_err(|e| line_error(ins.line, &e.to_string()))?;
+            if !words.first().is_some_and(|w| w.contains('=')) {
+                if words.len() < 2 {
+                    return err(&format!("{upper} must have two arguments"));
+                }
+            } else {
+                for w in &words {
+                    match w.split_once('=') {
+                        None => {
+                            return err(&format!(
+                                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+                            ));
+                        }
+                        Some(("", _)) => return err(&format!("{upper} names can not be blank")),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        "arg" => {
+            let words = crate::image::changes::raw_words(rest, escape)
+                .map_err(|e| line_error(ins.line, &e.to_string()))?;
+            if words.iter().any(|w| w.starts_with('=')) {
+                return err("ARG names can not be blank");
+            }
+        }
+        "volume" if json_form(rest)?.is_some_and(|v| v.iter().any(|p| p.trim().is_empty())) => {
+            return err("VOLUME specified can not be an empty string");
+        }
+        _ => {}
     }
     if matches!(kw, "run" | "copy" | "add") && has_heredoc(rest) {
         return err(
@@ -429,7 +467,7 @@ fn check(ins: &Instruction) -> Result<()> {
 pub fn trigger(text: &str) -> Result<Instruction> {
     let text = text.trim();
     let ins = instruction(0, text)?;
-    check(&ins).map_err(|e| {
+    check(&ins, "Dockerfile", '\\').map_err(|e| {
         let msg = e.to_string();
         let msg = msg
             .strip_prefix("dockerfile parse error line 0: ")
@@ -574,7 +612,19 @@ mod tests {
         );
         assert_eq!(
             e("FROM a\nCMD [1]\n"),
-            "dockerfile parse error line 2: when using JSON array syntax, arrays must be comprised of strings only"
+            "failed to parse Dockerfile: when using JSON array syntax, arrays must be comprised of strings only"
+        );
+        assert_eq!(
+            e("FROM a\nENV A\n"),
+            "dockerfile parse error line 2: ENV must have two arguments"
+        );
+        assert_eq!(
+            e("FROM a\nENV A=hello world\n"),
+            "dockerfile parse error line 2: Syntax error - can't find = in \"world\". Must be of the form: name=value"
+        );
+        assert_eq!(
+            e("FROM a\nARG =x\n"),
+            "dockerfile parse error line 2: ARG names can not be blank"
         );
         assert!(e("FROM a\nRUN <<EOF\necho\nEOF\n").contains("heredocs"));
         assert_eq!(

@@ -2,9 +2,8 @@
 //! work in a writable layer over the stage's current image, mounted for the step
 //! and committed as its layer; and the content hashes that are their cache keys.
 
-use std::sync::Arc;
-
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -25,8 +24,9 @@ impl Builder<'_> {
         } else {
             st.config.working_dir.clone()
         };
+        // Docker keeps an absolute path as written and joins a relative one.
         let wd = if p.starts_with('/') {
-            changes::clean_path(&p)
+            p
         } else {
             changes::clean_path(&format!("{base}/{p}"))
         };
@@ -58,18 +58,17 @@ impl Builder<'_> {
         let images = self.engine.images.clone();
         let image = image.to_string();
         tokio::task::spawn_blocking(move || {
-            let id = step_layer(&images, &image)?;
-            let made = (|| {
-                let root = images.mount_rw_layer(&id)?;
-                let written = f(&root);
-                images.unmount_rw_layer(&id)?;
-                written?;
-                images.rw_diff_layer(&id)
-            })();
-            if let Err(e) = images.remove_rw_layer(&id) {
-                tracing::warn!("build: removing the step's layer {id}: {e}");
-            }
-            made
+            // Removed when dropped, even if `f` panics.
+            let layer = TempLayer {
+                id: Some(step_layer(&images, &image)?),
+                images: images.clone(),
+            };
+            let id = layer.id.as_deref().unwrap_or_default();
+            let root = images.mount_rw_layer(id)?;
+            let written = f(&root);
+            images.unmount_rw_layer(id)?;
+            written?;
+            images.rw_diff_layer(id)
         })
         .await
         .map_err(|e| Error::internal(format!("build: {e}")))?
@@ -130,7 +129,7 @@ impl Builder<'_> {
         // What the sources are, and the step's content hash: from the context's
         // index (nothing is unpacked for a cache hit), or from the files of an
         // earlier stage or an image, mounted for the step.
-        let (picked, hash, src_layer) = match &from {
+        let (picked, hash, cleanup) = match &from {
             None => {
                 let (p, h) = context_sources(&self.ctx, &specs)
                     .map_err(|e| Error::invalid(format!("{what} failed: {e}")))?;
@@ -140,26 +139,21 @@ impl Builder<'_> {
                 let image = self.copy_source_image(f).await?;
                 let images = self.engine.images.clone();
                 tokio::task::spawn_blocking(move || {
-                    let id = step_layer(&images, &image)?;
-                    let found = images
-                        .mount_rw_layer(&id)
-                        .and_then(|root| tree_sources(&root, &specs));
-                    match found {
-                        Ok((p, h)) => Ok((p, h, Some(id))),
-                        Err(e) => {
-                            let _ = images.remove_rw_layer(&id);
-                            Err(e)
-                        }
-                    }
+                    // Removed when dropped, wherever that happens.
+                    let layer = TempLayer {
+                        id: Some(step_layer(&images, &image)?),
+                        images: images.clone(),
+                    };
+                    let id = layer.id.as_deref().unwrap_or_default();
+                    let (p, h) = images
+                        .mount_rw_layer(id)
+                        .and_then(|root| tree_sources(&root, &specs))?;
+                    Ok::<_, Error>((p, h, Some(layer)))
                 })
                 .await
                 .map_err(|e| Error::internal(format!("build: {e}")))?
                 .map_err(|e| Error::invalid(format!("{what} failed: {e}")))?
             }
-        };
-        let cleanup = TempLayer {
-            images: self.engine.images.clone(),
-            id: src_layer,
         };
         if picked.len() > 1 && !dest.ends_with('/') {
             return Err(Error::invalid(format!(
@@ -209,10 +203,10 @@ impl Builder<'_> {
                         .cloned()
                         .unwrap_or_default();
                     let fd = tar_root(&dir)?;
-                    sources.push(
-                        copy::Source::open(&fd, &p.rel)
-                            .map_err(|e| Error::internal(format!("{}: {e}", p.rel)))?,
-                    );
+                    let mut src = copy::Source::open(&fd, &p.rel)
+                        .map_err(|e| Error::internal(format!("{}: {e}", p.rel)))?;
+                    src.unpack = p.unpack;
+                    sources.push(src);
                 }
                 let owner = match &chown {
                     Some(c) => Some(copy::chown_ids(root, c)?),
@@ -245,7 +239,7 @@ impl Builder<'_> {
                 .join("builder")
                 .join(format!("download-{}", crate::engine::random_id()?)),
         );
-        std::fs::create_dir_all(&dir.0)?;
+        tokio::fs::create_dir_all(&dir.0).await?;
         let part = dir.0.join(".part");
         let mut file = tokio::fs::File::create(&part).await?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -285,13 +279,19 @@ impl Builder<'_> {
             None => "download".to_string(),
         };
         let path = dir.0.join(&name);
-        std::fs::rename(&part, &path)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        let f = std::fs::File::options().write(true).open(&path)?;
-        f.set_modified(fetched.last_modified.unwrap_or(std::time::UNIX_EPOCH))?;
-        drop(f);
-        let hash = tree_hash(&path, false)?;
+        let modified = fetched.last_modified.unwrap_or(std::time::UNIX_EPOCH);
+        let hash = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::rename(&part, &path)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_modified(modified)?;
+            tree_hash(&path, false)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("build: {e}")))??;
         Ok((dir, name, hash))
     }
 
@@ -335,7 +335,8 @@ fn step_layer(images: &crate::image::ImageStore, image: &str) -> Result<String> 
     Ok(id)
 }
 
-/// The mounted layer a `COPY --from` reads from, removed when done.
+/// A step's writable layer (or the one a `COPY --from` reads), removed when
+/// dropped, on a thread of its own (the drop may happen on the runtime's).
 struct TempLayer {
     images: Arc<crate::image::ImageStore>,
     id: Option<String>,
@@ -347,7 +348,7 @@ impl Drop for TempLayer {
             let images = self.images.clone();
             std::thread::spawn(move || {
                 if let Err(e) = images.remove_rw_layer(&id) {
-                    tracing::warn!("build: removing the source layer {id}: {e}");
+                    tracing::warn!("build: removing the step layer {id}: {e}");
                 }
             });
         }
@@ -374,6 +375,8 @@ enum Spec {
 pub(super) struct Picked {
     root: Option<PathBuf>,
     rel: String,
+    /// ADD may unpack it (not a download).
+    unpack: bool,
 }
 
 fn not_found(rel: &str, context: bool) -> Error {
@@ -424,6 +427,7 @@ fn context_sources(ctx: &context::Context, specs: &[Spec]) -> Result<(Vec<Picked
                 picked.push(Picked {
                     root: Some(dir.clone()),
                     rel: name.clone(),
+                    unpack: false,
                 });
                 hashes.push(hash.clone());
             }
@@ -431,7 +435,11 @@ fn context_sources(ctx: &context::Context, specs: &[Spec]) -> Result<(Vec<Picked
                 for rel in expand(w, |p| Ok(ctx.matching(p)))? {
                     let (target, kind) = ctx.resolve(&rel).ok_or_else(|| not_found(&rel, true))?;
                     hashes.push(ctx.hash(&target, &kind));
-                    picked.push(Picked { root: None, rel });
+                    picked.push(Picked {
+                        root: None,
+                        rel,
+                        unpack: true,
+                    });
                 }
             }
         }
@@ -441,6 +449,8 @@ fn context_sources(ctx: &context::Context, specs: &[Spec]) -> Result<(Vec<Picked
 
 /// The sources of a `COPY --from` in the mounted `root`, and the hash.
 fn tree_sources(root: &Path, specs: &[Spec]) -> Result<(Vec<Picked>, String)> {
+    // As the kernel names it: where the sources lead is read back from /proc.
+    let root = &std::fs::canonicalize(root)?;
     let root_fd = tar_root(root)?;
     let mut picked = Vec::new();
     let mut hashes = Vec::new();
@@ -461,6 +471,7 @@ fn tree_sources(root: &Path, specs: &[Spec]) -> Result<(Vec<Picked>, String)> {
             picked.push(Picked {
                 root: Some(root.to_path_buf()),
                 rel,
+                unpack: true,
             });
         }
     }
@@ -497,7 +508,9 @@ struct Scratch(std::path::PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        crate::image::layer_store::remove_tree(&self.0);
+        // Off the caller's thread, which may be the runtime's.
+        let dir = std::mem::take(&mut self.0);
+        std::thread::spawn(move || crate::image::layer_store::remove_tree(&dir));
     }
 }
 

@@ -145,6 +145,8 @@ struct Builder<'a> {
     stages: Vec<(Option<String>, String)>,
     /// The exit code of a failed RUN (the CLI exits with it).
     exit_code: Option<i64>,
+    /// The Dockerfile's escape character.
+    escape: char,
 }
 
 fn short(id: &str) -> String {
@@ -219,6 +221,7 @@ impl Engine {
             declared: HashSet::new(),
             stages: Vec::new(),
             exit_code: None,
+            escape: df.escape,
         };
         let built = b.run_all(&df).await;
         tracing::debug!("build: steps done in {:?}", t0.elapsed());
@@ -228,8 +231,7 @@ impl Engine {
             exit_code,
             ..
         } = b;
-        // An unpacked context is removed off the runtime's threads.
-        tokio::task::spawn_blocking(move || drop(ctx));
+        drop(ctx);
         match built {
             Ok(id) => {
                 if opts.quiet {
@@ -268,7 +270,7 @@ impl Builder<'_> {
         }
         for ins in &df.meta_args {
             self.header(ins);
-            for (name, default) in arg_words(&ins.rest) {
+            for (name, default) in arg_words(&ins.rest, self.escape)? {
                 let env = self.meta_env();
                 let name = changes::expand_word(&name, &env)?;
                 let default = default
@@ -359,14 +361,21 @@ impl Builder<'_> {
         self.opts.build_args.get(name).cloned().flatten()
     }
 
-    fn meta_env(&self) -> BTreeMap<String, String> {
+    fn meta_env(&self) -> changes::Vars {
         let mut env = self.meta.clone();
         for k in BUILTIN_ARGS {
             if let Some(v) = self.provided(k) {
                 env.entry(k.to_string()).or_insert(v);
             }
         }
-        env
+        self.vars(env)
+    }
+
+    fn vars(&self, map: BTreeMap<String, String>) -> changes::Vars {
+        changes::Vars {
+            map,
+            escape: self.escape,
+        }
     }
 
     /// Build arguments visible in the stage: declared ones with a value, and the
@@ -387,12 +396,12 @@ impl Builder<'_> {
 
     /// The environment words are expanded with: the config's, then the arguments
     /// it does not shadow.
-    fn expansion_env(&self, st: &Stage) -> BTreeMap<String, String> {
+    fn expansion_env(&self, st: &Stage) -> changes::Vars {
         let mut env = changes::env_map(&st.config);
         for (k, v) in self.stage_args(st) {
             env.entry(k).or_insert(v);
         }
-        env
+        self.vars(env)
     }
 
     /// `FROM`: the base image (pulled when missing, or always with `--pull`), the
@@ -485,10 +494,28 @@ impl Builder<'_> {
                 return Ok(self.engine.images.resolve(name)?.id);
             }
         };
+        let arch = crate::engine::system::goarch();
+        let wanted = platform
+            .map(|p| {
+                crate::image::import::Platform::parse(&p.to_lowercase(), arch)
+                    .map_err(|e| Error::invalid(format!("failed to parse platform {p}: {e}")))
+            })
+            .transpose()?;
+        // A local image of another platform is as good as missing (as Docker does).
+        let local = |engine: &Engine| -> Result<std::result::Result<String, String>> {
+            let d = engine.images.details(name)?;
+            let actual = format!("{}/{}", d.json.os(), d.json.architecture);
+            Ok(match &wanted {
+                Some(w) if w.architecture != d.json.architecture || w.os != d.json.os() => {
+                    Err(actual)
+                }
+                _ => Ok(d.id),
+            })
+        };
         if !self.opts.pull
-            && let Ok(rec) = self.engine.images.resolve(name)
+            && let Ok(Ok(id)) = local(self.engine)
         {
-            return Ok(rec.id);
+            return Ok(id);
         }
         let auth = self
             .opts
@@ -518,7 +545,12 @@ impl Builder<'_> {
             self.out.send(v);
         }
         pulled?;
-        Ok(self.engine.images.resolve(name)?.id)
+        local(self.engine)?.map_err(|actual| {
+            Error::not_found(format!(
+                "image with reference {name} was found but does not match the specified platform: wanted {}, actual: {actual}",
+                platform.unwrap_or_default()
+            ))
+        })
     }
 
     async fn dispatch(&mut self, st: &mut Stage, ins: &Instruction) -> Result<()> {
@@ -552,7 +584,7 @@ impl Builder<'_> {
             }
             "arg" => {
                 let mut shown = Vec::new();
-                for (name, default) in arg_words(&ins.rest) {
+                for (name, default) in arg_words(&ins.rest, self.escape)? {
                     let name = changes::expand_word(&name, &env)?;
                     let default = default
                         .map(|d| changes::expand_word(&d, &env))
@@ -575,7 +607,12 @@ impl Builder<'_> {
             }
             "cmd" => {
                 let cmd = command(st, ins)?;
-                st.cmd_set = !ins.rest.trim().is_empty();
+                // Set by a CMD with arguments, never cleared in the stage.
+                let given = match ins.json_args()? {
+                    Some(v) => !v.is_empty(),
+                    None => !ins.rest.trim().is_empty(),
+                };
+                st.cmd_set |= given;
                 let shown = go_quoted(&cmd);
                 st.config.cmd = Some(cmd);
                 format!("CMD {shown}")
@@ -590,11 +627,13 @@ impl Builder<'_> {
                 format!("ENTRYPOINT {shown}")
             }
             "expose" => {
-                let mut raw: Vec<String> = changes::raw_words(&ins.rest)?;
+                let mut raw: Vec<String> = changes::raw_words(&ins.rest, self.escape)?;
                 raw.sort();
+                // Each word may expand to several (`EXPOSE $PORTS`).
                 let mut words = Vec::new();
                 for w in &raw {
-                    words.extend(changes::words(w, &env)?);
+                    let expanded = changes::expand_word(w, &env)?;
+                    words.extend(expanded.split_whitespace().map(str::to_string));
                 }
                 let ports = st.config.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for w in &words {
@@ -663,11 +702,8 @@ impl Builder<'_> {
                 comment
             }
             "onbuild" => {
-                let rest = ins.rest.trim();
-                let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                let trigger = format!("{} {}", word.to_uppercase(), args.trim())
-                    .trim_end()
-                    .to_string();
+                // The instruction as written, run when a child build starts here.
+                let trigger = ins.rest.trim().to_string();
                 st.config
                     .on_build
                     .get_or_insert_with(Vec::new)
@@ -705,7 +741,7 @@ impl Builder<'_> {
             return false;
         }
         let want = cache_key(probe);
-        let mut best: Option<(String, String, Value)> = None;
+        let mut best: Option<(String, i64, Value)> = None;
         for (id, raw) in self.engine.images.children_of(&st.image) {
             let Ok(v) = serde_json::from_slice::<Value>(&raw) else {
                 continue;
@@ -723,8 +759,8 @@ impl Builder<'_> {
             let created = v
                 .get("created")
                 .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+                .and_then(crate::timefmt::parse_timestamp)
+                .unwrap_or(0);
             if best.as_ref().is_none_or(|(_, c, _)| created > *c) {
                 best = Some((id, created, v));
             }
@@ -781,15 +817,14 @@ impl Builder<'_> {
 }
 
 /// `ARG a=1 b`: names with optional defaults, quotes kept for expansion.
-fn arg_words(rest: &str) -> Vec<(String, Option<String>)> {
-    changes::raw_words(rest)
-        .unwrap_or_default()
+fn arg_words(rest: &str, escape: char) -> Result<Vec<(String, Option<String>)>> {
+    Ok(changes::raw_words(rest, escape)?
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (w, None),
         })
-        .collect()
+        .collect())
 }
 
 fn kv_words(pairs: &[(String, String)]) -> String {

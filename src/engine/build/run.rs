@@ -29,14 +29,23 @@ impl Builder<'_> {
                 c
             }
         };
-        let args = self.stage_args(st);
+        // The arguments the command sees: those no ENV of the same name shadows.
+        let shadowed = changes::env_map(&st.config);
+        let args: Vec<(String, String)> = self
+            .stage_args(st)
+            .into_iter()
+            .filter(|(k, _)| !shadowed.contains_key(k))
+            .collect();
         let mut save = cmd.clone();
         if !args.is_empty() {
-            let declared: Vec<String> = args
+            // In the history and the cache key: all but the proxy arguments not
+            // declared with ARG, as `K=V` sorted.
+            let mut declared: Vec<String> = args
                 .iter()
-                .filter(|(k, _)| st.args.contains_key(*k) || !BUILTIN_ARGS.contains(&k.as_str()))
+                .filter(|(k, _)| st.args.contains_key(k) || !BUILTIN_ARGS.contains(&k.as_str()))
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            declared.sort();
             let mut prefixed = vec![format!("|{}", declared.len())];
             prefixed.extend(declared);
             prefixed.extend(save);
@@ -55,12 +64,7 @@ impl Builder<'_> {
             )));
         }
         let mut env = st.config.env.clone().unwrap_or_default();
-        let shadowed = changes::env_map(&st.config);
-        for (k, v) in &args {
-            if !shadowed.contains_key(k) {
-                env.push(format!("{k}={v}"));
-            }
-        }
+        env.extend(args.iter().map(|(k, v)| format!("{k}={v}")));
         let mut host = self.opts.host_config.clone();
         host.insert("LogConfig".into(), json!({"Type": "none"}));
         let mut body = serde_json::Map::new();
