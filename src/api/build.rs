@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -203,18 +202,10 @@ fn options(ctx: &Ctx) -> Result<BuildOptions> {
 /// `X-Registry-Config`: credentials by registry. As with Docker, one that does not
 /// decode is no credentials.
 fn registry_config(ctx: &Ctx) -> BTreeMap<String, AuthConfig> {
-    let Some(v) = ctx
-        .parts
-        .headers
-        .get("x-registry-config")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(v) = ctx.header("x-registry-config") else {
         return BTreeMap::new();
     };
-    let v = v.trim();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v.trim_end_matches('='))
-        .ok()
+    crate::engine::registry::auth::decode_base64url(v)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }

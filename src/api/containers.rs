@@ -230,13 +230,7 @@ pub async fn commit(state: &Arc<ApiState>, mut ctx: Ctx) -> Result<Response> {
         changes: q.get_all("changes").map(str::to_string).collect(),
         config: None,
     };
-    let content_type = ctx
-        .parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let content_type = ctx.header("content-type").unwrap_or("").to_string();
     let body = ctx.body_bytes().await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         if !content_type.starts_with("application/json") {

@@ -142,12 +142,7 @@ async fn create(state: &Arc<ApiState>, ctx: &mut Ctx) -> Result<Response> {
 /// Credentials from `X-Registry-Auth`. Like Docker, a header that does not decode
 /// means no credentials (an anonymous request), not an error.
 pub fn registry_auth(ctx: &Ctx) -> AuthConfig {
-    let Some(v) = ctx
-        .parts
-        .headers
-        .get("x-registry-auth")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(v) = ctx.header("x-registry-auth") else {
         return AuthConfig::default();
     };
     registry::auth::decode_header(v).unwrap_or_else(|e| {

@@ -79,6 +79,11 @@ impl Ctx {
         self.path.trim_start_matches('/').split('/').collect()
     }
 
+    /// A request header's value, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// The whole body (bounded), for JSON requests.
     pub async fn body_bytes(&mut self) -> Result<Bytes> {
         let body = std::mem::replace(&mut self.body, ReqBody::Empty);

@@ -296,6 +296,18 @@ namespaces_on_v2() {
     [ "$(echo $o)" = "pid-shared ipc-shared" ]
 }
 
+build_on_v2() {
+    # docker build's resource options reach its RUN containers' cgroups.
+    local ctx=/tmp/build-ctx got
+    mkdir -p "$ctx"
+    printf 'FROM bb:1\nRUN cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max > /limits\n' >"$ctx/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q --network none -m 64m --cpu-period 100000 --cpu-quota 50000 \
+        -t built:1 "$ctx" >/dev/null || return 1
+    got=$(docker run --rm --network none built:1 cat /limits)
+    echo "    limits a RUN step saw: $(echo $got)"
+    [ "$(echo $got)" = "67108864 50000 100000" ]
+}
+
 step "setup: daemon in a delegated cgroup, busybox image, a container" setup
 if [ "$failed" != 0 ]; then
     echo "$passed passed, $failed failed"
@@ -313,6 +325,7 @@ step "docker stats: CPU %, memory limit and PIDs from the v2 files" stats_on_v2
 step "pause freezes with cgroup.freeze, unpause thaws" pause_on_v2
 step "devices: --device and --device-cgroup-rule through the eBPF device program" devices_on_v2
 step "--cgroupns host, --cgroup-parent, --group-add, shared PID and IPC namespaces" namespaces_on_v2
+step "docker build: --memory and --cpu-quota in the RUN steps' v2 files" build_on_v2
 
 docker rm -f c1 h1 l1 >/dev/null 2>&1
 echo "$passed passed, $failed failed"

@@ -13,22 +13,18 @@ use crate::engine::registry::progress::Progress;
 use crate::engine::{Error, Result};
 use crate::image::PreparedLayer;
 use crate::image::changes;
+use crate::image::tar_safe::open_root;
 
 impl Builder<'_> {
     /// `WORKDIR`: the directory is made (root's, 0755) when missing.
     pub(super) async fn workdir(&mut self, st: &mut Stage, ins: &Instruction) -> Result<()> {
         let env = self.expansion_env(st);
         let p = changes::expand_one(&ins.rest, &env)?;
-        let base = if st.config.working_dir.is_empty() {
-            "/".to_string()
-        } else {
-            st.config.working_dir.clone()
-        };
         // Docker keeps an absolute path as written and joins a relative one.
         let wd = if p.starts_with('/') {
             p
         } else {
-            changes::clean_path(&format!("{base}/{p}"))
+            st.in_workdir(&p)
         };
         st.config.working_dir = wd.clone();
         let mut probe = st.config.clone();
@@ -41,7 +37,7 @@ impl Builder<'_> {
         let dir = wd.clone();
         let layer = self
             .in_step_root(&st.image, move |root| {
-                let fd = tar_root(root)?;
+                let fd = open_root(root)?;
                 copy::mkdir_all(&fd, &dir, (0, 0)).map(|_| ())
             })
             .await?;
@@ -172,15 +168,10 @@ impl Builder<'_> {
         if self.cached(st, &probe) {
             return Ok(());
         }
-        let base = if st.config.working_dir.is_empty() {
-            "/"
-        } else {
-            &st.config.working_dir
-        };
         let mut dest_abs = if dest.starts_with('/') {
             changes::clean_path(&dest)
         } else {
-            changes::clean_path(&format!("{base}/{dest}"))
+            st.in_workdir(&dest)
         };
         if (dest.ends_with('/') || dest.ends_with("/.") || dest == ".") && dest_abs != "/" {
             dest_abs.push('/');
@@ -202,7 +193,7 @@ impl Builder<'_> {
                         .or(ctx_dir.as_ref())
                         .cloned()
                         .unwrap_or_default();
-                    let fd = tar_root(&dir)?;
+                    let fd = open_root(&dir)?;
                     let mut src = copy::Source::open(&fd, &p.rel)
                         .map_err(|e| Error::internal(format!("{}: {e}", p.rel)))?;
                     src.unpack = p.unpack;
@@ -242,22 +233,10 @@ impl Builder<'_> {
         tokio::fs::create_dir_all(&dir.0).await?;
         let part = dir.0.join(".part");
         let mut file = tokio::fs::File::create(&part).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let progress = Progress::new(tx);
-        let fetched = {
-            let fetch = self.engine.fetch_url(url, &mut file, &progress);
-            tokio::pin!(fetch);
-            let r = loop {
-                tokio::select! {
-                    Some(v) = rx.recv() => self.out.send(v),
-                    r = &mut fetch => break r,
-                }
-            };
-            while let Ok(v) = rx.try_recv() {
-                self.out.send(v);
-            }
-            r?
-        };
+        let fetch = self.engine.fetch_url(url, &mut file, &progress);
+        let fetched = self.out.forward(rx, fetch).await?;
         drop(file);
         self.out.stream("\n");
         let from_path = url
@@ -355,10 +334,6 @@ impl Drop for TempLayer {
     }
 }
 
-fn tar_root(root: &std::path::Path) -> Result<std::os::fd::OwnedFd> {
-    crate::image::tar_safe::open_root(root)
-}
-
 /// A source as the instruction names it.
 enum Spec {
     /// A path (or wildcard) in the sources' root.
@@ -413,7 +388,12 @@ fn combined(mut hashes: Vec<String>) -> Result<String> {
     match hashes.len() {
         0 => Err(Error::invalid("no source files were specified")),
         1 => Ok(hashes.remove(0)),
-        _ => Ok(format!("multi:{}", sha256_hex(hashes.join(",").as_bytes()))),
+        _ => Ok(format!(
+            "multi:{}",
+            crate::image::digest::encoded(&crate::image::digest::sha256_of(
+                hashes.join(",").as_bytes()
+            ))
+        )),
     }
 }
 
@@ -451,7 +431,7 @@ fn context_sources(ctx: &context::Context, specs: &[Spec]) -> Result<(Vec<Picked
 fn tree_sources(root: &Path, specs: &[Spec]) -> Result<(Vec<Picked>, String)> {
     // As the kernel names it: where the sources lead is read back from /proc.
     let root = &std::fs::canonicalize(root)?;
-    let root_fd = tar_root(root)?;
+    let root_fd = open_root(root)?;
     let mut picked = Vec::new();
     let mut hashes = Vec::new();
     for spec in specs {
@@ -521,10 +501,6 @@ fn resolved_rel(root: &std::path::Path, src: &copy::Source) -> String {
         std::fs::read_link(format!("/proc/self/fd/{}", src.fd.as_raw_fd())).unwrap_or_default();
     let rel = own.strip_prefix(root).unwrap_or(&own);
     context::key(&rel.to_string_lossy())
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    crate::engine::hex(&Sha256::digest(b))
 }
 
 /// The content hash of a file or tree outside the context (`COPY --from`): names,

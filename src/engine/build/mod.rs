@@ -96,6 +96,25 @@ impl Out {
         self.send(json!({ "stream": s.into() }));
     }
 
+    /// Runs `work`, passing on what it reports on `rx` as it comes.
+    async fn forward<T>(
+        &mut self,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let done = loop {
+            tokio::select! {
+                Some(v) = rx.recv() => self.send(v),
+                r = &mut work => break r,
+            }
+        };
+        while let Ok(v) = rx.try_recv() {
+            self.send(v);
+        }
+        done
+    }
+
     /// Whatever `-q` held back, once the build has failed.
     fn release(&mut self) {
         for v in std::mem::take(&mut self.held) {
@@ -121,6 +140,16 @@ struct Stage {
 }
 
 impl Stage {
+    /// A relative path joined to the working directory (cleaned).
+    fn in_workdir(&self, rel: &str) -> String {
+        let base = if self.config.working_dir.is_empty() {
+            "/"
+        } else {
+            &self.config.working_dir
+        };
+        changes::clean_path(&format!("{base}/{rel}"))
+    }
+
     fn shell(&self) -> Vec<String> {
         self.config
             .shell
@@ -165,12 +194,16 @@ impl Engine {
     ) -> Result<()> {
         let t0 = std::time::Instant::now();
         let builder_dir = self.data_root.join("builder");
-        let mut keep = vec![".dockerignore".to_string(), "dockerfile".to_string()];
-        keep.push(context::key(if opts.dockerfile.is_empty() {
+        let name = if opts.dockerfile.is_empty() {
             "Dockerfile"
         } else {
             &opts.dockerfile
-        }));
+        };
+        let keep = vec![
+            ".dockerignore".to_string(),
+            "dockerfile".to_string(),
+            context::key(name),
+        ];
         let dockerfile = opts.dockerfile.clone();
         let (ctx, text) = tokio::task::spawn_blocking(move || {
             let mut ctx = context::receive(input, &builder_dir, &keep)?;
@@ -180,11 +213,6 @@ impl Engine {
         .await
         .map_err(|e| Error::internal(format!("build: {e}")))??;
         tracing::debug!("build: context received in {:?}", t0.elapsed());
-        let name = if opts.dockerfile.is_empty() {
-            "Dockerfile"
-        } else {
-            &opts.dockerfile
-        };
         let mut df = dockerfile::parse(&text, name)?;
         if !opts.target.is_empty() {
             let t = opts.target.to_lowercase();
@@ -524,7 +552,7 @@ impl Builder<'_> {
             .find(|(k, _)| registry_key_matches(k, &reference.domain))
             .map(|(_, a)| a.clone())
             .unwrap_or_default();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let pull = self.engine.image_pull(
             crate::engine::registry::PullOptions {
                 from_image: name.to_string(),
@@ -534,17 +562,7 @@ impl Builder<'_> {
             },
             Progress::new(tx),
         );
-        tokio::pin!(pull);
-        let pulled = loop {
-            tokio::select! {
-                Some(v) = rx.recv() => self.out.send(v),
-                r = &mut pull => break r,
-            }
-        };
-        while let Ok(v) = rx.try_recv() {
-            self.out.send(v);
-        }
-        pulled?;
+        self.out.forward(rx, pull).await?;
         local(self.engine)?.map_err(|actual| {
             Error::not_found(format!(
                 "image with reference {name} was found but does not match the specified platform: wanted {}, actual: {actual}",

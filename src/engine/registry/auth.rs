@@ -53,6 +53,15 @@ impl AuthConfig {
     }
 }
 
+/// Docker's header encoding: base64url, padded or not (standard base64 taken too).
+pub fn decode_base64url(value: &str) -> Option<Vec<u8>> {
+    let v = value.trim();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v))
+        .ok()
+}
+
 /// Decodes `X-Registry-Auth`: base64url (padded or not) of an [`AuthConfig`]. An
 /// empty header, or `{}`, is no credentials.
 pub fn decode_header(value: &str) -> Result<AuthConfig> {
@@ -60,10 +69,8 @@ pub fn decode_header(value: &str) -> Result<AuthConfig> {
     if v.is_empty() {
         return Ok(AuthConfig::default());
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v.trim_end_matches('='))
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v))
-        .map_err(|_| Error::invalid("invalid X-Registry-Auth header: it is not base64"))?;
+    let bytes = decode_base64url(v)
+        .ok_or_else(|| Error::invalid("invalid X-Registry-Auth header: it is not base64"))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(AuthConfig::default());
     }
