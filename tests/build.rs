@@ -648,3 +648,45 @@ fn onbuild_quiet_iidfile_plain_cli_and_prune() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+#[test]
+fn a_daemon_killed_mid_build_comes_back_clean() {
+    let mut d = daemon_with_busybox();
+    let ctx = context(
+        "FROM test/busybox:1\nCOPY a.txt /a\nRUN sleep 60\n",
+        &[("a.txt", b"a\n")],
+    );
+    let mut c = d.docker_cmd(&["build", "-t", "killed", ctx.path().to_str().unwrap()]);
+    c.env("DOCKER_BUILDKIT", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut cli = c.spawn().unwrap();
+    // The COPY step has unpacked the context, and the RUN step runs.
+    wait_for("the RUN step", &d, || {
+        d.data_root().join("builder").exists() && !d.docker_ok(&["ps", "-q"]).is_empty()
+    });
+    d.signal(libc::SIGKILL);
+    d.stopped = Some(d.child.wait().unwrap());
+    let _ = cli.wait();
+    let d = d.restart();
+    // What the build had unpacked is gone, and no step's layer is left.
+    assert!(!d.data_root().join("builder").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(d.data_root().join("overlay2"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("build-"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+    // The RUN step's container is left, as Docker leaves it, and goes like any.
+    let ids = d.docker_ok(&["ps", "-aq"]);
+    assert_eq!(ids.lines().count(), 1, "{ids}");
+    d.docker_ok(&["rm", "-f", ids.trim()]);
+    // The COPY step was committed before the kill: the next build finds it.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM test/busybox:1\nCOPY a.txt /a\nRUN true\n",
+    )
+    .unwrap();
+    let o = build_ok(&d, ctx.path(), &["-t", "again"]);
+    assert_eq!(o.matches(" ---> Using cache").count(), 1, "{o}");
+}
