@@ -395,6 +395,19 @@ class Bench:
                 return None
         return g
 
+    def security(self, img, rounds):
+        """A container under each engine's default seccomp profile, and unconfined:
+        what the filter costs a start."""
+        log("docker run --rm IMG true under the default seccomp profile")
+        o, d = self.alternate(lambda e: e.timed("run", "--rm", "--network", "none", img, "true"), rounds, warmup=2)
+        self.record("run_seccomp", "docker run --rm IMG true, default seccomp profile", "s", "lower", o, d, goal=5,
+                    note="both: Docker's default profile (ours compiled once per capability set)")
+        log("docker run --rm --security-opt seccomp=unconfined IMG true")
+        o, d = self.alternate(lambda e: e.timed("run", "--rm", "--network", "none", "--security-opt",
+                                                "seccomp=unconfined", img, "true"), rounds, warmup=2)
+        self.record("run_unconfined", "docker run --rm --security-opt seccomp=unconfined IMG true", "s", "lower",
+                    o, d, note="the same start without a filter")
+
     def alternate(self, fn, rounds, warmup=1):
         """Runs fn(engine) A B A B …; returns {name: [values]} without the warm-up."""
         out = {e.name: [] for e in self.engines}
@@ -462,6 +475,8 @@ class Bench:
                 self.record("run_default", "docker run --rm IMG true (default network)", "s", "lower", o, d, goal=5,
                             note="both: the default bridge, a veth pair, an address and NAT")
 
+            if want("security"):
+                self.security(img, rounds)
             if want("parallel"):
                 self.parallel_run(img, rounds)
             if want("ports"):
@@ -1334,7 +1349,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
-    ap.add_argument("--only", action="append", choices=["startup", "run", "parallel", "ports", "api", "image", "registry", "exec",
+    ap.add_argument("--only", action="append", choices=["startup", "run", "security", "parallel", "ports", "api", "image", "registry", "exec",
                                                         "volume", "restart", "resources", "filesystem", "build"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()

@@ -116,6 +116,9 @@ fn spec(id: &str, rootfs: &Path, tmp: &Path) -> ContainerSpec {
         devices: Vec::new(),
         device_rules: Vec::new(),
         cgroupns_host: false,
+        seccomp: None,
+        no_new_privileges: false,
+        apparmor_profile: None,
     }
 }
 

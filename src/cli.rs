@@ -46,6 +46,26 @@ pub struct Flags {
     #[arg(short = 'H', long = "host", value_name = "list")]
     pub hosts: Vec<String>,
 
+    /// Use TLS; implied by --tlsverify
+    #[arg(long, value_name = "bool", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls: bool,
+
+    /// Use TLS and verify the remote
+    #[arg(long, value_name = "bool", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tlsverify: bool,
+
+    /// Trust certs signed only by this CA (default "$DOCKER_CERT_PATH/ca.pem", else "/etc/docker/ca.pem")
+    #[arg(long, value_name = "string", default_value = "")]
+    pub tlscacert: String,
+
+    /// Path to TLS certificate file (default "$DOCKER_CERT_PATH/cert.pem", else "/etc/docker/cert.pem")
+    #[arg(long, value_name = "string", default_value = "")]
+    pub tlscert: String,
+
+    /// Path to TLS key file (default "$DOCKER_CERT_PATH/key.pem", else "/etc/docker/key.pem")
+    #[arg(long, value_name = "string", default_value = "")]
+    pub tlskey: String,
+
     /// Daemon configuration file
     #[arg(long, value_name = "string", default_value = DEFAULT_CONFIG_FILE)]
     pub config_file: PathBuf,
@@ -127,6 +147,14 @@ pub struct Flags {
     /// Default cgroup namespace mode for containers ("private"|"host")
     #[arg(long, value_name = "string", default_value = "private")]
     pub default_cgroupns_mode: String,
+
+    /// Path to seccomp profile. Set to "unconfined" to disable the default seccomp profile
+    #[arg(long, value_name = "string", default_value = "builtin")]
+    pub seccomp_profile: String,
+
+    /// Set no-new-privileges by default for new containers
+    #[arg(long, value_name = "bool", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_new_privileges: bool,
 
     /// Attach containers to a network bridge ("none" disables the default bridge)
     #[arg(short = 'b', long, value_name = "string", default_value = "")]

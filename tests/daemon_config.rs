@@ -295,7 +295,7 @@ fn tcp_is_refused_off_loopback_and_warned_on_loopback() {
     assert_eq!(status.code(), Some(1));
     assert!(
         d.log()
-            .contains("refusing to listen on tcp://0.0.0.0:23750 without TLS"),
+            .contains("refusing to listen on tcp://0.0.0.0:23750 without --tlsverify"),
         "{}",
         d.log()
     );

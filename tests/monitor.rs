@@ -105,6 +105,9 @@ impl Env {
             devices: Vec::new(),
             device_rules: Vec::new(),
             cgroupns_host: false,
+            seccomp: None,
+            no_new_privileges: false,
+            apparmor_profile: None,
         }
     }
 

@@ -286,7 +286,7 @@ fn published_ports_answer_on_loopback_on_the_host_address_and_from_another_host(
     });
 
     // UDP, through the proxy (loopback) and the kernel (another host).
-    let echo = udp_echo_binary(&d);
+    let echo = static_c_binary(&d, "udpecho");
     d.docker_ok(&[
         "run",
         "-d",
@@ -308,25 +308,6 @@ fn published_ports_answer_on_loopback_on_the_host_address_and_from_another_host(
         "10.99.0.1:5353",
         b"from another host"
     ));
-}
-
-/// `tests/data/udpecho.c`, built static (busybox has no UDP server).
-fn udp_echo_binary(d: &Daemon) -> PathBuf {
-    require_tool("gcc", "apt-get install -y gcc libc6-dev");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/udpecho.c");
-    let bin = d.path("udpecho");
-    let o = std::process::Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "gcc -static failed (apt-get install -y libc6-dev): {}",
-        err(&o)
-    );
-    bin
 }
 
 /// Sends `payload` to `addr` from the namespace `netns` and checks it comes back.

@@ -1,6 +1,7 @@
 //! The daemon under the real `systemd-socket-activate`, with a NOTIFY_SOCKET owned by
 //! the test: passed sockets (unix and tcp, `fd://` and `fd://N`), READY/STATUS,
-//! the watchdog, reload on SIGHUP and a clean stop on SIGTERM.
+//! TLS on passed TCP sockets, the watchdog, reload on SIGHUP and a clean stop on
+//! SIGTERM.
 
 mod common;
 
@@ -174,6 +175,48 @@ fn fd_n_takes_one_tcp_socket_and_closes_the_others() {
     a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
     // The unix socket passed as fd 3 was closed: nobody accepts there any more.
     assert!(std::os::unix::net::UnixStream::connect(&a.sock).is_err());
+    a.signal(libc::SIGTERM);
+    assert_eq!(
+        wait_timeout(&mut a.child, PATIENCE).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn fd_tcp_sockets_get_tls_and_unix_ones_do_not() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(certs_dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"{{"tlsverify": true, "tlscacert": "{}", "tlscert": "{}", "tlskey": "{}"}}"#,
+        certs.ca.display(),
+        certs.server_cert.display(),
+        certs.server_key.display()
+    );
+    let mut a = Activated::start("fd://", &[format!("127.0.0.1:{port}")], &[], &config);
+    let version = |host: String, cert_dir: Option<&std::path::Path>| {
+        let mut cmd = Command::new(docker_cli());
+        cmd.args(["-H", &host, "version", "--format", "{{.Server.APIVersion}}"])
+            .env("DOCKER_CONFIG", a.dir.path().join("cli"));
+        if let Some(d) = cert_dir {
+            cmd.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", d);
+        }
+        cmd.output().unwrap()
+    };
+    let o = version(format!("tcp://127.0.0.1:{port}"), Some(&certs.client));
+    assert_eq!(out(&o).trim(), "1.51", "{}\n{}", err(&o), a.log());
+    let o = version(
+        format!("tcp://127.0.0.1:{port}"),
+        Some(&certs.foreign_client),
+    );
+    assert!(!o.status.success(), "a client of another CA: {}", out(&o));
+    let o = version(format!("unix://{}", a.sock.display()), None);
+    assert_eq!(out(&o).trim(), "1.51", "{}", err(&o));
+    a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
     a.signal(libc::SIGTERM);
     assert_eq!(
         wait_timeout(&mut a.child, PATIENCE).unwrap().code(),

@@ -20,7 +20,8 @@ use super::{ApiState, ReqBody, handle};
 /// A listening socket the API is served on.
 pub enum Listener {
     Unix(tokio::net::UnixListener),
-    Tcp(tokio::net::TcpListener),
+    /// With TLS when configured (`--tls`, `--tlsverify`).
+    Tcp(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
 }
 
 impl Listener {
@@ -30,9 +31,15 @@ impl Listener {
         Ok(Listener::Unix(tokio::net::UnixListener::from_std(l)?))
     }
 
-    pub fn from_std_tcp(l: std::net::TcpListener) -> std::io::Result<Self> {
+    pub fn from_std_tcp(
+        l: std::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
         l.set_nonblocking(true)?;
-        Ok(Listener::Tcp(tokio::net::TcpListener::from_std(l)?))
+        Ok(Listener::Tcp(
+            tokio::net::TcpListener::from_std(l)?,
+            tls.map(tokio_rustls::TlsAcceptor::from),
+        ))
     }
 }
 
@@ -93,9 +100,16 @@ async fn accept_loop(listener: Listener, state: Arc<ApiState>, connections: Task
                 connections.spawn(async move {
                     match conn {
                         Accepted::Unix(s) => serve_connection(s, state).await,
-                        Accepted::Tcp(s) => {
+                        Accepted::Tcp(s, peer, tls) => {
                             let _ = s.set_nodelay(true);
-                            serve_connection(s, state).await
+                            match tls {
+                                None => serve_connection(s, state).await,
+                                Some(tls) => {
+                                    if let Some(s) = handshake(&tls, s, peer).await {
+                                        serve_connection(s, state).await
+                                    }
+                                }
+                            }
                         }
                     }
                 });
@@ -111,13 +125,43 @@ async fn accept_loop(listener: Listener, state: Arc<ApiState>, connections: Task
 
 enum Accepted {
     Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
+    Tcp(
+        tokio::net::TcpStream,
+        std::net::SocketAddr,
+        Option<tokio_rustls::TlsAcceptor>,
+    ),
 }
 
 async fn accept(l: &Listener) -> std::io::Result<Accepted> {
     match l {
         Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
-        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Tcp(l, tls) => l
+            .accept()
+            .await
+            .map(|(s, peer)| Accepted::Tcp(s, peer, tls.clone())),
+    }
+}
+
+/// How long a client has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The TLS handshake of one connection; a client refused (no certificate, one of
+/// another CA, plain HTTP) is logged in Docker's words and dropped.
+async fn handshake(
+    tls: &tokio_rustls::TlsAcceptor,
+    s: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(s)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::warn!("http: TLS handshake error from {peer}: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("http: TLS handshake error from {peer}: timed out");
+            None
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! What containers get when they do not choose, with Docker's keys and flags:
-//! `default-ulimits`, `default-shm-size`, `cgroup-parent` and
-//! `default-cgroupns-mode`.
+//! `default-ulimits`, `default-shm-size`, `cgroup-parent`,
+//! `default-cgroupns-mode`, `seccomp-profile` and `no-new-privileges`.
 
 use serde_json::Value;
 
@@ -45,6 +45,10 @@ pub struct ContainerDefaults {
     pub cgroup_parent: String,
     /// `private` or `host`, for containers created without `--cgroupns`.
     pub cgroupns_mode: String,
+    /// `builtin`, `unconfined`, or the path of a profile in Docker's format.
+    pub seccomp_profile: String,
+    /// Containers get `no_new_privs` unless they say otherwise.
+    pub no_new_privileges: bool,
 }
 
 impl Default for ContainerDefaults {
@@ -54,6 +58,8 @@ impl Default for ContainerDefaults {
             shm_size: 64 << 20,
             cgroup_parent: String::new(),
             cgroupns_mode: "private".to_string(),
+            seccomp_profile: "builtin".to_string(),
+            no_new_privileges: false,
         }
     }
 }
@@ -119,11 +125,21 @@ pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<ContainerDefau
         )));
     }
 
+    let seccomp_profile = r.string("seccomp-profile", &f.seccomp_profile)?;
+    if seccomp_profile.is_empty() {
+        return Err(ConfigError(
+            "seccomp-profile must not be empty: use \"builtin\", \"unconfined\" or the path of a profile"
+                .into(),
+        ));
+    }
+
     Ok(ContainerDefaults {
         ulimits,
         shm_size,
         cgroup_parent,
         cgroupns_mode,
+        seccomp_profile,
+        no_new_privileges: r.boolean("no-new-privileges", f.no_new_privileges)?,
     })
 }
 

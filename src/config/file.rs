@@ -24,6 +24,31 @@ pub const KEYS: &[Key] = &[
         reloadable: false,
     },
     Key {
+        json: "tls",
+        flag: "tls",
+        reloadable: false,
+    },
+    Key {
+        json: "tlsverify",
+        flag: "tlsverify",
+        reloadable: false,
+    },
+    Key {
+        json: "tlscacert",
+        flag: "tlscacert",
+        reloadable: false,
+    },
+    Key {
+        json: "tlscert",
+        flag: "tlscert",
+        reloadable: false,
+    },
+    Key {
+        json: "tlskey",
+        flag: "tlskey",
+        reloadable: false,
+    },
+    Key {
         json: "data-root",
         flag: "data_root",
         reloadable: false,
@@ -111,6 +136,16 @@ pub const KEYS: &[Key] = &[
     Key {
         json: "default-cgroupns-mode",
         flag: "default_cgroupns_mode",
+        reloadable: false,
+    },
+    Key {
+        json: "seccomp-profile",
+        flag: "seccomp_profile",
+        reloadable: false,
+    },
+    Key {
+        json: "no-new-privileges",
+        flag: "no_new_privileges",
         reloadable: false,
     },
     Key {

@@ -9,6 +9,7 @@ pub mod file;
 pub mod hosts;
 pub mod network;
 pub mod registry;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ pub struct RuntimeConfig {
 pub struct Config {
     pub config_file: PathBuf,
     pub hosts: Vec<Host>,
+    /// TLS on TCP listeners (`--tls`, `--tlsverify`); none is plain HTTP.
+    pub tls: Option<tls::TlsConfig>,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -293,6 +296,7 @@ impl Config {
         Ok(Config {
             config_file: path.to_path_buf(),
             hosts,
+            tls: tls::from_parts(&reader, flags)?,
             data_root: path_of("data-root", &f.data_root)?,
             exec_root: path_of("exec-root", &f.exec_root)?,
             pidfile: path_of("pidfile", &f.pidfile)?,
@@ -362,6 +366,7 @@ impl Config {
         field!("default-runtime", default_runtime, reload);
         field!("runtimes", runtimes, reload);
         field!("hosts", hosts, restart);
+        field!("tls", tls, restart);
         field!("data-root", data_root, restart);
         field!("exec-root", exec_root, restart);
         field!("pidfile", pidfile, restart);
@@ -378,6 +383,14 @@ impl Config {
             (
                 "default-cgroupns-mode",
                 old.cgroupns_mode != new.cgroupns_mode,
+            ),
+            (
+                "seccomp-profile",
+                old.seccomp_profile != new.seccomp_profile,
+            ),
+            (
+                "no-new-privileges",
+                old.no_new_privileges != new.no_new_privileges,
             ),
         ] {
             if changed {

@@ -1,6 +1,7 @@
 //! Opening the API listeners for `-H`/`hosts`, before the runtime starts: sockets
-//! passed by systemd, unix sockets we create (0660, group from `-G`), and TCP on
-//! loopback only until TLS exists.
+//! passed by systemd, unix sockets we create (0660, group from `-G`), and TCP: on
+//! any address with `--tlsverify` (clients must show a certificate of the CA), on
+//! loopback only without it. TLS itself wraps each TCP connection when served.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Host;
 use crate::config::hosts::all_loopback;
+use crate::config::tls::TlsConfig;
 use crate::systemd::Activated;
 use crate::systemd::activation::PassedSocket;
 
@@ -27,6 +29,7 @@ pub fn open_all(
     hosts: &[Host],
     group: &str,
     activated: &mut Activated,
+    tls: Option<&TlsConfig>,
 ) -> Result<Vec<Opened>, String> {
     let mut out = Vec::new();
     let mut used_fds = false;
@@ -65,16 +68,24 @@ pub fn open_all(
                 let addrs = host
                     .tcp_addrs()
                     .map_err(|e| format!("failed to resolve {host}: {e}"))?;
-                if !all_loopback(&addrs) {
+                let verified = tls.is_some_and(|t| t.verify);
+                if !verified && !all_loopback(&addrs) {
                     return Err(format!(
-                        "refusing to listen on {host} without TLS: anyone who can reach it could control this host. \
-                         TLS is not supported yet; listen on a loopback address (tcp://127.0.0.1:2375) or a unix socket"
+                        "refusing to listen on {host} without --tlsverify: Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network. \
+                         Use --tlsverify with --tlscacert, --tlscert and --tlskey, or listen on a loopback address (tcp://127.0.0.1:2375) or a unix socket"
                     ));
                 }
-                tracing::warn!(
-                    "API is accessible on http://{} without encryption. Access to the remote API is equivalent to root access on the host.",
-                    host.to_string().trim_start_matches("tcp://")
-                );
+                let bare = host.to_string();
+                let bare = bare.trim_start_matches("tcp://");
+                match tls {
+                    None => tracing::warn!(
+                        "API is accessible on http://{bare} without encryption. Access to the remote API is equivalent to root access on the host."
+                    ),
+                    Some(t) if !t.verify => tracing::warn!(
+                        "API is accessible on https://{bare} without client certificates (--tlsverify=false): anyone who can reach it has root access on the host."
+                    ),
+                    Some(_) => {}
+                }
                 let l = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
                     format!(
                         "failed to listen on {host}: {}",

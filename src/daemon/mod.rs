@@ -4,6 +4,7 @@
 
 mod listeners;
 mod pidfile;
+mod tls;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -88,7 +89,19 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Ok(p) => p,
         Err(e) => return fail_start(&notifier, &e),
     };
-    let opened = match listeners::open_all(&config.hosts, &config.group, &mut activated) {
+    let tls = match config.tls.as_ref().map(tls::server_config).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            pidfile.remove();
+            return fail_start(&notifier, &e);
+        }
+    };
+    let opened = match listeners::open_all(
+        &config.hosts,
+        &config.group,
+        &mut activated,
+        config.tls.as_ref(),
+    ) {
         Ok(o) => o,
         Err(e) => {
             pidfile.remove();
@@ -113,6 +126,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
         log,
         notifier,
         watchdog_period,
+        tls,
     };
     let code = runtime.block_on(serve(ctx, config, opened, &pidfile));
     // Blocking tasks (a stuck disk, say) must not hold the exit hostage.
@@ -132,6 +146,8 @@ struct DaemonCtx {
     log: LogHandle,
     notifier: Arc<Notifier>,
     watchdog_period: Option<Duration>,
+    /// TLS for TCP listeners.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 async fn serve(
@@ -145,6 +161,7 @@ async fn serve(
         log,
         notifier,
         watchdog_period,
+        tls,
     } = ctx;
     // Signals first, so a SIGTERM during start-up is not lost to the default action.
     let (mut sigterm, mut sigint, mut sighup) = match (
@@ -183,7 +200,7 @@ async fn serve(
     for o in opened {
         let l = match o.socket {
             PassedSocket::Unix(l) => Listener::from_std_unix(l),
-            PassedSocket::Tcp(l) => Listener::from_std_tcp(l),
+            PassedSocket::Tcp(l) => Listener::from_std_tcp(l, tls.clone()),
         };
         match l {
             Ok(l) => api_listeners.push(l),

@@ -9,6 +9,7 @@ pub mod filters;
 pub mod images;
 pub mod network;
 pub mod registry;
+pub mod security;
 pub mod system;
 pub mod volume;
 
@@ -52,6 +53,8 @@ pub struct Engine {
     pub execs: containers::exec::Execs,
     /// Volumes and which containers use them.
     volumes: volume::Volumes,
+    /// Seccomp, AppArmor and no-new-privileges for containers.
+    pub security: security::Security,
 }
 
 impl Engine {
@@ -74,6 +77,10 @@ impl Engine {
         let containers = containers::Containers::open(&data_root, &log_defaults)?;
         let volumes = volume::Volumes::open(&data_root)?;
         let runtime = crate::runtime::Runtime::new(&exec_root);
+        let security = security::Security::open(
+            &config.containers.seccomp_profile,
+            config.containers.no_new_privileges,
+        )?;
         let networks = network::Networks::open(&config.network, &data_root, &exec_root, &id)?;
         let registries = registry::Registries::new(
             &config.registry,
@@ -100,6 +107,7 @@ impl Engine {
             registries,
             execs: Default::default(),
             volumes,
+            security,
         };
         engine.restore_networking()?;
         engine.restore_volume_refs();
@@ -248,15 +256,18 @@ impl Engine {
         vec!["bridge", "host", "null"]
     }
 
-    /// Isolation features applied to containers, in Docker's `name=…` form: a
-    /// cgroup namespace of their own unless `default-cgroupns-mode` is `host`.
-    /// There is no seccomp profile yet.
+    /// Isolation features applied to containers, in Docker's `name=…` form and
+    /// order: AppArmor, the seccomp profile, a cgroup namespace of their own unless
+    /// `default-cgroupns-mode` is `host`, and no-new-privileges.
     pub fn security_options(&self) -> Vec<String> {
+        let mut out = self.security.info_options();
+        let nnp = out.iter().position(|o| o == "name=no-new-privileges");
+        let nnp = nnp.map(|i| out.remove(i));
         if self.config().containers.cgroupns_mode == "private" {
-            vec!["name=cgroupns".to_string()]
-        } else {
-            Vec::new()
+            out.push("name=cgroupns".to_string());
         }
+        out.extend(nnp);
+        out
     }
 }
 

@@ -183,11 +183,21 @@ impl Engine {
         }
         for host in &config.hosts {
             if let crate::config::Host::Tcp { .. } = host {
-                warnings.push(format!(
-                    "WARNING: API is accessible on http://{} without encryption.",
-                    host.to_string().trim_start_matches("tcp://")
-                ));
+                let bare = host.to_string();
+                let bare = bare.trim_start_matches("tcp://");
+                match &config.tls {
+                    None => warnings.push(format!(
+                        "WARNING: API is accessible on http://{bare} without encryption."
+                    )),
+                    Some(t) if !t.verify => warnings.push(format!(
+                        "WARNING: API is accessible on https://{bare} without TLS client verification."
+                    )),
+                    Some(_) => {}
+                }
             }
+        }
+        if config.containers.seccomp_profile != "builtin" {
+            warnings.push("WARNING: daemon is not using the default seccomp profile".to_string());
         }
         if crate::net::sysctl("net/ipv4/ip_forward").is_ok_and(|v| v != "1") {
             warnings.push("WARNING: IPv4 forwarding is disabled".to_string());

@@ -6,8 +6,9 @@
 //! setsid → join the cgroup, then a cgroup namespace → hostname → join IPC and
 //! network namespaces, or `lo` up → root filesystem (proc, sys, cgroup, dev, binds)
 //! → pivot_root → masked and read-only paths, read-only root → stdio → user lookup
-//! → working directory → bounding set, user and groups, capabilities → `PATH`
-//! lookup → exec (through the init with `--init`).
+//! → working directory → bounding set, AppArmor profile, seccomp filter (or
+//! no_new_privs), user and groups, capabilities → `PATH` lookup → (the seccomp
+//! filter, with no_new_privs) → exec (through the init with `--init`).
 //!
 //! Any failure is sent to the monitor on the close-on-exec error pipe as a
 //! [`SyncMessage::Failed`] line; a successful exec closes that pipe with nothing written,
@@ -22,6 +23,7 @@ use super::cgroup::Hierarchy;
 use super::exec::{self, ExecFailure};
 use super::init_process;
 use super::rootfs;
+use super::security;
 use super::spec::{ContainerSpec, Namespace, NetworkMode, SyncMessage};
 use super::stdio::{self, ContainerStdio};
 use super::sys;
@@ -196,6 +198,16 @@ fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, Exec
     };
     let keep = caps::CapSet(wanted.0 & caps::current_bounding().0);
     caps::limit_bounding(keep).map_err(setup_failed)?;
+    if let Some(profile) = &spec.apparmor_profile {
+        security::apparmor_exec(profile).map_err(setup_failed)?;
+    }
+    // Without no_new_privs, installing the filter needs CAP_SYS_ADMIN: now, while
+    // the process still has it.
+    if spec.no_new_privileges {
+        security::set_no_new_privileges().map_err(setup_failed)?;
+    } else if let Some(filter) = &spec.seccomp {
+        security::install_seccomp(filter).map_err(setup_failed)?;
+    }
     switch_user(&who).map_err(setup_failed)?;
     caps::apply(keep).map_err(setup_failed)?;
 
@@ -225,6 +237,11 @@ fn finish_and_exec(spec: &ContainerSpec, create_cwd: bool) -> Result<Never, Exec
     unsafe { libc::umask(0o022) };
     // Nothing the monitor holds may reach the command.
     let _ = sys::cloexec_from(3);
+    if spec.no_new_privileges
+        && let Some(filter) = &spec.seccomp
+    {
+        security::install_seccomp(filter).map_err(setup_failed)?;
+    }
 
     let exec_now = || {
         sys::reset_signals();

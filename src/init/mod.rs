@@ -34,6 +34,7 @@ pub mod monitor;
 pub mod network;
 pub mod resources;
 pub mod rootfs;
+pub mod security;
 pub mod spec;
 pub mod stdio;
 pub mod sys;

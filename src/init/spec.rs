@@ -148,6 +148,18 @@ pub struct ContainerSpec {
     /// `--cgroupns host`: the container stays in the host's cgroup namespace.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cgroupns_host: bool,
+    /// The seccomp filter the command runs under, compiled by the daemon (packed
+    /// `struct sock_filter`s, see `engine::security::seccomp::bpf`); none is
+    /// unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Vec<u64>>,
+    /// `no_new_privs`: setuid binaries and file capabilities no longer raise the
+    /// command's privileges.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_new_privileges: bool,
+    /// The AppArmor profile the command is exec'd under (already loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apparmor_profile: Option<String>,
 }
 
 /// A device node to make in the container, as the host has it.

@@ -766,3 +766,128 @@ pub fn legacy_fixture(name: &str) -> Vec<u8> {
     }
     legacy.into_inner().unwrap()
 }
+
+/// `tests/data/<name>.c`, built static into the daemon's test directory (busybox
+/// lacks what some tests need to run inside a container).
+pub fn static_c_binary(d: &Daemon, name: &str) -> PathBuf {
+    require_tool("gcc", "apt-get install -y gcc libc6-dev");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.c"));
+    let bin = d.path(name);
+    let o = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "gcc -static failed (apt-get install -y libc6-dev): {}",
+        err(&o)
+    );
+    bin
+}
+
+/// Certificates for TLS tests, made with `openssl` in `dir`: a CA, a server
+/// certificate for 127.0.0.1 and localhost, and client directories in the docker
+/// CLI's layout (`ca.pem`, `cert.pem`, `key.pem`) — one signed by the CA, one by
+/// another CA, and one with no client certificate at all.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client: PathBuf,
+    pub foreign_client: PathBuf,
+    pub no_client: PathBuf,
+}
+
+pub fn make_certs(dir: &Path) -> Certs {
+    require_tool("openssl", "apt-get install -y openssl");
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", err(&o));
+    };
+    let ca = |name: &str| {
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    };
+    let signed = |name: &str, ca: &str, ext: &str| {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}-cert.pem"),
+        ]);
+    };
+    ca("ca");
+    ca("other-ca");
+    signed(
+        "server",
+        "ca",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    signed("client", "ca", "extendedKeyUsage=clientAuth\n");
+    signed("foreign", "other-ca", "extendedKeyUsage=clientAuth\n");
+    let client_dir = |name: &str, from: Option<&str>| {
+        let d = dir.join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::copy(dir.join("ca.pem"), d.join("ca.pem")).unwrap();
+        if let Some(from) = from {
+            std::fs::copy(dir.join(format!("{from}-cert.pem")), d.join("cert.pem")).unwrap();
+            std::fs::copy(dir.join(format!("{from}-key.pem")), d.join("key.pem")).unwrap();
+        }
+        d
+    };
+    Certs {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server-cert.pem"),
+        server_key: dir.join("server-key.pem"),
+        client: client_dir("client-dir", Some("client")),
+        foreign_client: client_dir("foreign-dir", Some("foreign")),
+        no_client: client_dir("no-client-dir", None),
+    }
+}

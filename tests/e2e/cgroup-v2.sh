@@ -13,7 +13,10 @@
 # tmpfs volume's size), an exec and its container outliving a daemon killed
 # with SIGKILL, and resources: limits in the v2 files and updated live, OOM, a
 # PIDs limit, docker stats, pause, devices through the eBPF device program, and
-# the cgroup and namespace modes. Each step prints PASS or FAIL; the last line is
+# the cgroup and namespace modes, docker build's limits, and the confinement a
+# container runs under: the seccomp filter and AppArmor's docker-default profile
+# (the guest's kernel has AppArmor on; its `apparmor` package is baked into the
+# image for apparmor_parser). Each step prints PASS or FAIL; the last line is
 # "N passed, M failed", and the exit status is non-zero when anything failed.
 #
 # Runs as root. Installs qemu-system-x86 and busybox-static when missing. The first
@@ -53,7 +56,7 @@ cp "$bin" "$share/dockerd"
 cp "$cli" "$share/docker"
 mkdir -p "$share/rootfs/bin" "$share/rootfs/tmp"
 cp /bin/busybox "$share/rootfs/bin/busybox"
-for c in sh true sleep cat id test touch rm ls mknod grep; do ln -s busybox "$share/rootfs/bin/$c"; done
+for c in sh true sleep cat id test touch rm ls mknod grep mount mkdir; do ln -s busybox "$share/rootfs/bin/$c"; done
 tar -C "$share/rootfs" -cf "$share/busybox.tar" .
 rm -rf "$share/rootfs"
 
@@ -308,6 +311,35 @@ build_on_v2() {
     [ "$(echo $got)" = "67108864 50000 100000" ]
 }
 
+# The container's command runs under seccomp's filter and AppArmor's docker-default
+# profile (loaded by the daemon with apparmor_parser), and so does an exec; a mount
+# the capabilities and the filter would allow is denied by the profile alone.
+confinement() {
+    local info label
+    info=$(docker info --format '{{json .SecurityOptions}}')
+    echo "    security options: $info"
+    case $info in *'"name=apparmor"'*'"name=seccomp,profile=builtin"'*) ;; *) return 1 ;; esac
+    grep -q '^docker-default ' /sys/kernel/security/apparmor/profiles || return 1
+    [ "$(docker inspect -f '{{.AppArmorProfile}}' c1)" = docker-default ] || return 1
+    label=$(docker exec c1 cat /proc/1/attr/current)
+    echo "    the container's label: $label; an exec's: $(docker exec c1 cat /proc/self/attr/current)"
+    [ "$label" = "docker-default (enforce)" ] || return 1
+    [ "$(docker exec c1 cat /proc/self/attr/current)" = "docker-default (enforce)" ] || return 1
+    [ "$(docker exec c1 grep '^Seccomp:' /proc/self/status | tr -d '\t ')" = "Seccomp:2" ] || return 1
+    local priv=(--cap-add SYS_ADMIN --security-opt seccomp=unconfined)
+    if docker run --rm --network none "${priv[@]}" bb:1 sh -c 'mkdir -p /m && mount -t tmpfs none /m' 2>/dev/null; then
+        echo "    a mount under docker-default succeeded"
+        return 1
+    fi
+    docker run --rm --network none "${priv[@]}" --security-opt apparmor=unconfined bb:1 \
+        sh -c 'mkdir -p /m && mount -t tmpfs none /m' || return 1
+    if docker run --rm --network none bb:1 sh -c 'cat /proc/sysrq-trigger' 2>/dev/null; then
+        echo "    /proc/sysrq-trigger was readable under docker-default"
+        return 1
+    fi
+    [ "$(docker run --rm --network none --privileged bb:1 cat /proc/self/attr/current)" = unconfined ]
+}
+
 step "setup: daemon in a delegated cgroup, busybox image, a container" setup
 if [ "$failed" != 0 ]; then
     echo "$passed passed, $failed failed"
@@ -326,6 +358,7 @@ step "pause freezes with cgroup.freeze, unpause thaws" pause_on_v2
 step "devices: --device and --device-cgroup-rule through the eBPF device program" devices_on_v2
 step "--cgroupns host, --cgroup-parent, --group-add, shared PID and IPC namespaces" namespaces_on_v2
 step "docker build: --memory and --cpu-quota in the RUN steps' v2 files" build_on_v2
+step "seccomp and AppArmor: docker-default denies mount and /proc/sysrq-trigger" confinement
 
 docker rm -f c1 h1 l1 >/dev/null 2>&1
 echo "$passed passed, $failed failed"
@@ -334,7 +367,7 @@ GUEST
 chmod +x "$share/guest.sh"
 
 rc=0
-V2VM_QUIET=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-1800} "$vm" "$share" guest.sh >"$share/vm.log" 2>&1 || rc=$?
+V2VM_EXTRA_PKGS=apparmor V2VM_QUIET=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-1800} "$vm" "$share" guest.sh >"$share/vm.log" 2>&1 || rc=$?
 cat "$share/out.log" 2>/dev/null || cat "$share/vm.log"
 if [ "$rc" != 0 ] && [ -f "$share/console.log" ]; then
     echo "--- guest console (last lines)"

@@ -213,7 +213,13 @@ impl Engine {
                 h.id
             )));
         }
-        let spec = exec_spec(&r, &exec, r.container.state.pid, &self.config().containers)?;
+        let mut spec = exec_spec(&r, &exec, r.container.state.pid, &self.config().containers)?;
+        // An exec runs under its container's filter and profile, whatever its own
+        // --privileged.
+        let s = &r.settings;
+        let caps = spec::capabilities(s.privileged, &s.cap_add, &s.cap_drop)?;
+        self.security
+            .confine(&mut spec, &s.security, s.privileged, &caps)?;
         let mut initial = Vec::new();
         let mut ours = None;
         if attach {
@@ -423,5 +429,9 @@ fn exec_spec(
         devices: Vec::new(),
         device_rules: Vec::new(),
         cgroupns_host: s.cgroupns_host,
+        // Filled in by `Security::confine`.
+        seccomp: None,
+        no_new_privileges: false,
+        apparmor_profile: None,
     })
 }

@@ -342,7 +342,7 @@ impl Engine {
             "Platform": "linux",
             "MountLabel": "",
             "ProcessLabel": "",
-            "AppArmorProfile": "",
+            "AppArmorProfile": self.security.apparmor_profile(&r.settings.security, r.settings.privileged),
             "ExecIDs": exec_ids,
             "HostConfig": r.host_config,
             "GraphDriver": { "Name": c.driver, "Data": self.images.rw_layer_graph_data(&c.id).ok() },

@@ -272,7 +272,7 @@ impl Engine {
             }
         };
         let pending = h.take_pending_attach();
-        let spec = match spec::build(
+        let spec = spec::build(
             &r,
             &self.config().containers,
             rootfs,
@@ -280,7 +280,15 @@ impl Engine {
             state_dir.clone(),
             &net,
             namespaces,
-        ) {
+        )
+        .and_then(|mut spec| {
+            let caps = spec.capabilities.clone();
+            let s = &r.settings;
+            self.security
+                .confine(&mut spec, &s.security, s.privileged, &caps)?;
+            Ok(spec)
+        });
+        let spec = match spec {
             Ok(s) => s,
             Err(e) => {
                 self.abort_network(h, net).await;

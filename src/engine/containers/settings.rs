@@ -49,6 +49,7 @@ const SUPPORTED: &[&str] = &[
     "CgroupnsMode",
     "Devices",
     "DeviceCgroupRules",
+    "SecurityOpt",
 ];
 
 /// Whether HostConfig field `k` is applied.
@@ -170,6 +171,8 @@ pub struct HostSettings {
     pub device_cgroup_rules: Vec<String>,
     /// Cgroup limits, ulimits, sysctls, `/dev/shm` size, OOM score.
     pub limits: super::resources::Limits,
+    /// `--security-opt`: seccomp, AppArmor, no-new-privileges.
+    pub security: crate::engine::security::SecurityOpts,
     /// Docker's warnings for settings this host cannot apply (dropped).
     pub warnings: Vec<String>,
 }
@@ -377,6 +380,10 @@ impl HostSettings {
                 )));
             }
         };
+        let security = crate::engine::security::SecurityOpts::parse(&strings(
+            hc.get("SecurityOpt"),
+            "SecurityOpt",
+        )?)?;
         let (devices, device_cgroup_rules) = super::devices::read(hc)?;
         let (limits, warnings) = super::resources::read(
             hc,
@@ -415,6 +422,7 @@ impl HostSettings {
             devices,
             device_cgroup_rules,
             limits,
+            security,
             warnings,
         })
     }

@@ -343,6 +343,10 @@ pub fn build(
         devices,
         device_rules,
         cgroupns_host: s.cgroupns_host,
+        // Filled in by `Security::confine`.
+        seccomp: None,
+        no_new_privileges: false,
+        apparmor_profile: None,
     })
 }
 
