@@ -145,7 +145,30 @@ fn the_default_profile_refuses_what_dockers_refuses() {
     }
     let hc = inspect(&d, "sc");
     assert_eq!(hc["AppArmorProfile"], "", "this host has no AppArmor");
-    d.docker_ok(&["rm", "-f", "sc"]);
+    // An unconfined container's execs are unconfined too.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "open",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        IMG,
+        "sleep",
+        "300",
+    ]);
+    let out = d.docker_ok(&["exec", "open", "grep", "^Seccomp:", "/proc/self/status"]);
+    assert!(out.trim().ends_with('0'), "{out}");
+
+    // An exec gets the filter its container started with, even after the daemon's
+    // default changed.
+    std::fs::write(d.config_file(), r#"{"seccomp-profile": "unconfined"}"#).unwrap();
+    let d = d.restart();
+    let out = d.docker_ok(&["exec", "sc", "grep", "^Seccomp:", "/proc/self/status"]);
+    assert!(out.trim().ends_with('2'), "exec after the restart: {out}");
+    d.docker_ok(&["rm", "-f", "sc", "open"]);
 }
 
 #[test]

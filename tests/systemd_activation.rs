@@ -191,13 +191,30 @@ fn fd_tcp_sockets_get_tls_and_unix_ones_do_not() {
         .local_addr()
         .unwrap()
         .port();
+    // A passed socket on every address is held to -H tcp://'s rule: --tlsverify.
+    let mut plain = Activated::start("fd://", &[format!("0.0.0.0:{port}")], &[], "");
+    // The first connection starts the daemon.
+    let _first = std::os::unix::net::UnixStream::connect(&plain.sock).unwrap();
+    assert_eq!(
+        wait_timeout(&mut plain.child, PATIENCE).unwrap().code(),
+        Some(1)
+    );
+    assert!(
+        plain.log().contains(&format!(
+            "refusing to serve the TCP socket 0.0.0.0:{port} systemd passed without --tlsverify"
+        )),
+        "{}",
+        plain.log()
+    );
+    drop(plain);
+
     let config = format!(
         r#"{{"tlsverify": true, "tlscacert": "{}", "tlscert": "{}", "tlskey": "{}"}}"#,
         certs.ca.display(),
         certs.server_cert.display(),
         certs.server_key.display()
     );
-    let mut a = Activated::start("fd://", &[format!("127.0.0.1:{port}")], &[], &config);
+    let mut a = Activated::start("fd://", &[format!("0.0.0.0:{port}")], &[], &config);
     let version = |host: String, cert_dir: Option<&std::path::Path>| {
         let mut cmd = Command::new(docker_cli());
         cmd.args(["-H", &host, "version", "--format", "{{.Server.APIVersion}}"])

@@ -88,10 +88,15 @@ fn mutual_tls_with_the_docker_cli() {
             .count()
             >= 2
     });
-    // Plain HTTP to the TLS port gets no answer from the API.
+    // Plain HTTP to the TLS port gets Go's answer, which the CLI shows.
     let o = cli(&d, None, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert!(!o.status.success());
     assert!(!out(&o).contains("1.51"), "{}", out(&o));
+    assert!(
+        err(&o).contains("Client sent an HTTP request to an HTTPS server."),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]

@@ -105,7 +105,12 @@ async fn accept_loop(listener: Listener, state: Arc<ApiState>, connections: Task
                             match tls {
                                 None => serve_connection(s, state).await,
                                 Some(tls) => {
-                                    if let Some(s) = handshake(&tls, s, peer).await {
+                                    let shutdown = state.shutdown.clone();
+                                    let s = tokio::select! {
+                                        s = handshake(&tls, s, peer) => s,
+                                        _ = shutdown.cancelled() => None,
+                                    };
+                                    if let Some(s) = s {
                                         serve_connection(s, state).await
                                     }
                                 }
@@ -146,12 +151,37 @@ async fn accept(l: &Listener) -> std::io::Result<Accepted> {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The TLS handshake of one connection; a client refused (no certificate, one of
-/// another CA, plain HTTP) is logged in Docker's words and dropped.
+/// another CA) is logged in Docker's words and dropped. A client speaking plain
+/// HTTP gets Go's answer, which the docker CLI shows.
 async fn handshake(
     tls: &tokio_rustls::TlsAcceptor,
-    s: tokio::net::TcpStream,
+    mut s: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
 ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    /// The first byte of a TLS handshake record.
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, s.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != HANDSHAKE_RECORD => {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let answer = async {
+                s.write_all(
+                    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+                )
+                .await?;
+                s.shutdown().await?;
+                // Closing with the request unread would reset the connection before
+                // the client reads the answer.
+                let mut sink = [0u8; 4096];
+                while s.read(&mut sink).await? > 0 {}
+                std::io::Result::Ok(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
+            return None;
+        }
+        Ok(Ok(_)) => {}
+        _ => return None,
+    }
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(s)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {

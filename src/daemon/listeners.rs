@@ -38,6 +38,7 @@ pub fn open_all(
             Host::Fd(None) => {
                 used_fds = true;
                 for s in activated.take_all()? {
+                    check_passed(&s, tls)?;
                     let describe = describe_passed(&s);
                     out.push(Opened {
                         socket: s,
@@ -49,6 +50,7 @@ pub fn open_all(
             Host::Fd(Some(n)) => {
                 used_fds = true;
                 let s = activated.take(*n)?;
+                check_passed(&s, tls)?;
                 let describe = describe_passed(&s);
                 out.push(Opened {
                     socket: s,
@@ -68,24 +70,7 @@ pub fn open_all(
                 let addrs = host
                     .tcp_addrs()
                     .map_err(|e| format!("failed to resolve {host}: {e}"))?;
-                let verified = tls.is_some_and(|t| t.verify);
-                if !verified && !all_loopback(&addrs) {
-                    return Err(format!(
-                        "refusing to listen on {host} without --tlsverify: Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network. \
-                         Use --tlsverify with --tlscacert, --tlscert and --tlskey, or listen on a loopback address (tcp://127.0.0.1:2375) or a unix socket"
-                    ));
-                }
-                let bare = host.to_string();
-                let bare = bare.trim_start_matches("tcp://");
-                match tls {
-                    None => tracing::warn!(
-                        "API is accessible on http://{bare} without encryption. Access to the remote API is equivalent to root access on the host."
-                    ),
-                    Some(t) if !t.verify => tracing::warn!(
-                        "API is accessible on https://{bare} without client certificates (--tlsverify=false): anyone who can reach it has root access on the host."
-                    ),
-                    Some(_) => {}
-                }
+                check_tcp(&addrs, &format!("listen on {host}"), tls)?;
                 let l = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
                     format!(
                         "failed to listen on {host}: {}",
@@ -105,6 +90,51 @@ pub fn open_all(
         activated.close_unclaimed();
     }
     Ok(out)
+}
+
+/// Plain HTTP, and TLS without client certificates, only on loopback: anyone who
+/// reaches the API is root on the host. `what` says what is refused.
+fn check_tcp(
+    addrs: &[std::net::SocketAddr],
+    what: &str,
+    tls: Option<&TlsConfig>,
+) -> Result<(), String> {
+    let verified = tls.is_some_and(|t| t.verify);
+    if !verified && !all_loopback(addrs) {
+        return Err(format!(
+            "refusing to {what} without --tlsverify: Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network. \
+             Use --tlsverify with --tlscacert, --tlscert and --tlskey, or listen on a loopback address (tcp://127.0.0.1:2375) or a unix socket"
+        ));
+    }
+    let bare: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let bare = bare.join(", ");
+    match tls {
+        None => tracing::warn!(
+            "API is accessible on http://{bare} without encryption. Access to the remote API is equivalent to root access on the host."
+        ),
+        Some(t) if !t.verify => tracing::warn!(
+            "API is accessible on https://{bare} without client certificates (--tlsverify=false): anyone who can reach it has root access on the host."
+        ),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// A TCP socket systemd passed is held to the rules of `-H tcp://`.
+fn check_passed(s: &PassedSocket, tls: Option<&TlsConfig>) -> Result<(), String> {
+    match s {
+        PassedSocket::Tcp(l) => {
+            let addr = l
+                .local_addr()
+                .map_err(|e| format!("failed to read the address of a passed socket: {e}"))?;
+            check_tcp(
+                &[addr],
+                &format!("serve the TCP socket {addr} systemd passed"),
+                tls,
+            )
+        }
+        PassedSocket::Unix(_) => Ok(()),
+    }
 }
 
 fn describe_passed(s: &PassedSocket) -> String {

@@ -196,7 +196,7 @@ impl Engine {
                 }
             }
         }
-        if config.containers.seccomp_profile != "builtin" {
+        if self.security.seccomp_available() && config.containers.seccomp_profile != "builtin" {
             warnings.push("WARNING: daemon is not using the default seccomp profile".to_string());
         }
         if crate::net::sysctl("net/ipv4/ip_forward").is_ok_and(|v| v != "1") {

@@ -1131,8 +1131,13 @@ impl EventLoop {
         }
     }
 
-    /// Forks the monitor of an exec into this container (see [`Request::Exec`]).
-    fn fork_exec(&self, spec: ContainerSpec, fds: Vec<OwnedFd>) -> Reply {
+    /// Forks the monitor of an exec into this container (see [`Request::Exec`]). The
+    /// exec runs under the container's own seccomp filter, `no_new_privs` and
+    /// AppArmor profile, those it started with, whatever the daemon's settings now.
+    fn fork_exec(&self, mut spec: ContainerSpec, fds: Vec<OwnedFd>) -> Reply {
+        spec.seccomp = self.spec.seccomp.clone();
+        spec.no_new_privileges = self.spec.no_new_privileges;
+        spec.apparmor_profile = self.spec.apparmor_profile.clone();
         let error = |message: String| Reply::Error { message };
         if self.spec.exec_in.is_some() {
             return error("an exec is started by its container's monitor".into());

@@ -61,33 +61,23 @@ pub fn install_seccomp(packed: &[u64]) -> io::Result<()> {
     })
 }
 
-/// Asks AppArmor to put the next exec under `profile`.
+/// Asks AppArmor to put the next exec under `profile`. A profile that is not
+/// loaded makes the kernel answer `ENOENT`.
 pub fn apparmor_exec(profile: &str) -> io::Result<()> {
-    let line = format!("exec {profile}");
     // Kernels with stacked LSMs have AppArmor's own directory; older ones only the
     // shared file.
-    let mut last = None;
-    for path in ["/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"] {
-        match std::fs::write(path, &line) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!(
-                        "apparmor failed to apply profile: write {path}: {}",
-                        crate::store::strip_os_suffix(&e).to_lowercase()
-                    ),
-                ));
-            }
-        }
-    }
-    let e = last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound));
-    Err(io::Error::new(
-        e.kind(),
-        format!(
-            "apparmor failed to apply profile: {}",
-            crate::store::strip_os_suffix(&e).to_lowercase()
-        ),
-    ))
+    let path = if std::path::Path::new("/proc/self/attr/apparmor").is_dir() {
+        "/proc/self/attr/apparmor/exec"
+    } else {
+        "/proc/self/attr/exec"
+    };
+    std::fs::write(path, format!("exec {profile}")).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "apparmor failed to apply profile {profile:?}: write {path}: {}",
+                crate::store::strip_os_suffix(&e).to_lowercase()
+            ),
+        )
+    })
 }

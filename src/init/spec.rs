@@ -150,7 +150,8 @@ pub struct ContainerSpec {
     pub cgroupns_host: bool,
     /// The seccomp filter the command runs under, compiled by the daemon (packed
     /// `struct sock_filter`s, see `engine::security::seccomp::bpf`); none is
-    /// unconfined.
+    /// unconfined. An exec gets its container's, this and the two below, from the
+    /// container's monitor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<Vec<u64>>,
     /// `no_new_privs`: setuid binaries and file capabilities no longer raise the

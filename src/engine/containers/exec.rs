@@ -213,13 +213,7 @@ impl Engine {
                 h.id
             )));
         }
-        let mut spec = exec_spec(&r, &exec, r.container.state.pid, &self.config().containers)?;
-        // An exec runs under its container's filter and profile, whatever its own
-        // --privileged.
-        let s = &r.settings;
-        let caps = spec::capabilities(s.privileged, &s.cap_add, &s.cap_drop)?;
-        self.security
-            .confine(&mut spec, &s.security, s.privileged, &caps)?;
+        let spec = exec_spec(&r, &exec, r.container.state.pid, &self.config().containers)?;
         let mut initial = Vec::new();
         let mut ours = None;
         if attach {
@@ -429,7 +423,7 @@ fn exec_spec(
         devices: Vec::new(),
         device_rules: Vec::new(),
         cgroupns_host: s.cgroupns_host,
-        // Filled in by `Security::confine`.
+        // The container's own, filled in by its monitor.
         seccomp: None,
         no_new_privileges: false,
         apparmor_profile: None,

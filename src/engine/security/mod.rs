@@ -27,6 +27,9 @@ pub struct SecurityOpts {
     pub apparmor: Option<String>,
 }
 
+/// What `writable-cgroups=true` gets: the container's cgroup files stay read-only.
+const WRITABLE_CGROUPS: &str = "writable-cgroups is not supported by this daemon: a container's cgroup filesystem is read-only";
+
 impl SecurityOpts {
     /// Docker's parsing: `no-new-privileges` alone, `key=value` (or the old
     /// `key:value`), keys `label`, `apparmor`, `seccomp`, `no-new-privileges`.
@@ -42,6 +45,9 @@ impl SecurityOpts {
             if opt == "disable" {
                 continue;
             }
+            if opt == "writable-cgroups" {
+                return Err(Error::not_implemented(WRITABLE_CGROUPS));
+            }
             let split = if opt.contains('=') {
                 opt.split_once('=')
             } else {
@@ -52,8 +58,16 @@ impl SecurityOpts {
             };
             match k {
                 "label" => {}
-                "apparmor" => out.apparmor = Some(v.to_string()),
-                "seccomp" => out.seccomp = Some(v.to_string()),
+                // An empty value is the default, as with Docker.
+                "apparmor" => out.apparmor = Some(v.to_string()).filter(|v| !v.is_empty()),
+                "seccomp" => out.seccomp = Some(v.to_string()).filter(|v| !v.is_empty()),
+                "writable-cgroups" => match parse_go_bool(v) {
+                    Some(false) => {}
+                    Some(true) => return Err(Error::not_implemented(WRITABLE_CGROUPS)),
+                    None => {
+                        return Err(Error::invalid(format!("invalid --security-opt 2: {opt:?}")));
+                    }
+                },
                 "no-new-privileges" => {
                     let b = parse_go_bool(v).ok_or_else(|| {
                         Error::invalid(format!("invalid --security-opt 2: {opt:?}"))
@@ -131,6 +145,11 @@ impl Security {
                 }
             }
         };
+        if !seccomp::supported() {
+            tracing::warn!(
+                "seccomp filters are built for x86_64 only: containers on this architecture run without a seccomp profile"
+            );
+        }
         let kernel = nix::sys::utsname::uname()
             .ok()
             .and_then(|u| u.release().to_str().and_then(seccomp::kernel_version))
@@ -145,13 +164,18 @@ impl Security {
         })
     }
 
+    /// Whether containers can get seccomp filters here.
+    pub fn seccomp_available(&self) -> bool {
+        self.kernel_seccomp && seccomp::supported()
+    }
+
     /// `docker info` → `SecurityOptions` entries for seccomp and AppArmor.
     pub fn info_options(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.apparmor.is_some() {
             out.push("name=apparmor".to_string());
         }
-        if self.kernel_seccomp && seccomp::supported() {
+        if self.seccomp_available() {
             let profile = match &self.seccomp {
                 DaemonSeccomp::Builtin => "builtin",
                 DaemonSeccomp::Unconfined => "unconfined",
@@ -174,9 +198,9 @@ impl Security {
         }
     }
 
-    /// Fills in the spec's seccomp filter, `no_new_privs` and AppArmor profile.
-    /// `caps` is the container's capability set (an exec gets its container's
-    /// filter, whatever its own `--privileged`).
+    /// Fills in the spec's seccomp filter, `no_new_privs` and AppArmor profile for
+    /// a container's start; `caps` is its capability set. (An exec gets its
+    /// container's, from the container's monitor.)
     pub fn confine(
         &self,
         spec: &mut ContainerSpec,
@@ -211,7 +235,7 @@ impl Security {
         if choice == Some("unconfined") || (privileged && choice.is_none()) {
             return Ok(None);
         }
-        if !self.kernel_seccomp || !seccomp::supported() {
+        if !self.seccomp_available() {
             if choice.is_some_and(|c| c != "builtin") {
                 return Err(Error::invalid(
                     "seccomp is not enabled in your kernel, cannot run a custom seccomp profile",
@@ -232,10 +256,16 @@ impl Security {
             (Some(json), _) => {
                 // A container's own profile: compiled for it alone.
                 let p = seccomp::parse(json.as_bytes()).map_err(Error::invalid)?;
+                if p.is_empty() {
+                    return Ok(None);
+                }
                 let f = seccomp::compile(&p, &target).map_err(Error::invalid)?;
                 return Ok(Some(f.into()));
             }
         };
+        if profile.is_empty() {
+            return Ok(None);
+        }
         let key = (source, caps.to_vec());
         if let Some(f) = self.lock().get(&key) {
             return Ok(Some(f.clone()));
@@ -272,6 +302,13 @@ mod tests {
         assert_eq!(e.to_string(), "invalid --security-opt 1: \"nope\"");
         let e = parse(&["foo=bar"]).unwrap_err();
         assert_eq!(e.to_string(), "invalid --security-opt 2: \"foo=bar\"");
+        assert_eq!(
+            parse(&["seccomp=", "apparmor="]).unwrap(),
+            SecurityOpts::default()
+        );
+        assert!(parse(&["writable-cgroups=false"]).is_ok());
+        let e = parse(&["writable-cgroups"]).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
         let e = parse(&["no-new-privileges=maybe"]).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -122,6 +122,13 @@ pub struct Filter {
     pub min_kernel: String,
 }
 
+impl Profile {
+    /// No default action and no rules: Docker runs such a profile as no filter.
+    pub fn is_empty(&self) -> bool {
+        self.default_action.is_empty() && self.syscalls.is_empty()
+    }
+}
+
 impl Filter {
     fn is_empty(&self) -> bool {
         self.caps.is_empty() && self.arches.is_empty() && self.min_kernel.is_empty()
@@ -131,7 +138,9 @@ impl Filter {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Arg {
+    #[serde(default)]
     pub index: u32,
+    #[serde(default)]
     pub value: u64,
     #[serde(default)]
     pub value_two: u64,
@@ -163,7 +172,9 @@ pub fn parse(json: &[u8]) -> Result<Profile, String> {
         }
     }
     // Refuse now what the compiler would refuse at every start.
-    action(&p.default_action, p.default_errno_ret)?;
+    if !p.is_empty() {
+        action(&p.default_action, p.default_errno_ret)?;
+    }
     for s in &p.syscalls {
         action(&s.action, s.errno_ret)?;
         for a in &s.args {
@@ -346,11 +357,12 @@ pub fn compile(p: &Profile, t: &Target<'_>) -> Result<Vec<Packed>, String> {
         let mut rules = Rules::default();
         let mut highest = None;
         for s in &p.syscalls {
-            let nrs: Vec<u32> = s.all_names().filter_map(|n| number(arch, n)).collect();
-            highest = nrs.iter().copied().chain(highest).max();
             if !s.applies(t)? {
                 continue;
             }
+            // The highest number of the rules that apply, as runc counts them.
+            let nrs: Vec<u32> = s.all_names().filter_map(|n| number(arch, n)).collect();
+            highest = nrs.iter().copied().chain(highest).max();
             let act = action(&s.action, s.errno_ret)?;
             // runc leaves out a rule that does what the default does.
             if act == default {
