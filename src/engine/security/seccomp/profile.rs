@@ -361,19 +361,18 @@ pub fn compile(p: &Profile, t: &Target<'_>) -> Result<Vec<Packed>, String> {
                 continue;
             }
             // The highest number of the rules that apply, as runc counts them.
-            let nrs: Vec<u32> = s.all_names().filter_map(|n| number(arch, n)).collect();
-            highest = nrs.iter().copied().chain(highest).max();
+            let named: Vec<(&str, u32)> = s
+                .all_names()
+                .filter_map(|n| number(arch, n).map(|nr| (n, nr)))
+                .collect();
+            highest = named.iter().map(|&(_, nr)| nr).chain(highest).max();
             let act = action(&s.action, s.errno_ret)?;
             // runc leaves out a rule that does what the default does.
             if act == default {
                 continue;
             }
             let conds: Vec<Cond> = s.args.iter().map(cond).collect::<Result<_, _>>()?;
-            for nr in nrs {
-                let name = s
-                    .all_names()
-                    .find(|n| number(arch, n) == Some(nr))
-                    .unwrap_or("");
+            for (name, nr) in named {
                 add(&mut rules, nr, name, &conds, act, default)?;
             }
         }
@@ -440,10 +439,18 @@ fn filter_arches(p: &Profile) -> Result<Vec<&'static Arch>, String> {
 }
 
 fn number(arch: &Arch, name: &str) -> Option<u32> {
-    arch.table
+    type Index = std::collections::HashMap<&'static str, u32>;
+    static INDEXES: std::sync::OnceLock<Vec<(u32, Index)>> = std::sync::OnceLock::new();
+    let indexes = INDEXES.get_or_init(|| {
+        HOST.1
+            .iter()
+            .map(|a| (a.audit, a.table.iter().copied().collect()))
+            .collect()
+    });
+    indexes
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, nr)| *nr)
+        .find(|(audit, _)| *audit == arch.audit)
+        .and_then(|(_, index)| index.get(name).copied())
 }
 
 /// Adds one rule for syscall `nr`. Conditions on distinct arguments must all hold;
