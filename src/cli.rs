@@ -107,6 +107,10 @@ pub struct Flags {
     #[arg(long, value_name = "int", default_value_t = 15)]
     pub shutdown_timeout: i64,
 
+    /// Seconds without API connections after which a socket-activated daemon exits (0: never)
+    #[arg(long, value_name = "int", default_value_t = 0)]
+    pub idle_timeout: u64,
+
     /// Set key=value labels to the daemon
     #[arg(long = "label", value_name = "list")]
     pub labels: Vec<String>,

@@ -1,7 +1,8 @@
 //! The daemon under the real `systemd-socket-activate`, with a NOTIFY_SOCKET owned by
 //! the test: passed sockets (unix and tcp, `fd://` and `fd://N`), READY/STATUS,
-//! TLS on passed TCP sockets, the watchdog, reload on SIGHUP and a clean stop on
-//! SIGTERM.
+//! TLS on passed TCP sockets, the watchdog, reload on SIGHUP, a clean stop on
+//! SIGTERM, and the exit when idle (`idle-timeout`) with a start again on the next
+//! request.
 
 mod common;
 
@@ -21,14 +22,35 @@ struct Activated {
 impl Activated {
     /// Starts `systemd-socket-activate -l SOCK [extra -l] [-E …] dockerd -H HOST …`.
     fn start(host: &str, extra_listen: &[String], env: &[&str], config: &str) -> Activated {
-        require_tool("systemd-socket-activate", "apt-get install -y systemd");
         let dir = tempfile::Builder::new()
             .prefix("dockerd-sa")
             .tempdir()
             .unwrap();
+        std::fs::write(dir.path().join("daemon.json"), config).unwrap();
+        Self::spawn(dir, host, extra_listen, env)
+    }
+
+    /// Another activator on the same socket path, directories and configuration,
+    /// once this one's daemon has exited: what systemd does when a request comes
+    /// to the socket of a stopped service.
+    fn again(mut self, host: &str) -> Activated {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let _ = self.child.wait();
+        // systemd keeps its socket; this activator binds the path afresh.
+        let _ = std::fs::remove_file(&self.sock);
+        let _ = std::fs::remove_file(&self.notify.path);
+        Self::spawn(dir, host, &[], &[])
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        host: &str,
+        extra_listen: &[String],
+        env: &[&str],
+    ) -> Activated {
+        require_tool("systemd-socket-activate", "apt-get install -y systemd");
         let sock = dir.path().join("docker.sock");
         let notify = NotifySocket::new(dir.path());
-        std::fs::write(dir.path().join("daemon.json"), config).unwrap();
         let mut cmd = Command::new("systemd-socket-activate");
         cmd.arg("-l").arg(&sock);
         for l in extra_listen {
@@ -44,6 +66,11 @@ impl Activated {
         // process, so LISTEN_PID still matches). The listening sockets, bound by the
         // activator, stay in the test's own namespace.
         let netns = create_netns(dir.path());
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("stderr.log"))
+            .unwrap();
         cmd.arg("nsenter")
             .arg(format!("--net={}", netns.display()))
             .arg(dockerd_bin())
@@ -51,7 +78,7 @@ impl Activated {
             .args(private_state_args(dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+            .stderr(stderr);
         let child = cmd.spawn().unwrap();
         // The activator binds before it execs anything; wait for the socket file.
         let start = Instant::now();
@@ -69,6 +96,28 @@ impl Activated {
             notify,
             sock,
         }
+    }
+
+    /// The docker CLI on the activated socket.
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new(docker_cli())
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
+            .output()
+            .unwrap()
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}\n--- log ---\n{}",
+            err(&o),
+            self.log()
+        );
+        out(&o)
     }
 
     fn log(&self) -> String {
@@ -238,6 +287,87 @@ fn fd_tcp_sockets_get_tls_and_unix_ones_do_not() {
     assert_eq!(
         wait_timeout(&mut a.child, PATIENCE).unwrap().code(),
         Some(0)
+    );
+}
+
+#[test]
+fn idle_timeout_exits_cleanly_and_the_socket_starts_it_again() {
+    let mut a = Activated::start("fd://", &[], &[], r#"{"idle-timeout": 2}"#);
+    let tar = busybox_full_rootfs(a.dir.path());
+    a.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        BUSYBOX_IMG,
+    ]);
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[BUSYBOX_IMG, "sleep", "300"]);
+        a.docker_ok(&args);
+    };
+    run("plain", &[]);
+    run("kept", &["--restart", "always"]);
+    a.expect_notify("READY=1", |m| has_line(m, "READY=1"));
+    // A container with a restart policy needs the daemon: it stays.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        a.child.try_wait().unwrap().is_none(),
+        "the daemon exited while a container with a restart policy ran:\n{}",
+        a.log()
+    );
+    a.docker_ok(&["rm", "-f", "kept"]);
+    let pid: i32 = a
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", "plain"])
+        .trim()
+        .parse()
+        .unwrap();
+
+    // Idle now: a clean exit, with STOPPING=1.
+    let status = wait_timeout(&mut a.child, PATIENCE).expect("the idle daemon should exit");
+    assert_eq!(status.code(), Some(0), "{}", a.log());
+    a.expect_notify("STOPPING=1", |m| has_line(m, "STOPPING=1"));
+    assert!(
+        a.log().contains("Daemon idle for 2s: exiting"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(
+        unsafe { libc::kill(pid, 0) },
+        0,
+        "the container outlives the daemon"
+    );
+
+    // The next request starts it again; it finds the container and reaches its
+    // monitor.
+    let a = a.again("fd://");
+    let t0 = Instant::now();
+    let ps = a.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    eprintln!("first request after the idle exit: {:?}", t0.elapsed());
+    assert_eq!(ps.trim(), "plain running", "{}", a.log());
+    assert_eq!(
+        a.docker_ok(&["exec", "plain", "echo", "attached"]).trim(),
+        "attached"
+    );
+    a.docker_ok(&["stop", "-t", "1", "plain"]);
+    assert_ne!(
+        unsafe { libc::kill(pid, 0) },
+        0,
+        "stopped through its monitor"
+    );
+}
+
+#[test]
+fn idle_timeout_needs_socket_activation() {
+    let mut d = Daemon::builder().config(r#"{"idle-timeout": 1}"#).start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.child.try_wait().unwrap().is_none(), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("idle-timeout applies only to a daemon its socket starts"),
+        "{}",
+        d.log()
     );
 }
 

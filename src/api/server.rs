@@ -66,6 +66,12 @@ impl Server {
         }
     }
 
+    /// Open connections and hijacked streams (attach, exec, events): while any is
+    /// open, the daemon is not idle.
+    pub fn active(&self) -> usize {
+        self.connections.len() + self.state.streams.len()
+    }
+
     /// After shutdown was signalled: waits for open connections and hijacked streams,
     /// at most `limit` (`None`: without limit). Returns how many were still open.
     pub async fn drain(&self, limit: Option<Duration>) -> usize {

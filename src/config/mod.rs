@@ -96,6 +96,8 @@ pub struct Config {
     pub group_explicit: bool,
     /// Seconds to wait for containers and streams on shutdown; -1 waits forever.
     pub shutdown_timeout: i64,
+    /// Seconds of idleness after which a socket-activated daemon exits; 0 never.
+    pub idle_timeout: u64,
     pub labels: Vec<String>,
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
@@ -306,6 +308,12 @@ impl Config {
             group: string("group", &f.group)?,
             group_explicit: in_file("group").is_some() || flags.is_explicit("group"),
             shutdown_timeout,
+            idle_timeout: match in_file("idle-timeout") {
+                Some(v) => v
+                    .as_u64()
+                    .ok_or_else(|| bad("idle-timeout", "a number of seconds (0: never)"))?,
+                None => f.idle_timeout,
+            },
             labels,
             log_driver,
             log_opts,
@@ -362,6 +370,7 @@ impl Config {
         field!("debug", debug, reload);
         field!("log-level", log_level, reload);
         field!("shutdown-timeout", shutdown_timeout, reload);
+        field!("idle-timeout", idle_timeout, reload);
         field!("labels", labels, reload);
         field!("default-runtime", default_runtime, reload);
         field!("runtimes", runtimes, reload);

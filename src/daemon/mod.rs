@@ -2,6 +2,7 @@
 //! has one thread (flags, config, environment, pidfile, listeners), then the runtime:
 //! serve, notify systemd, feed the watchdog, reload on SIGHUP, drain on SIGTERM.
 
+mod idle;
 mod listeners;
 mod pidfile;
 mod tls;
@@ -141,6 +142,9 @@ fn fail_start(notifier: &Notifier, msg: &str) -> u8 {
     1
 }
 
+/// The start time asked of systemd while containers are restored.
+const RESTORE_TIME: Duration = Duration::from_secs(60);
+
 struct DaemonCtx {
     parsed: Parsed,
     log: LogHandle,
@@ -187,7 +191,20 @@ async fn serve(
         }
     };
 
-    notifier.status("Starting: reattaching to running containers");
+    let containers = engine.containers.all().len();
+    if containers > 0 {
+        // Reattaching to many containers (a daemon started again after an idle
+        // exit, or a host full of them) may take longer than the unit's start
+        // timeout allows: ask for time, a minute from now.
+        notifier.notify(&[
+            NotifyState::ExtendTimeoutUsec(RESTORE_TIME.as_micros() as u32),
+            NotifyState::Status(&format!(
+                "Starting: reattaching to running containers ({containers} known)"
+            )),
+        ]);
+    } else {
+        notifier.status("Starting: reattaching to running containers");
+    }
     engine.restore_containers().await;
 
     let state = Arc::new(ApiState {
@@ -256,20 +273,36 @@ async fn serve(
         ));
     }
 
-    // Main loop: reloads until the first stop signal.
-    let first_signal = loop {
+    // Main loop: reloads until the first stop signal, or an idle exit.
+    let socket_activated = engine
+        .config()
+        .hosts
+        .iter()
+        .any(|h| matches!(h, crate::config::Host::Fd(_)));
+    let idle = idle::exit_when_idle(engine.clone(), &server, socket_activated);
+    tokio::pin!(idle);
+    let stop = loop {
         tokio::select! {
-            _ = sigterm.recv() => break libc::SIGTERM,
-            _ = sigint.recv() => break libc::SIGINT,
+            _ = sigterm.recv() => break Ok(libc::SIGTERM),
+            _ = sigint.recv() => break Ok(libc::SIGINT),
+            secs = &mut idle => break Err(secs),
             _ = sighup.recv() => reload(&parsed, &engine, &log, &notifier, &described),
         }
     };
 
-    tracing::info!("Processing signal '{}'", signal_name(first_signal));
-    notifier.notify(&[
-        NotifyState::Stopping,
-        NotifyState::Status("Stopping: finishing requests"),
-    ]);
+    let stopping = match stop {
+        Ok(signal) => {
+            tracing::info!("Processing signal '{}'", signal_name(signal));
+            "Stopping: finishing requests".to_string()
+        }
+        Err(secs) => {
+            tracing::info!(
+                "Daemon idle for {secs}s: exiting; containers keep running, and the next request on the socket starts the daemon again"
+            );
+            format!("Stopping: idle for {secs}s")
+        }
+    };
+    notifier.notify(&[NotifyState::Stopping, NotifyState::Status(&stopping)]);
     watchdog_stop.cancel();
     state.shutdown.cancel();
     let timeout = engine.config().shutdown_timeout;

@@ -10,6 +10,7 @@
 # `systemd-nspawn --boot`, installs the .deb with dpkg, and checks, step by step,
 # what an administrator relies on: socket activation, readiness and status,
 # native journal records, reload, the watchdog, socket permissions, a clean stop,
+# an exit when idle (idle-timeout) and the start again on the next request,
 # upgrade over the installed package, remove and purge.
 # Each step prints PASS or FAIL; the last line is "N passed, M failed", and the
 # exit status is non-zero when anything failed.
@@ -599,6 +600,41 @@ step_reactivation() {
     return $ok
 }
 
+step_idle_exit() {
+    local ok=0 c pid out
+    pid=$(prop dockerd.service MainPID)
+    echo '{"idle-timeout": 3}' | g tee /etc/docker/daemon.json >/dev/null
+    c=$(cursor)
+    out=$(g systemctl reload dockerd 2>&1) || {
+        log "systemctl reload dockerd: $out"
+        return 1
+    }
+    wait_until 60 state_is dockerd.service inactive || {
+        log "dockerd.service did not stop when idle: $(prop dockerd.service ActiveState)"
+        return 1
+    }
+    expect "dockerd.service Result" success "$(prop dockerd.service Result)" || ok=1
+    expect "exit status" 0 "$(prop dockerd.service ExecMainStatus)" || ok=1
+    expect "dockerd.socket ActiveState" active "$(prop dockerd.socket ActiveState)" || ok=1
+    journal_has "$c" '.MESSAGE | tostring | startswith("Daemon idle for 3s: exiting")' -u dockerd || {
+        log "no 'Daemon idle for 3s: exiting' record"
+        ok=1
+    }
+    out=$(g docker ps --format '{{.Names}}' 2>&1) || {
+        log "docker ps after the idle exit: $out"
+        ok=1
+    }
+    expect "dockerd.service after the next request" active "$(prop dockerd.service ActiveState)" || ok=1
+    [[ "$(prop dockerd.service MainPID)" != "$pid" ]] || {
+        log "MainPID did not change: the daemon did not exit"
+        ok=1
+    }
+    # Later steps want a daemon that stays.
+    echo '{}' | g tee /etc/docker/daemon.json >/dev/null
+    g systemctl reload dockerd || ok=1
+    return $ok
+}
+
 step_upgrade() {
     local ok=0 out before after
     ping_ok || {
@@ -756,6 +792,7 @@ step "the watchdog restarts a hung daemon; the socket holds requests meanwhile" 
 step "only group docker may use the socket" step_permissions
 step "systemctl stop dockerd.socket dockerd stops cleanly" step_stop
 step "systemctl start dockerd.socket brings activation back" step_reactivation
+step "an idle daemon exits (idle-timeout: STOPPING=1, status 0) and the next request starts it again" step_idle_exit
 step "dpkg -i over the installed package restarts the running daemon (upgrade path)" step_upgrade
 step "dpkg -r stops and removes it; dpkg -P drops the enablement" step_remove_purge
 step "the .rpm carries the same files and scriptlets" step_rpm

@@ -104,6 +104,35 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 impl Engine {
     /// Picks up containers recorded as running: reattaches to live monitors, records
     /// the exits of those that finished while the daemon was away.
+    /// Why the daemon must keep running although no client is connected, if it
+    /// must: a running container with a restart policy, a health check or `--rm`
+    /// (its restart, probes and removal are the daemon's work), one restarting, or
+    /// any running container when `live-restore` is off (an exit would stop it).
+    /// Plain running containers need nothing: their monitors carry on.
+    pub fn keeps_daemon_alive(&self) -> Option<String> {
+        let live_restore = self.config().live_restore;
+        self.containers.all().iter().find_map(|h| {
+            let r = h.record();
+            let (c, s) = (&r.container, &r.settings);
+            let why = if c.state.restarting {
+                "is restarting"
+            } else if !c.state.running {
+                return None;
+            } else if !s.restart_policy.is_none() {
+                "has a restart policy"
+            } else if c.state.health.is_some() {
+                "has a health check"
+            } else if s.auto_remove {
+                "is to be removed when it exits (--rm)"
+            } else if !live_restore {
+                "runs, and live-restore is off"
+            } else {
+                return None;
+            };
+            Some(format!("container {} {why}", &h.id[..12]))
+        })
+    }
+
     pub async fn restore_containers(self: &Arc<Self>) {
         // Taken before any health probe (an exec) of this daemon can start.
         let runtime_states = self.runtime.state_ids();
