@@ -11,6 +11,8 @@
 # what an administrator relies on: socket activation, readiness and status,
 # native journal records, reload, the watchdog, socket permissions, a clean stop,
 # an exit when idle (idle-timeout) and the start again on the next request,
+# containers (docker load, attached and detached runs) kept running across
+# restarts, a stop and start, the idle exit and the upgrade,
 # upgrade over the installed package, remove and purge.
 # Each step prints PASS or FAIL; the last line is "N passed, M failed", and the
 # exit status is non-zero when anything failed.
@@ -44,6 +46,9 @@ work=""
 nspawn_pid=""
 guest_pid=""
 background_pids=()
+# The detached container the steps follow, and its PID on the host.
+IMG=fixture/busybox:1.35
+web_pid=""
 
 log() { echo "    $*"; }
 die() {
@@ -192,9 +197,21 @@ cached_root() {
     echo "$dir"
 }
 
+# Empty cgroups nspawn may leave in the host's unified hierarchy make the next
+# boot fail with "Device or resource busy".
+remove_nspawn_cgroups() {
+    rmdir /sys/fs/cgroup/unified/payload /sys/fs/cgroup/unified/supervisor 2>/dev/null || true
+}
+
 boot_guest() {
     local root=$1 child
-    systemd-nspawn --boot --register=no --keep-unit --private-network --console=passive \
+    remove_nspawn_cgroups
+    # Containers run in the guest: a writable cgroup v2 hierarchy of its own (on a
+    # hybrid host, without controllers), every capability, and bpf (device
+    # programs) and the keyring calls allowed through nspawn's own filter.
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --boot --register=no --keep-unit \
+        --private-network --console=passive --capability=all \
+        --system-call-filter='bpf keyctl add_key' \
         --machine="$MACHINE" -D "$root" >"$work/console.log" 2>&1 </dev/null &
     nspawn_pid=$!
     # The container's PID 1 is nspawn's child once it has exec'd systemd.
@@ -252,6 +269,7 @@ teardown() {
         wait "$nspawn_pid" 2>/dev/null
     fi
     nspawn_pid=""
+    remove_nspawn_cgroups
     if [[ -n "$work" && -d "$work" ]]; then
         if findmnt -rn -o TARGET | grep -q "^$work/"; then
             echo "    something is still mounted under $work; leaving it in place"
@@ -376,6 +394,54 @@ step_activation() {
     }
     expect "command of MainPID $pid" dockerd "$(g cat /proc/"$pid"/comm 2>&1)" || ok=1
     expect "/run/docker.pid" "$pid" "$(g cat /run/docker.pid 2>&1)" || ok=1
+    return $ok
+}
+
+# web_alive: the detached container still runs (the same process), and the
+# daemon knows it as running.
+web_alive() {
+    g kill -0 "$web_pid" 2>/dev/null || {
+        log "the container's process $web_pid is gone"
+        return 1
+    }
+    expect "docker inspect web (State.Status State.Pid)" "running $web_pid" \
+        "$(g docker inspect -f '{{.State.Status}} {{.State.Pid}}' web 2>&1)"
+}
+
+step_containers() {
+    local ok=0 out
+    out=$(g docker load -i /root/busybox.tar 2>&1)
+    expect "docker load" "Loaded image: $IMG" "$out" || return 1
+    out=$(g docker run --rm --network none "$IMG" echo hello from a container 2>&1)
+    expect "docker run (attached)" "hello from a container" "$out" || ok=1
+    out=$(g docker run -d --name web --network none "$IMG" sleep 100000 2>&1) || {
+        log "docker run -d: $out"
+        return 1
+    }
+    web_pid=$(g docker inspect -f '{{.State.Pid}}' web)
+    log "container web runs as PID $web_pid"
+    expect "docker exec web" ok "$(g docker exec web echo ok 2>&1)" || ok=1
+    out=$(g systemctl restart dockerd 2>&1) || {
+        log "systemctl restart dockerd: $out"
+        return 1
+    }
+    web_alive || ok=1
+    expect "docker exec web after the restart" ok "$(g docker exec web echo ok 2>&1)" || ok=1
+    return $ok
+}
+
+step_containers_survive() {
+    local ok=0 out
+    web_alive || ok=1
+    expect "docker exec web" ok "$(g docker exec web echo ok 2>&1)" || ok=1
+    out=$(g docker rm -f web 2>&1) || {
+        log "docker rm -f web: $out"
+        ok=1
+    }
+    wait_until 20 bash -c "! nsenter -t $guest_pid -a kill -0 $web_pid 2>/dev/null" || {
+        log "the container's process $web_pid outlived docker rm -f"
+        ok=1
+    }
     return $ok
 }
 
@@ -582,6 +648,11 @@ step_stop() {
         log "/run/docker.pid is still there"
         ok=1
     }
+    # Containers keep running while the daemon is stopped (live-restore).
+    g kill -0 "$web_pid" 2>/dev/null || {
+        log "the container's process $web_pid did not outlive the stop"
+        ok=1
+    }
     return $ok
 }
 
@@ -597,6 +668,7 @@ step_reactivation() {
         ok=1
     }
     expect "dockerd.service after the request" active "$(prop dockerd.service ActiveState)" || ok=1
+    web_alive || ok=1
     return $ok
 }
 
@@ -629,6 +701,9 @@ step_idle_exit() {
         log "MainPID did not change: the daemon did not exit"
         ok=1
     }
+    # A plain running container did not hold the daemon, and is found again.
+    web_alive || ok=1
+    expect "docker exec web after the idle exit" ok "$(g docker exec web echo ok 2>&1)" || ok=1
     # Later steps want a daemon that stays.
     echo '{}' | g tee /etc/docker/daemon.json >/dev/null
     g systemctl reload dockerd || ok=1
@@ -778,6 +853,9 @@ echo "==> copying the root to $work/root"
 cp -a --reflink=auto "$root_cache" "$work/root" || die "copying $root_cache"
 install -m 0644 "$deb" "$work/root/root/dockerd.deb" || die "copying the .deb into the guest"
 install -m 0755 "$docker_cli" "$work/root/usr/local/bin/docker" || die "copying the docker CLI"
+fixture=$repo/../shared/fixtures/images/busybox-docker20.tar
+[[ -f "$fixture" ]] || fixture=/work/shared/fixtures/images/busybox-docker20.tar
+install -m 0644 "$fixture" "$work/root/root/busybox.tar" || die "copying the busybox image ($fixture)"
 echo "==> booting the guest"
 boot_guest "$work/root" || die "the guest did not boot (console: $work/console.log)"
 echo "==> guest systemd is PID $guest_pid on the host"
@@ -785,6 +863,7 @@ echo "==> guest systemd is PID $guest_pid on the host"
 step "package installs with dpkg -i" step_install
 step "dockerd.socket listens, dockerd.service inactive, /run/docker.sock srw-rw---- root:docker" step_socket_listens
 step "the first request activates dockerd.service (READY, STATUS, MainPID)" step_activation
+step "docker load; containers run attached and detached, and keep running across systemctl restart dockerd" step_containers
 step "journal holds native records (_TRANSPORT=journal, SYSLOG_IDENTIFIER, PRIORITY, fields)" step_journal
 step "systemctl reload applies daemon.json (debug records appear)" step_reload
 step "a broken daemon.json on reload keeps the configuration and logs the error" step_reload_broken
@@ -794,6 +873,7 @@ step "systemctl stop dockerd.socket dockerd stops cleanly" step_stop
 step "systemctl start dockerd.socket brings activation back" step_reactivation
 step "an idle daemon exits (idle-timeout: STOPPING=1, status 0) and the next request starts it again" step_idle_exit
 step "dpkg -i over the installed package restarts the running daemon (upgrade path)" step_upgrade
+step "the container outlived the watchdog, stop and start, the idle exit and the upgrade; docker rm -f ends it" step_containers_survive
 step "dpkg -r stops and removes it; dpkg -P drops the enablement" step_remove_purge
 step "the .rpm carries the same files and scriptlets" step_rpm
 finish
