@@ -199,8 +199,13 @@ cached_root() {
 
 # Empty cgroups nspawn may leave in the host's unified hierarchy make the next
 # boot fail with "Device or resource busy".
+# They may hold empty cgroups of their own (the guest's init.scope): children first.
 remove_nspawn_cgroups() {
-    rmdir /sys/fs/cgroup/unified/payload /sys/fs/cgroup/unified/supervisor 2>/dev/null || true
+    local d
+    for d in /sys/fs/cgroup/unified/payload /sys/fs/cgroup/unified/supervisor; do
+        [[ -d "$d" ]] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+    return 0
 }
 
 boot_guest() {
