@@ -247,6 +247,9 @@ async fn serve(
     // (a container's start, a network's creation) waits for them.
     let host_setup = engine.clone();
     tokio::task::spawn_blocking(move || host_setup.setup_host_networking());
+    // So is AppArmor's profile (a container start loads it itself if it is missing).
+    let profiles = engine.clone();
+    tokio::task::spawn_blocking(move || profiles.security.refresh_apparmor());
 
     let watchdog_stop = CancellationToken::new();
     if let Some(period) = watchdog_period {

@@ -9,6 +9,7 @@
 
 use std::io;
 
+use super::spec::{PackedSockFilter, SockFilter};
 use super::sys;
 
 /// Sets `no_new_privs`: from here on, exec never raises privileges.
@@ -23,16 +24,19 @@ pub fn set_no_new_privileges() -> io::Result<()> {
         })
 }
 
-/// Installs the filter (packed `sock_filter`s) on the calling thread; the process
-/// is single-threaded here, and children inherit it.
-pub fn install_seccomp(packed: &[u64]) -> io::Result<()> {
+/// Installs the filter on the calling thread; the process is single-threaded
+/// here, and children inherit it.
+pub fn install_seccomp(packed: &[PackedSockFilter]) -> io::Result<()> {
     let insns: Vec<libc::sock_filter> = packed
         .iter()
-        .map(|p| libc::sock_filter {
-            code: (p >> 48) as u16,
-            jt: (p >> 40) as u8,
-            jf: (p >> 32) as u8,
-            k: *p as u32,
+        .map(|p| {
+            let f = SockFilter::unpack(*p);
+            libc::sock_filter {
+                code: f.code,
+                jt: f.jt,
+                jf: f.jf,
+                k: f.k,
+            }
         })
         .collect();
     let len = u16::try_from(insns.len())

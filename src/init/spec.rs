@@ -148,12 +148,12 @@ pub struct ContainerSpec {
     /// `--cgroupns host`: the container stays in the host's cgroup namespace.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cgroupns_host: bool,
-    /// The seccomp filter the command runs under, compiled by the daemon (packed
-    /// `struct sock_filter`s, see `engine::security::seccomp::bpf`); none is
-    /// unconfined. An exec gets its container's, this and the two below, from the
+    /// The seccomp filter the command runs under, compiled by the daemon (see
+    /// `engine::security::seccomp`), one [`PackedSockFilter`] per instruction; none
+    /// is unconfined. An exec gets its container's, this and the two below, from the
     /// container's monitor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<Vec<u64>>,
+    pub seccomp: Option<Vec<PackedSockFilter>>,
     /// `no_new_privs`: setuid binaries and file capabilities no longer raise the
     /// command's privileges.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -161,6 +161,36 @@ pub struct ContainerSpec {
     /// The AppArmor profile the command is exec'd under (already loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apparmor_profile: Option<String>,
+}
+
+/// One seccomp filter instruction (`struct sock_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// A [`SockFilter`] as the spec carries it: `code << 48 | jt << 40 | jf << 32 | k`.
+pub type PackedSockFilter = u64;
+
+impl SockFilter {
+    pub fn pack(self) -> PackedSockFilter {
+        (u64::from(self.code) << 48)
+            | (u64::from(self.jt) << 40)
+            | (u64::from(self.jf) << 32)
+            | u64::from(self.k)
+    }
+
+    pub fn unpack(p: PackedSockFilter) -> SockFilter {
+        SockFilter {
+            code: (p >> 48) as u16,
+            jt: (p >> 40) as u8,
+            jf: (p >> 32) as u8,
+            k: p as u32,
+        }
+    }
 }
 
 /// A device node to make in the container, as the host has it.

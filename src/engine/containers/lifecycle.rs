@@ -102,8 +102,6 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 }
 
 impl Engine {
-    /// Picks up containers recorded as running: reattaches to live monitors, records
-    /// the exits of those that finished while the daemon was away.
     /// Why the daemon must keep running although no client is connected, if it
     /// must: a running container with a restart policy, a health check or `--rm`
     /// (its restart, probes and removal are the daemon's work), one restarting, or
@@ -133,6 +131,8 @@ impl Engine {
         })
     }
 
+    /// Picks up containers recorded as running: reattaches to live monitors, records
+    /// the exits of those that finished while the daemon was away.
     pub async fn restore_containers(self: &Arc<Self>) {
         // Taken before any health probe (an exec) of this daemon can start.
         let runtime_states = self.runtime.state_ids();
@@ -311,10 +311,9 @@ impl Engine {
             namespaces,
         )
         .and_then(|mut spec| {
-            let caps = spec.capabilities.clone();
             let s = &r.settings;
             self.security
-                .confine(&mut spec, &s.security, s.privileged, &caps)?;
+                .confine(&mut spec, &s.security, s.privileged)?;
             Ok(spec)
         });
         let spec = match spec {

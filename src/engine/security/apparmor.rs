@@ -33,16 +33,19 @@ impl AppArmor {
         if !enabled || !Path::new(SECURITYFS).is_dir() {
             return None;
         }
-        let a = AppArmor {
+        Some(AppArmor {
             parser: find_parser(),
             daemon_label: daemon_label(),
-        };
-        // Loaded (again) at every start, so that a new version's profile replaces
-        // the old one; a failure here is reported, and again at container start.
-        if let Err(e) = a.load_default() {
+        })
+    }
+
+    /// Loads the default profile again, so that a new version's replaces the old
+    /// one: once per daemon start, beside serving (`apparmor_parser` takes a
+    /// while). A failure is reported here, and again at container start.
+    pub fn refresh_default(&self) {
+        if let Err(e) = self.load_default() {
             tracing::error!("Failed to load default apparmor profile: {e}");
         }
-        Some(a)
     }
 
     /// The profile the container's command is exec'd under, making sure the

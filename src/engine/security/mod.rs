@@ -164,6 +164,14 @@ impl Security {
         })
     }
 
+    /// Loads AppArmor's default profile afresh, where the host has AppArmor. Slow
+    /// (it runs `apparmor_parser`): for a blocking thread, after start-up.
+    pub fn refresh_apparmor(&self) {
+        if let Some(a) = &self.apparmor {
+            a.refresh_default();
+        }
+    }
+
     /// Whether containers can get seccomp filters here.
     pub fn seccomp_available(&self) -> bool {
         self.kernel_seccomp && seccomp::supported()
@@ -198,18 +206,18 @@ impl Security {
         }
     }
 
-    /// Fills in the spec's seccomp filter, `no_new_privs` and AppArmor profile for
-    /// a container's start; `caps` is its capability set. (An exec gets its
-    /// container's, from the container's monitor.)
+    /// Fills in the spec's seccomp filter (for the capabilities the spec has),
+    /// `no_new_privs` and AppArmor profile for a container's start. (An exec gets
+    /// its container's, from the container's monitor.)
     pub fn confine(
         &self,
         spec: &mut ContainerSpec,
         opts: &SecurityOpts,
         privileged: bool,
-        caps: &[String],
     ) -> Result<()> {
         spec.no_new_privileges = opts.no_new_privileges.unwrap_or(self.no_new_privileges);
-        spec.seccomp = self.filter(opts, privileged, caps)?.map(|f| f.to_vec());
+        let filter = self.filter(opts, privileged, &spec.capabilities)?;
+        spec.seccomp = filter.map(|f| f.to_vec());
         spec.apparmor_profile = match &self.apparmor {
             Some(a) => a.prepare(opts.apparmor.as_deref(), privileged)?,
             None => match opts.apparmor.as_deref() {

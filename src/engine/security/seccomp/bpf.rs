@@ -6,9 +6,7 @@
 //! can be long are the search tree's; those go through `ja`, whose offset is 32
 //! bits, where a conditional jump's 8 bits do not reach.
 
-/// One `struct sock_filter`, packed: `code << 48 | jt << 40 | jf << 32 | k`. The
-/// packed form is what travels to the monitor in the container's spec.
-pub type Packed = u64;
+pub use crate::init::spec::{PackedSockFilter as Packed, SockFilter as Insn};
 
 const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JMP_JA: u16 = 0x05; // BPF_JMP | BPF_JA
@@ -22,32 +20,6 @@ const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 pub const OFF_NR: u32 = 0;
 pub const OFF_ARCH: u32 = 4;
 const OFF_ARGS: u32 = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
-
-impl Insn {
-    pub fn pack(self) -> Packed {
-        (u64::from(self.code) << 48)
-            | (u64::from(self.jt) << 40)
-            | (u64::from(self.jf) << 32)
-            | u64::from(self.k)
-    }
-
-    pub fn unpack(p: Packed) -> Insn {
-        Insn {
-            code: (p >> 48) as u16,
-            jt: (p >> 40) as u8,
-            jf: (p >> 32) as u8,
-            k: p as u32,
-        }
-    }
-}
 
 pub fn load(offset: u32) -> Insn {
     Insn {
