@@ -165,9 +165,21 @@ fn the_default_profile_refuses_what_dockers_refuses() {
     // An exec gets the filter its container started with, even after the daemon's
     // default changed.
     std::fs::write(d.config_file(), r#"{"seccomp-profile": "unconfined"}"#).unwrap();
-    let d = d.restart();
+    let mut d = d.restart();
     let out = d.docker_ok(&["exec", "sc", "grep", "^Seccomp:", "/proc/self/status"]);
     assert!(out.trim().ends_with('2'), "exec after the restart: {out}");
+
+    // And after a daemon killed with SIGKILL: the monitors hold the confinement.
+    d.signal(libc::SIGKILL);
+    d.stopped = Some(d.child.wait().unwrap());
+    let d = d.restart();
+    for (name, mode) in [("sc", '2'), ("open", '0')] {
+        let out = d.docker_ok(&["exec", name, "grep", "^Seccomp:", "/proc/self/status"]);
+        assert!(
+            out.trim().ends_with(mode),
+            "exec in {name} after SIGKILL: {out}"
+        );
+    }
     d.docker_ok(&["rm", "-f", "sc", "open"]);
 }
 
