@@ -501,6 +501,8 @@ class Bench:
                 self.filesystem(img, rounds)
             if want("build"):
                 self.build(img, rounds)
+            if want("logs"):
+                self.journald_logs(img, rounds)
         finally:
             for e in self.engines:
                 e.cleanup()
@@ -819,6 +821,73 @@ class Bench:
                     "lower", o, d, goal=5,
                     note="60 s per round: the engine's processes and the children they reaped "
                          "(ours: daemon, monitors, exec monitors, probes; Docker: dockerd, containerd, shims, runc, probes)")
+
+    def journald_logs(self, img, rounds):
+        lines = 20000
+        log(f"journald log driver: a container printing {lines} lines, to its exit; docker logs reading them back")
+        journald = None
+        sock = "/run/systemd/journal/socket"
+
+        def answers():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                s.connect(sock)
+                return True
+            except OSError:
+                return False
+            finally:
+                s.close()
+        if not answers():
+            # No journald on this machine (no systemd as PID 1): one for the run.
+            journald = subprocess.Popen(["/lib/systemd/systemd-journald"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            deadline = time.time() + 30
+            while not answers():
+                if time.time() > deadline:
+                    raise RuntimeError("systemd-journald did not open its socket")
+                time.sleep(0.05)
+        script = f"i=0; while [ $i -lt {lines} ]; do echo line $i; i=$((i+1)); done"
+        last = {}
+
+        def write(e):
+            t0 = time.perf_counter()
+            cid = e.cli("run", "-d", "--network", "none", "--log-driver", "journald", img, "sh", "-c", script) \
+                .stdout.decode().strip()
+            e.cli("wait", cid)
+            t = time.perf_counter() - t0
+            if e.name in last:
+                e.cli("rm", last[e.name])
+            last[e.name] = cid
+            return t
+
+        def read(e):
+            cid = last[e.name]
+            t0 = time.perf_counter()
+            out = e.cli("logs", cid).stdout
+            t = time.perf_counter() - t0
+            n = out.count(b"\n")
+            if n != lines:
+                raise RuntimeError(f"{e.name}: docker logs gave {n} lines of {lines}")
+            return t
+        try:
+            errors = {}
+            o, d = self.alternate(self.guarded(write, errors), rounds)
+            self.record("journald_write", f"docker run --log-driver journald IMG printing {lines} lines, to its exit",
+                        "s", "lower", [v for v in o if v is not None], [v for v in d if v is not None],
+                        errors=errors, note="each line one journal record, sent by the container's monitor "
+                        "(ours) or the daemon (Docker)")
+            errors = {}
+            o, d = self.alternate(self.guarded(read, errors), rounds)
+            self.record("journald_read", f"docker logs of a journald container ({lines} lines)", "s", "lower",
+                        [v for v in o if v is not None], [v for v in d if v is not None], errors=errors,
+                        note="both through libsystemd's sd-journal")
+        finally:
+            for e in self.engines:
+                if e.name in last:
+                    e.cli("rm", "-f", last[e.name], check=False)
+            if journald:
+                journald.kill()
+                journald.wait()
 
     def restart_latency(self, img, rounds):
         log("restart of an always container whose process is killed: exit to running again")
@@ -1408,7 +1477,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--load-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
-    ap.add_argument("--only", action="append", choices=["startup", "run", "idle", "security", "parallel", "ports", "api", "image", "registry", "exec",
+    ap.add_argument("--only", action="append", choices=["startup", "run", "idle", "security", "logs", "parallel", "ports", "api", "image", "registry", "exec",
                                                         "volume", "restart", "resources", "filesystem", "build"],
                     help="run only these workload groups (repeatable; default: all)")
     args = ap.parse_args()

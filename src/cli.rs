@@ -144,6 +144,10 @@ pub struct Flags {
     #[arg(long, value_name = "bytes", default_value = "64MiB")]
     pub default_shm_size: String,
 
+    /// Runtime execution options (native.cgroupdriver=systemd|cgroupfs)
+    #[arg(long = "exec-opt", value_name = "list")]
+    pub exec_opts: Vec<String>,
+
     /// Parent cgroup for all containers (default "docker")
     #[arg(long, value_name = "string", default_value = "")]
     pub cgroup_parent: String,

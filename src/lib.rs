@@ -4,7 +4,9 @@
 //! integration tests and the re-executed container monitor share one crate. The
 //! modules follow the layering in `DESIGN.md`: `api` speaks HTTP and calls `engine`;
 //! `engine` owns state and calls `image`, `runtime` and `store`; `systemd` and
-//! `logging` are the daemon's ties to its service manager.
+//! `logging` are the daemon's ties to its service manager. `systemd` uses nothing
+//! else of the crate, so any layer may call it: `runtime` for containers' scope
+//! units, `engine` to read journald containers' logs.
 
 #![recursion_limit = "256"]
 

@@ -1,6 +1,7 @@
 //! What containers get when they do not choose, with Docker's keys and flags:
 //! `default-ulimits`, `default-shm-size`, `cgroup-parent`,
-//! `default-cgroupns-mode`, `seccomp-profile` and `no-new-privileges`.
+//! `default-cgroupns-mode`, `seccomp-profile`, `no-new-privileges`, and the cgroup
+//! driver (`exec-opts: ["native.cgroupdriver=…"]`).
 
 use serde_json::Value;
 
@@ -34,9 +35,98 @@ pub struct Ulimit {
     pub hard: i64,
 }
 
+/// Who makes containers' cgroups: the daemon's monitor, as directories
+/// (`cgroupfs`), or systemd, as a transient `docker-<id>.scope` unit (`systemd`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CgroupDriver {
+    #[default]
+    Cgroupfs,
+    Systemd,
+}
+
+impl CgroupDriver {
+    /// The name `docker info` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
+        }
+    }
+}
+
+/// Whether the host runs cgroup v2 alone (the unified hierarchy at /sys/fs/cgroup).
+pub fn cgroup_v2_only() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Whether systemd is PID 1 (its `sd_booted()` test).
+pub fn systemd_booted() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+/// The driver `exec-opts` asks for, or Docker's default: systemd when systemd is
+/// PID 1 on a cgroup v2 host, cgroupfs otherwise.
+fn cgroup_driver(exec_opts: &[String]) -> Result<CgroupDriver, ConfigError> {
+    let mut asked = None;
+    for opt in exec_opts {
+        let Some((key, value)) = opt.split_once('=') else {
+            return Err(ConfigError(format!(
+                "invalid exec-opt ({opt}): must be formatted 'opt=value'"
+            )));
+        };
+        let key = key.trim().to_ascii_lowercase();
+        match key.as_str() {
+            "native.cgroupdriver" => {
+                asked = match value.trim() {
+                    "" => None,
+                    "cgroupfs" => Some(CgroupDriver::Cgroupfs),
+                    "systemd" => Some(CgroupDriver::Systemd),
+                    "none" => {
+                        return Err(ConfigError(
+                            "native.cgroupdriver option none is internally used and cannot be specified manually".into(),
+                        ));
+                    }
+                    other => {
+                        return Err(ConfigError(format!(
+                            "native.cgroupdriver option {other} not supported"
+                        )));
+                    }
+                }
+            }
+            _ => return Err(ConfigError(format!("unknown option: '{key}'"))),
+        }
+    }
+    let v2 = cgroup_v2_only();
+    match asked {
+        Some(CgroupDriver::Systemd) if !systemd_booted() => Err(ConfigError(
+            "systemd cgroup flag passed, but systemd support for managing cgroups is not available: systemd is not running as PID 1 here; use native.cgroupdriver=cgroupfs".into(),
+        )),
+        Some(CgroupDriver::Systemd) if !v2 => Err(ConfigError(
+            "native.cgroupdriver=systemd needs a host with cgroup v2 alone (the unified hierarchy at /sys/fs/cgroup): use native.cgroupdriver=cgroupfs here".into(),
+        )),
+        Some(d) => Ok(d),
+        None if v2 && systemd_booted() => Ok(CgroupDriver::Systemd),
+        None => Ok(CgroupDriver::Cgroupfs),
+    }
+}
+
+/// A systemd slice name, as Docker requires it for `--cgroup-parent` with the
+/// systemd driver.
+pub fn check_slice(parent: &str) -> Result<(), String> {
+    if parent.len() <= 6 || !parent.ends_with(".slice") || parent.contains('/') {
+        return Err(
+            "cgroup-parent for systemd cgroup should be a valid slice named as \"xxx.slice\""
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Container defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerDefaults {
+    /// Who makes the containers' cgroups.
+    pub cgroup_driver: CgroupDriver,
     /// Applied at start to every container whose `Ulimits` does not name them.
     pub ulimits: Vec<Ulimit>,
     /// `/dev/shm` size in bytes for containers created without `--shm-size`.
@@ -54,6 +144,7 @@ pub struct ContainerDefaults {
 impl Default for ContainerDefaults {
     fn default() -> Self {
         ContainerDefaults {
+            cgroup_driver: CgroupDriver::Cgroupfs,
             ulimits: Vec::new(),
             shm_size: 64 << 20,
             cgroup_parent: String::new(),
@@ -114,9 +205,16 @@ pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<ContainerDefau
             ))
         })?;
 
+    let cgroup_driver = cgroup_driver(&r.strings("exec-opts", &f.exec_opts)?)?;
     let cgroup_parent = r.string("cgroup-parent", &f.cgroup_parent)?;
-    check_cgroup_parent(&cgroup_parent)
-        .map_err(|e| ConfigError(format!("invalid cgroup-parent {e}")))?;
+    match cgroup_driver {
+        CgroupDriver::Cgroupfs => check_cgroup_parent(&cgroup_parent)
+            .map_err(|e| ConfigError(format!("invalid cgroup-parent {e}")))?,
+        CgroupDriver::Systemd if !cgroup_parent.is_empty() => {
+            check_slice(&cgroup_parent).map_err(ConfigError)?
+        }
+        CgroupDriver::Systemd => {}
+    }
 
     let cgroupns_mode = r.string("default-cgroupns-mode", &f.default_cgroupns_mode)?;
     if !["private", "host"].contains(&cgroupns_mode.as_str()) {
@@ -134,6 +232,7 @@ pub(crate) fn from_parts(r: &FileReader<'_>, f: &Flags) -> Result<ContainerDefau
     }
 
     Ok(ContainerDefaults {
+        cgroup_driver,
         ulimits,
         shm_size,
         cgroup_parent,
@@ -195,7 +294,70 @@ mod tests {
 
     #[test]
     fn dockers_defaults() {
-        assert_eq!(defaults(&[], "{}").unwrap(), ContainerDefaults::default());
+        let mut expected = ContainerDefaults::default();
+        if cgroup_v2_only() && systemd_booted() {
+            expected.cgroup_driver = CgroupDriver::Systemd;
+        }
+        assert_eq!(defaults(&[], "{}").unwrap(), expected);
+    }
+
+    #[test]
+    fn cgroup_driver_from_exec_opts() {
+        let driver = |args: &[&str], json: &str| defaults(args, json).map(|d| d.cgroup_driver);
+        assert_eq!(
+            driver(&["--exec-opt", "native.cgroupdriver=cgroupfs"], "{}").unwrap(),
+            CgroupDriver::Cgroupfs
+        );
+        assert_eq!(
+            driver(&[], r#"{"exec-opts": ["Native.CgroupDriver = cgroupfs"]}"#).unwrap(),
+            CgroupDriver::Cgroupfs
+        );
+        let err = |args: &[&str], json: &str| driver(args, json).unwrap_err().to_string();
+        assert!(
+            err(&["--exec-opt", "native.cgroupdriver=none"], "{}")
+                .contains("native.cgroupdriver option none is internally used")
+        );
+        assert!(
+            err(&["--exec-opt", "native.cgroupdriver=x"], "{}")
+                .contains("native.cgroupdriver option x not supported")
+        );
+        assert!(
+            err(&["--exec-opt", "native.umask=normal"], "{}")
+                .contains("unknown option: 'native.umask'")
+        );
+        assert!(err(&["--exec-opt", "novalue"], "{}").contains("must be formatted 'opt=value'"));
+        if cgroup_v2_only() && systemd_booted() {
+            assert_eq!(
+                driver(&["--exec-opt", "native.cgroupdriver=systemd"], "{}").unwrap(),
+                CgroupDriver::Systemd
+            );
+            assert!(
+                err(
+                    &[
+                        "--exec-opt",
+                        "native.cgroupdriver=systemd",
+                        "--cgroup-parent",
+                        "/ci"
+                    ],
+                    "{}"
+                )
+                .contains("should be a valid slice named as \"xxx.slice\"")
+            );
+        } else if !systemd_booted() {
+            assert!(
+                err(&["--exec-opt", "native.cgroupdriver=systemd"], "{}")
+                    .contains("systemd support for managing cgroups is not available")
+            );
+        } else {
+            assert!(
+                err(&["--exec-opt", "native.cgroupdriver=systemd"], "{}")
+                    .contains("needs a host with cgroup v2 alone")
+            );
+        }
+        assert!(check_slice("ci.slice").is_ok());
+        for bad in ["/ci", ".slice", "a/b.slice", "ci"] {
+            assert!(check_slice(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

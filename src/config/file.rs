@@ -134,6 +134,11 @@ pub const KEYS: &[Key] = &[
         reloadable: false,
     },
     Key {
+        json: "exec-opts",
+        flag: "exec_opts",
+        reloadable: false,
+    },
+    Key {
         json: "cgroup-parent",
         flag: "cgroup_parent",
         reloadable: false,
@@ -393,6 +398,7 @@ fn flag_value_go(id: &str, parsed: &Parsed) -> String {
                 .join(" ")
         ),
         "default_shm_size" => f.default_shm_size.clone(),
+        "exec_opts" => list(&f.exec_opts),
         "cgroup_parent" => f.cgroup_parent.clone(),
         "default_cgroupns_mode" => f.default_cgroupns_mode.clone(),
         "seccomp_profile" => f.seccomp_profile.clone(),

@@ -110,10 +110,40 @@ pub struct Config {
 }
 
 /// Log drivers containers can use.
-pub const LOG_DRIVERS: &[&str] = &["json-file", "none"];
+pub const LOG_DRIVERS: &[&str] = &["json-file", "journald", "none"];
 
 /// Options the json-file driver takes.
 pub const JSON_FILE_OPTS: &[&str] = &["max-size", "max-file"];
+
+/// Options the journald driver takes.
+pub const JOURNALD_OPTS: &[&str] = &["tag", "labels", "labels-regex", "env", "env-regex"];
+
+/// Checks one `--log-opt` of `driver`, with Docker's words for what is wrong.
+pub fn check_log_opt(driver: &str, key: &str, value: &str) -> Result<(), String> {
+    let accepted: &[&str] = match driver {
+        "json-file" => JSON_FILE_OPTS,
+        "journald" => JOURNALD_OPTS,
+        _ => &[],
+    };
+    if !accepted.contains(&key) {
+        return Err(format!("unknown log opt '{key}' for {driver} log driver"));
+    }
+    let ok = match key {
+        "max-size" => parse_size(value).is_some(),
+        "max-file" => value.parse::<u32>().is_ok_and(|n| n >= 1),
+        "labels-regex" | "env-regex" => {
+            return regex_lite::Regex::new(value)
+                .map(drop)
+                .map_err(|e| format!("invalid value for log opt '{key}': {e}"));
+        }
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid value for log opt '{key}': {value}"))
+    }
+}
 
 impl Config {
     /// Flags merged over the configuration file, then validated.
@@ -599,24 +629,8 @@ fn parse_key_values(items: &[String], flag: &str) -> Result<BTreeMap<String, Str
 }
 
 fn validate_log_opts(driver: &str, opts: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    let accepted: &[&str] = match driver {
-        "json-file" => JSON_FILE_OPTS,
-        _ => &[],
-    };
     for (k, v) in opts {
-        if !accepted.contains(&k.as_str()) {
-            return Err(ConfigError(format!(
-                "unknown log opt '{k}' for {driver} log driver"
-            )));
-        }
-        let ok = match k.as_str() {
-            "max-size" => parse_size(v).is_some(),
-            "max-file" => v.parse::<u32>().is_ok_and(|n| n >= 1),
-            _ => true,
-        };
-        if !ok {
-            return Err(ConfigError(format!("invalid value for log opt '{k}': {v}")));
-        }
+        check_log_opt(driver, k, v).map_err(ConfigError)?;
     }
     Ok(())
 }

@@ -245,7 +245,7 @@ impl Engine {
             "NGoroutines": count_dir("/proc/self/task"),
             "SystemTime": crate::timefmt::rfc3339_nano(SystemTime::now()),
             "LoggingDriver": config.log_driver,
-            "CgroupDriver": "cgroupfs",
+            "CgroupDriver": config.containers.cgroup_driver.name(),
             "CgroupVersion": h.cgroup_version,
             "NEventsListener": self.events.listeners(),
             "KernelVersion": h.kernel_version,

@@ -353,6 +353,29 @@ impl ContainerCgroup {
             .collect()
     }
 
+    /// An inotify descriptor (non-blocking) that becomes readable when the v2
+    /// `memory.events` file changes: the OOM killer counts its kills there the
+    /// moment it acts, before the cgroup may be gone. `None` without one.
+    pub fn watch_oom(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let events = self.unified_dir()?.join("memory.events");
+        let path = std::ffi::CString::new(events.as_os_str().as_bytes()).ok()?;
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                path.as_ptr(),
+                libc::IN_MODIFY,
+            )
+        };
+        (wd >= 0).then_some(fd)
+    }
+
     /// Whether the kernel's OOM killer killed a process of the container.
     pub fn oom_killed(&self) -> bool {
         self.dirs.iter().any(|(h, d)| {

@@ -3,7 +3,7 @@
 //! and network namespaces) and `exec`.
 //! The steps read top to bottom in the order the kernel needs them:
 //!
-//! setsid → join the cgroup, then a cgroup namespace → hostname → join IPC and
+//! setsid → (with the systemd driver, wait to be in the scope) → join the cgroup, then a cgroup namespace → hostname → join IPC and
 //! network namespaces, or `lo` up → root filesystem (proc, sys, cgroup, dev, binds)
 //! → pivot_root → masked and read-only paths, read-only root → stdio → user lookup
 //! → working directory → bounding set, AppArmor profile, seccomp filter (or
@@ -38,6 +38,13 @@ pub struct ChildContext<'a> {
     /// The files to write `0` to, joining the container's cgroup in every hierarchy
     /// the clone did not already place the process in.
     pub cgroup_joins: Vec<PathBuf>,
+    /// With the systemd cgroup driver: read end of a pipe the monitor writes to once
+    /// systemd has moved this process into the container's scope. Nothing else may
+    /// happen before (the cgroup namespace is made from the cgroup it is in).
+    pub scope_ready: Option<OwnedFd>,
+    /// The monitor's end of that pipe, closed here first: should the monitor die
+    /// meanwhile, the read ends (EOF) instead of waiting forever.
+    pub scope_go: Option<std::os::fd::RawFd>,
     /// The hierarchies, to mount inside the container.
     pub hierarchies: &'a [Hierarchy],
     pub stdio: ContainerStdio,
@@ -106,6 +113,16 @@ fn setup_and_exec(ctx: &ChildContext<'_>) -> Result<Never, ExecFailure> {
     sys::cvt(unsafe { libc::setsid() })
         .map_err(|e| setup_failed(io::Error::new(e.kind(), format!("setsid: {e}"))))?;
 
+    if let Some(ready) = &ctx.scope_ready {
+        if let Some(go) = ctx.scope_go {
+            unsafe { libc::close(go) };
+        }
+        let mut byte = [0u8; 1];
+        if !matches!(sys::read(ready.as_raw_fd(), &mut byte), Ok(1)) {
+            // The monitor gave up on the start and reports why.
+            sys::exit_now(1);
+        }
+    }
     for procs in &ctx.cgroup_joins {
         std::fs::write(procs, "0")
             .map_err(|e| setup_failed(crate::store::with_path(e, "join cgroup", procs)))?;

@@ -421,6 +421,7 @@ mod tests {
             path: path.clone(),
             max_size: Some(100),
             max_file: 3,
+            journal_fields: Vec::new(),
         };
         let mut log = LogFile::open(&spec).unwrap().unwrap();
         for i in 0..10 {
@@ -456,6 +457,7 @@ mod tests {
             path: path.clone(),
             max_size: Some(100),
             max_file: 1,
+            journal_fields: Vec::new(),
         };
         let mut log = LogFile::open(&spec).unwrap().unwrap();
         log.write(
@@ -480,6 +482,7 @@ mod tests {
             path: PathBuf::from("/nonexistent/x.log"),
             max_size: None,
             max_file: 1,
+            journal_fields: Vec::new(),
         };
         assert!(LogFile::open(&spec).unwrap().is_none());
         let spec = LogSpec {

@@ -15,7 +15,8 @@
 //! | `container.rs` | the container's process, from clone to exec |
 //! | `rootfs.rs` | mounts, pivot_root, masked and read-only paths |
 //! | `cgroup.rs`, `devices.rs` | cgroup v1/v2/hybrid directories, device rules (v1 text, v2 eBPF), cpuset, removal |
-//! | `stdio.rs`, `attach.rs`, `logfile.rs` | pipes and terminal, attach framing, json-file log |
+//! | `stdio.rs`, `attach.rs` | pipes and terminal, attach framing |
+//! | `logger.rs`, `logfile.rs`, `journald.rs` | the container's log: json-file, or journald's native protocol |
 //! | `user.rs`, `caps.rs`, `exec.rs` | user lookup, capabilities, PATH lookup and exec errors |
 //! | `init_process.rs` | the `--init` PID 1 |
 //! | `network.rs` | undoing the container's networking when it exits |
@@ -29,7 +30,9 @@ pub mod control;
 pub mod devices;
 pub mod exec;
 pub mod init_process;
+pub mod journald;
 pub mod logfile;
+pub mod logger;
 pub mod monitor;
 pub mod network;
 pub mod resources;

@@ -24,7 +24,8 @@ use super::attach::OutQueue;
 use super::cgroup::{self, ContainerCgroup};
 use super::container::{self, ChildContext, EXIT_SETUP_FAILED};
 use super::control;
-use super::logfile::{Entry, LineSplitter, LogFile, Stream};
+use super::logfile::{Entry, LineSplitter, Stream};
+use super::logger::Logger;
 use super::spec::{
     AttachStreams, ContainerSpec, EXIT_FILE, ExitRecord, Namespace, Reply, Request, SyncMessage,
 };
@@ -50,7 +51,7 @@ pub fn run(
     sync: OwnedFd,
     initial_attach: Vec<(OwnedFd, AttachStreams)>,
 ) -> u8 {
-    serve_started(start(&spec), spec, sync, initial_attach)
+    serve_started(start(&spec, &sync), spec, sync, initial_attach)
 }
 
 /// Reports how the start went and, when it did, serves the process to its end.
@@ -116,7 +117,7 @@ struct Running {
     socket_path: PathBuf,
     _socket_dir: Option<std::fs::File>,
     cgroup: ContainerCgroup,
-    log: Option<LogFile>,
+    log: Option<Logger>,
     stdio: MonitorStdio,
     /// The terminal's master, with `-t`.
     master: Option<OwnedFd>,
@@ -139,7 +140,7 @@ impl Drop for StartCleanup {
     }
 }
 
-fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
+fn start(spec: &ContainerSpec, sync: &OwnedFd) -> Result<Running, StartFailure> {
     if let Some(target) = spec.exec_in {
         let namespaces = ExecNamespaces::open(spec, target)?;
         return start_exec(spec, namespaces, None);
@@ -156,25 +157,18 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         .map_err(|e| StartFailure::setup(format!("create signalfd: {e}")))?;
 
     let hierarchies = cgroup::detect().map_err(|e| StartFailure::setup(e.to_string()))?;
-    let cg = ContainerCgroup::create(
-        &hierarchies,
-        &spec.cgroup_path,
-        spec.privileged,
-        &spec.device_rules,
-    )
-    .map_err(|e| StartFailure::setup(crate::store::strip_os_suffix(&e)))?;
     let mut cleanup = StartCleanup {
-        cgroup: Some(cg.clone()),
+        cgroup: None,
         socket: None,
     };
-    super::resources::apply(&cg, &spec.resources).map_err(|e| {
-        StartFailure::setup(format!(
-            "error setting cgroup config: {}",
-            crate::store::strip_os_suffix(&e)
-        ))
-    })?;
+    // With the systemd driver the cgroup is the scope systemd makes after the clone.
+    let mut cg = None;
+    if !spec.systemd_scope {
+        cg = Some(setup_cgroup(spec, &hierarchies)?);
+        cleanup.cgroup = cg.clone();
+    }
 
-    let log = LogFile::open(&spec.log).map_err(|e| StartFailure::setup(e.to_string()))?;
+    let log = Logger::open(&spec.log).map_err(|e| StartFailure::setup(e.to_string()))?;
 
     let (listener, real_socket, socket_dir) = control_socket(spec)?;
     cleanup.socket = Some(real_socket.clone());
@@ -214,8 +208,15 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
     };
     let flags = container::clone_flags(spec);
     let unified = cg
-        .unified_dir()
+        .as_ref()
+        .and_then(|cg| cg.unified_dir())
         .and_then(|d| sys::open(d, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok());
+    let (scope_ready, scope_go) = if spec.systemd_scope {
+        let (r, w) = sys::pipe().map_err(|e| StartFailure::setup(format!("create a pipe: {e}")))?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
     let mut cloned = Err(io::Error::from_raw_os_error(libc::ENOSYS));
     let mut into_cgroup = false;
     if let Some(dir) = &unified {
@@ -242,7 +243,12 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         }
         Ok(None) => container::run(ChildContext {
             spec,
-            cgroup_joins: cg.join_files(into_cgroup),
+            cgroup_joins: cg
+                .as_ref()
+                .map(|cg| cg.join_files(into_cgroup))
+                .unwrap_or_default(),
+            scope_ready,
+            scope_go: scope_go.as_ref().map(|fd| fd.as_raw_fd()),
             hierarchies: &hierarchies,
             stdio: ctr_stdio,
             netns,
@@ -252,6 +258,21 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         Ok(Some(pid)) => pid,
     };
     drop(unified);
+    drop(scope_ready);
+    let cg = match (cg, scope_go) {
+        (Some(cg), _) => cg,
+        (None, go) => {
+            let cg = join_scope(spec, &hierarchies, sync, pid).inspect_err(|_| {
+                let _ = sys::kill(pid, libc::SIGKILL);
+                wait_blocking(pid);
+            })?;
+            // The scope's cgroup is systemd's to remove, once it is empty.
+            if let Some(go) = go {
+                let _ = sys::write_all(go.as_raw_fd(), b"g");
+            }
+            cg
+        }
+    };
     drop(ctr_stdio);
     drop(err_w);
 
@@ -268,6 +289,64 @@ fn start(spec: &ContainerSpec) -> Result<Running, StartFailure> {
         err_r,
         cleanup,
     )
+}
+
+/// The container's cgroup made (or, for a scope, found) and configured: device
+/// rules, then the limits.
+fn setup_cgroup(
+    spec: &ContainerSpec,
+    hierarchies: &[cgroup::Hierarchy],
+) -> Result<ContainerCgroup, StartFailure> {
+    let cg = ContainerCgroup::create(
+        hierarchies,
+        &spec.cgroup_path,
+        spec.privileged,
+        &spec.device_rules,
+    )
+    .map_err(|e| StartFailure::setup(crate::store::strip_os_suffix(&e)))?;
+    super::resources::apply(&cg, &spec.resources).map_err(|e| {
+        StartFailure::setup(format!(
+            "error setting cgroup config: {}",
+            crate::store::strip_os_suffix(&e)
+        ))
+    })?;
+    Ok(cg)
+}
+
+/// The systemd driver's step: tells the daemon the process `pid` exists, waits
+/// until it has systemd put it in the container's scope, then configures the
+/// scope's cgroup as the monitor's own.
+fn join_scope(
+    spec: &ContainerSpec,
+    hierarchies: &[cgroup::Hierarchy],
+    sync: &OwnedFd,
+    pid: i32,
+) -> Result<ContainerCgroup, StartFailure> {
+    sys::write_all(
+        sync.as_raw_fd(),
+        &control::encode_line(&SyncMessage::Created { pid }),
+    )
+    .map_err(|e| StartFailure::setup(format!("report to the daemon: {e}")))?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < MAX_REQUEST {
+        match sys::read(sync.as_raw_fd(), &mut byte) {
+            Ok(1) if byte[0] == b'\n' => break,
+            Ok(1) => line.push(byte[0]),
+            _ => {
+                return Err(StartFailure::setup(
+                    "the daemon went away while creating the container's systemd scope",
+                ));
+            }
+        }
+    }
+    match control::decode_line::<Reply>(&line) {
+        Ok(Reply::Ok) => setup_cgroup(spec, hierarchies),
+        Ok(Reply::Error { message }) => Err(StartFailure::setup(message)),
+        _ => Err(StartFailure::setup(
+            "unexpected answer from the daemon about the container's systemd scope",
+        )),
+    }
 }
 
 fn open_namespace(path: &Path, kind: &str) -> Result<OwnedFd, StartFailure> {
@@ -304,7 +383,7 @@ fn finish_start(
     real_socket: PathBuf,
     socket_dir: Option<std::fs::File>,
     cg: ContainerCgroup,
-    log: Option<LogFile>,
+    log: Option<Logger>,
     mon_stdio: MonitorStdio,
     err_r: OwnedFd,
     cleanup: StartCleanup,
@@ -533,6 +612,7 @@ enum Token {
     Output(usize),
     Stdin,
     Conn(usize),
+    OomWatch,
 }
 
 struct EventLoop {
@@ -543,7 +623,7 @@ struct EventLoop {
     socket_path: PathBuf,
     _socket_dir: Option<std::fs::File>,
     cgroup: ContainerCgroup,
-    log: Option<LogFile>,
+    log: Option<Logger>,
     log_error: Option<String>,
     master: Option<OwnedFd>,
     outputs: Vec<Output>,
@@ -553,6 +633,12 @@ struct EventLoop {
     conns: Vec<Conn>,
     /// Exit status and time, once the process was reaped.
     exited: Option<(Exit, SystemTime)>,
+    /// Whether the OOM killer had killed in the cgroup when the process was reaped:
+    /// read at once, since systemd may remove a scope's cgroup as soon as it empties.
+    oom_at_exit: bool,
+    /// With the systemd driver: wakes the loop when the cgroup's `memory.events`
+    /// changes, so that an OOM kill is seen while the scope's cgroup exists.
+    oom_watch: Option<OwnedFd>,
     /// Last time an attached client took output after the exit.
     last_progress: Instant,
 }
@@ -623,6 +709,11 @@ impl EventLoop {
                 }
             })
             .collect();
+        let oom_watch = if spec.systemd_scope && spec.exec_in.is_none() {
+            r.cgroup.watch_oom()
+        } else {
+            None
+        };
         EventLoop {
             spec,
             pid: r.pid,
@@ -639,6 +730,8 @@ impl EventLoop {
             stdin,
             conns,
             exited: None,
+            oom_at_exit: false,
+            oom_watch,
             last_progress: Instant::now(),
         }
     }
@@ -704,6 +797,9 @@ impl EventLoop {
             tokens.push(t);
         };
         add(self.sigfd.as_raw_fd(), libc::POLLIN, Token::Signal);
+        if let Some(w) = &self.oom_watch {
+            add(w.as_raw_fd(), libc::POLLIN, Token::OomWatch);
+        }
         if let Some(l) = &self.listener {
             add(l.as_raw_fd(), libc::POLLIN, Token::Listener);
         }
@@ -746,6 +842,16 @@ impl EventLoop {
                 self.reap();
             }
             Token::Listener => self.accept(),
+            Token::OomWatch => {
+                if let Some(w) = &self.oom_watch {
+                    let mut buf = [0u8; 1024];
+                    while matches!(sys::read(w.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+                }
+                if self.cgroup.oom_killed() {
+                    self.oom_at_exit = true;
+                    self.oom_watch = None;
+                }
+            }
             Token::Output(i) => {
                 self.read_output(i, false);
             }
@@ -759,6 +865,7 @@ impl EventLoop {
         while let Ok(Some((pid, exit))) = sys::reap(-1) {
             if pid == self.pid && self.exited.is_none() {
                 self.exited = Some((exit, SystemTime::now()));
+                self.oom_at_exit |= self.spec.exec_in.is_none() && self.cgroup.oom_killed();
                 ended = true;
             }
         }
@@ -1212,7 +1319,7 @@ impl EventLoop {
         // An exec leaves the container's networking and cgroup to the container.
         let network_released = !exec && super::network::teardown(&self.spec.state_dir);
         let mut record = self.record();
-        record.oom_killed = !exec && self.cgroup.oom_killed();
+        record.oom_killed = !exec && (self.oom_at_exit || self.cgroup.oom_killed());
         record.network_released = network_released;
 
         // Attached clients have all the output: closing tells them it ended.
@@ -1248,7 +1355,8 @@ impl EventLoop {
         self.conns.clear();
         self.listener = None;
         // A cgroup the kernel still holds is harmless and reused by the next start.
-        if !exec {
+        // A scope's is systemd's: it removes it when the scope ends.
+        if !exec && !self.spec.systemd_scope {
             let _ = self.cgroup.remove();
         }
         let _ = std::fs::remove_file(&self.socket_path);

@@ -122,6 +122,12 @@ pub struct ContainerSpec {
     /// the exit leaves the container's cgroup and networking alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_in: Option<i32>,
+    /// The systemd cgroup driver: the container's cgroup (`cgroup_path`, a
+    /// `docker-<id>.scope` below a slice) is a transient scope unit the daemon asks
+    /// systemd for, once the process exists (see [`SyncMessage::Created`]); the
+    /// monitor then configures it as its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_scope: bool,
     /// Limits written to the container's cgroup before its process starts.
     #[serde(default)]
     pub resources: Resources,
@@ -343,7 +349,7 @@ pub struct Tmpfs {
 /// How container output is logged.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LogSpec {
-    /// `json-file` or `none`.
+    /// `json-file`, `journald` or `none`.
     pub driver: String,
     /// The json-file log (`<data-root>/containers/<id>/<id>-json.log`).
     pub path: PathBuf,
@@ -351,6 +357,10 @@ pub struct LogSpec {
     pub max_size: Option<u64>,
     /// Files kept when rotating (`<path>.1` … `<path>.N-1`); at least 1.
     pub max_file: u32,
+    /// journald: the fields every entry carries (`CONTAINER_ID`, …, the `labels` and
+    /// `env` attributes), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal_fields: Vec<(String, String)>,
 }
 
 /// An inherited attach stream.
@@ -372,6 +382,11 @@ pub struct AttachStreams {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMessage {
+    /// With `systemd_scope`: the container's process exists (`pid`, in the host's
+    /// PID namespace) and waits; the daemon puts it in the container's scope unit
+    /// and answers on the same descriptor with a [`Reply`] line (`Ok`, or `Error`
+    /// to give up the start).
+    Created { pid: i32 },
     /// The command was exec'd; `pid` is its PID in the host's PID namespace.
     Started { pid: i32, monitor_pid: i32 },
     /// Nothing runs. `message` is Docker's wording (`exec: "x": executable file not

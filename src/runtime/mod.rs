@@ -14,6 +14,7 @@
 //! exec-root and finds its running containers through the same sockets.
 
 pub mod defaults;
+pub mod scope;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -37,6 +38,8 @@ pub struct Runtime {
     exec_root: PathBuf,
     /// The binary that runs `init` (the daemon's own, unless told otherwise).
     monitor_exe: PathBuf,
+    /// systemd, for containers whose cgroup is a scope unit (the systemd driver).
+    scopes: scope::Scopes,
 }
 
 /// A container whose command runs.
@@ -81,6 +84,7 @@ impl Runtime {
         Runtime {
             exec_root: exec_root.to_path_buf(),
             monitor_exe: PathBuf::from("/proc/self/exe"),
+            scopes: scope::Scopes::default(),
         }
     }
 
@@ -192,7 +196,7 @@ impl Runtime {
             Ok(Some(SyncMessage::Failed { message, exit_code })) => {
                 Err(StartError { message, exit_code })
             }
-            Ok(None) => Err(start_failure(
+            Ok(Some(SyncMessage::Created { .. })) | Ok(None) => Err(start_failure(
                 "the exec's monitor ended before starting the process".into(),
             )),
             Err(e) => Err(start_failure(format!(
@@ -237,8 +241,14 @@ impl Runtime {
             .map_err(|e| fail(format!("encode the container spec: {e}")))?;
         let spec_fd =
             spec_memfd(&json).map_err(|e| fail(format!("pass the container spec: {e}")))?;
-        let (sync_r, sync_w) =
-            crate::init::sys::pipe().map_err(|e| fail(format!("create a pipe: {e}")))?;
+        // The systemd driver answers the monitor once (see `SyncMessage::Created`):
+        // a socket instead of a pipe.
+        let (sync_r, sync_w) = if spec.systemd_scope {
+            crate::init::sys::socketpair()
+                .map_err(|e| fail(format!("create a socket pair: {e}")))?
+        } else {
+            crate::init::sys::pipe().map_err(|e| fail(format!("create a pipe: {e}")))?
+        };
 
         let mut fds: Vec<RawFd> = vec![spec_fd.as_raw_fd(), sync_w.as_raw_fd()];
         fds.extend(initial_attach.iter().map(|(s, _)| s.as_raw_fd()));
@@ -260,13 +270,17 @@ impl Runtime {
         drop(sync_w);
         drop(initial_attach);
 
-        let line = read_sync(sync_r).await;
+        let line = if spec.systemd_scope {
+            self.read_sync_creating_scope(sync_r, spec).await
+        } else {
+            read_sync(sync_r).await
+        };
         let result = match line {
             Ok(Some(SyncMessage::Started { pid, monitor_pid })) => Ok(Started { pid, monitor_pid }),
             Ok(Some(SyncMessage::Failed { message, exit_code })) => {
                 Err(StartError { message, exit_code })
             }
-            Ok(None) | Err(_) => {
+            Ok(Some(SyncMessage::Created { .. })) | Ok(None) | Err(_) => {
                 let status = child.wait().await;
                 let why = match (line, status) {
                     (Err(e), _) => format!("read its start report: {e}"),
@@ -283,6 +297,66 @@ impl Runtime {
             let _ = child.wait().await;
         });
         result
+    }
+
+    /// The start report of a monitor under the systemd driver: first `Created`,
+    /// answered once the container's scope exists (or with why it could not be
+    /// made), then the report proper.
+    async fn read_sync_creating_scope(
+        &self,
+        fd: OwnedFd,
+        spec: &ContainerSpec,
+    ) -> io::Result<Option<SyncMessage>> {
+        let std = std::os::unix::net::UnixStream::from(fd);
+        std.set_nonblocking(true)?;
+        let mut reader = BufReader::new(UnixStream::from_std(std)?);
+        let mut line = Vec::new();
+        let mut next =
+            async |reader: &mut BufReader<UnixStream>| -> io::Result<Option<SyncMessage>> {
+                line.clear();
+                (&mut *reader)
+                    .take(1 << 20)
+                    .read_until(b'\n', &mut line)
+                    .await?;
+                if line.pop() != Some(b'\n') {
+                    return Ok(None);
+                }
+                control::decode_line(&line).map(Some)
+            };
+        // A start that fails before the clone reports at once.
+        let pid = match next(&mut reader).await? {
+            Some(SyncMessage::Created { pid }) => pid,
+            Some(other) => return Ok(Some(other)),
+            None => return Ok(None),
+        };
+        let reply = match self.scopes.create(spec, pid).await {
+            Ok(()) => Reply::Ok,
+            Err(message) => Reply::Error { message },
+        };
+        reader
+            .get_mut()
+            .write_all(&control::encode_line(&reply))
+            .await?;
+        match next(&mut reader).await? {
+            Some(msg) => final_report(msg),
+            None => Ok(None),
+        }
+    }
+
+    /// New limits for a running container's systemd scope (`docker update` under
+    /// the systemd driver), beside the files [`Runtime::update_resources`] writes.
+    pub async fn update_scope(
+        &self,
+        cgroup_path: &str,
+        r: &crate::init::spec::Resources,
+    ) -> Result<(), String> {
+        self.scopes.update(cgroup_path, r).await
+    }
+
+    /// After a container's exit under the systemd driver: whether systemd saw it
+    /// OOM-killed; its scope, if it ended failed, is cleared.
+    pub async fn finish_scope(&self, cgroup_path: &str) -> bool {
+        self.scopes.finish(cgroup_path).await
     }
 
     /// Starts a container's network proxy (`dockerd network-proxy`) with `spec` and
@@ -598,7 +672,17 @@ async fn read_sync(fd: OwnedFd) -> io::Result<Option<SyncMessage>> {
     if line.is_empty() {
         return Ok(None);
     }
-    control::decode_line(line).map(Some)
+    control::decode_line(line).and_then(final_report)
+}
+
+/// A start report that ends the start: `Started` or `Failed`.
+fn final_report(msg: SyncMessage) -> io::Result<Option<SyncMessage>> {
+    match msg {
+        SyncMessage::Created { .. } => Err(io::Error::other(
+            "the monitor waits for a systemd scope it was not told to use",
+        )),
+        other => Ok(Some(other)),
+    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,48 @@ pub fn create_netns(dir: &Path) -> PathBuf {
     path
 }
 
+/// Makes `cmd` start in a private mount namespace with an empty tmpfs on each of
+/// `dirs`.
+pub fn hide_paths(cmd: &mut Command, dirs: &[PathBuf]) {
+    use std::os::unix::process::CommandExt;
+    let dirs: Vec<std::ffi::CString> = dirs
+        .iter()
+        .map(|d| {
+            std::fs::create_dir_all(d).unwrap();
+            std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap()
+        })
+        .collect();
+    unsafe {
+        cmd.pre_exec(move || {
+            let none = std::ptr::null();
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    none,
+                    c"/".as_ptr(),
+                    none,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for d in &dirs {
+                if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    d.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes `cmd` start in the network namespace at `netns` (only the network
 /// namespace: mounts and everything else stay the test's).
 pub fn in_netns(cmd: &mut Command, netns: &Path) {
@@ -272,6 +314,7 @@ pub struct DaemonBuilder {
     config: Option<String>,
     env: Vec<(String, String)>,
     wait: bool,
+    hidden: Vec<PathBuf>,
 }
 
 impl Default for DaemonBuilder {
@@ -281,6 +324,7 @@ impl Default for DaemonBuilder {
             config: Some(String::new()),
             env: Vec::new(),
             wait: true,
+            hidden: Vec::new(),
         }
     }
 }
@@ -297,6 +341,12 @@ impl DaemonBuilder {
     }
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    /// Runs the daemon in a mount namespace of its own where `dir` is an empty
+    /// tmpfs (made first if missing), e.g. to take a host service's socket away.
+    pub fn hide(mut self, dir: &str) -> Self {
+        self.hidden.push(PathBuf::from(dir));
         self
     }
     /// Do not wait for the socket to answer.
@@ -325,6 +375,9 @@ impl DaemonBuilder {
             .stdout(Stdio::null())
             .stderr(stderr);
         in_netns(&mut cmd, &netns);
+        if !self.hidden.is_empty() {
+            hide_paths(&mut cmd, &self.hidden);
+        }
         let child = cmd.spawn().unwrap();
         let mut d = Daemon {
             child,

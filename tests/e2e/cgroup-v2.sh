@@ -13,7 +13,9 @@
 # tmpfs volume's size), an exec and its container outliving a daemon killed
 # with SIGKILL, and resources: limits in the v2 files and updated live, OOM, a
 # PIDs limit, docker stats, pause, devices through the eBPF device program, and
-# the cgroup and namespace modes, docker build's limits, and the confinement a
+# the cgroup and namespace modes, docker build's limits, the systemd cgroup driver
+# (Docker's default here: each container a transient docker-<id>.scope unit with its
+# limits as properties), and the confinement a
 # container runs under: the seccomp filter and AppArmor's docker-default profile
 # (the guest's kernel has AppArmor on; its `apparmor` package is baked into the
 # image for apparmor_parser). Each step prints PASS or FAIL; the last line is
@@ -191,6 +193,40 @@ exec_outlives_a_killed_daemon() {
         { echo "    left: $(ls /run/dk/exec/containers)"; return 1; }
 }
 
+# The systemd cgroup driver, Docker's default where systemd runs on cgroup v2: each
+# container is a transient docker-<id>.scope in system.slice, made over D-Bus, with
+# its limits as unit properties, gone when the container stops.
+systemd_scope() {
+    local id unit pid got
+    [ "$(docker info -f '{{.CgroupDriver}}')" = systemd ] || { echo "    driver: $(docker info -f '{{.CgroupDriver}}')"; return 1; }
+    id=$(docker run -d --name s1 --network none -m 64m --cpus 0.5 --pids-limit 50 bb:1 sleep 100000) || return 1
+    unit=docker-$id.scope
+    pid=$(docker inspect -f '{{.State.Pid}}' s1)
+    echo "    $(cat /proc/$pid/cgroup)"
+    [ "$(cat /proc/$pid/cgroup)" = "0::/system.slice/$unit" ] || return 1
+    systemctl status --no-pager "$unit" | sed 's/^/      /'
+    got=$(for p in ActiveState Slice Delegate MemoryMax CPUQuotaPerSecUSec TasksMax Description; do
+        systemctl show -p "$p" --value "$unit"; done | tr '\n' ' ')
+    echo "    systemctl show: $got"
+    [ "$got" = "active system.slice yes 67108864 500ms 50 libcontainer container $id " ] || return 1
+    systemd-cgls --no-pager -u "$unit" | grep -q 'sleep 100000' || { echo "    systemd-cgls:"; systemd-cgls --no-pager -u "$unit"; return 1; }
+    # The files say the same as the unit.
+    [ "$(cat /sys/fs/cgroup/system.slice/$unit/memory.max) $(cat /sys/fs/cgroup/system.slice/$unit/pids.max)" = "67108864 50" ] || return 1
+    docker update -m 128m --pids-limit 60 s1 >/dev/null || return 1
+    got=$(for p in MemoryMax TasksMax; do systemctl show -p "$p" --value "$unit"; done | tr '\n' ' ')
+    echo "    after docker update: $got"
+    [ "$got" = "134217728 60 " ] || return 1
+    # An exec joins the scope.
+    [ "$(docker exec s1 cat /proc/self/cgroup)" = "0::/" ] || return 1
+    docker stop -t 1 s1 >/dev/null || return 1
+    wait_for 30 sh -c "! systemctl is-active -q $unit" || { echo "    $unit still active after docker stop"; return 1; }
+    [ ! -e "/sys/fs/cgroup/system.slice/$unit" ] || { echo "    its cgroup is left"; return 1; }
+    # Started again: a new scope of the same name.
+    docker start s1 >/dev/null && systemctl is-active -q "$unit" || return 1
+    docker rm -f s1 >/dev/null
+    wait_for 30 sh -c "! systemctl is-active -q $unit"
+}
+
 # The v2 directory of a container's cgroup, from its process.
 cg_dir() {
     local pid
@@ -224,6 +260,10 @@ oom_and_pids_on_v2() {
     docker run --name o1 --network none -m 32m bb:1 sh -c 'x=a; while true; do x=$x$x; done' || rc=$?
     echo "    exit $rc, $(docker inspect -f 'OOMKilled={{.State.OOMKilled}}' o1)"
     [ "$rc" = 137 ] && [ "$(docker inspect -f '{{.State.OOMKilled}}' o1)" = true ] || return 1
+    # systemd's scope ended failed (oom-kill); the daemon reset it.
+    local unit
+    unit=docker-$(docker inspect -f '{{.Id}}' o1).scope
+    if systemctl is-failed -q "$unit"; then echo "    $unit left failed"; return 1; fi
     docker rm o1 >/dev/null
     if docker exec l1 sh -c 'while true; do sleep 1000 & done' 2>/dev/null; then
         echo "    the fork bomb was not stopped"; return 1
@@ -285,11 +325,15 @@ namespaces_on_v2() {
     o=$(docker run --rm --network none bb:1 cat /proc/self/cgroup)
     echo "    private: $o"
     [ "$o" = "0::/" ] || return 1
-    o=$(docker run --rm --network none --cgroupns host --cgroup-parent /ci-parent --group-add 1234 bb:1 \
+    # The systemd driver takes a slice as the parent: ci-parent.slice is
+    # /ci.slice/ci-parent.slice.
+    o=$(docker run --rm --network none --cgroupns host --cgroup-parent ci-parent.slice --group-add 1234 bb:1 \
         sh -c 'cat /proc/self/cgroup; id -G')
-    echo "    host, under /ci-parent, group 1234: $(echo $o)"
-    echo "$o" | grep -q '^0::/ci-parent/' && echo "$o" | grep -qw 1234 || return 1
-    rmdir /sys/fs/cgroup/ci-parent
+    echo "    host, under ci-parent.slice, group 1234: $(echo $o)"
+    echo "$o" | grep -q '^0::/ci.slice/ci-parent.slice/docker-.*\.scope$' && echo "$o" | grep -qw 1234 || return 1
+    o=$(docker run --rm --network none --cgroup-parent /ci-parent bb:1 true 2>&1) && return 1
+    echo "    --cgroup-parent /ci-parent: $o"
+    echo "$o" | grep -q 'cgroup-parent for systemd cgroup should be a valid slice named as "xxx.slice"' || return 1
     docker run -d --name donor --network none --ipc shareable bb:1 sleep 100000 >/dev/null &&
         docker exec donor touch /dev/shm/mark || return 1
     o=$(docker run --rm --network none --pid container:donor --ipc container:donor bb:1 \
@@ -350,6 +394,7 @@ if [ "$failed" != 0 ]; then
     exit 1
 fi
 step "the container has a cgroup of its own, with controllers" container_cgroup
+step "systemd cgroup driver: docker-<id>.scope in system.slice, limits as unit properties, gone at stop" systemd_scope
 step "an exec joins the container's cgroup and shows in docker top" exec_joins_the_cgroup
 step "exec options, exit codes and stdin" exec_options_and_codes
 step "a health check goes healthy, then unhealthy" health_goes_healthy_then_unhealthy

@@ -424,7 +424,7 @@ step_containers() {
         return 1
     }
     web_pid=$(g docker inspect -f '{{.State.Pid}}' web)
-    log "container web runs as PID $web_pid"
+    log "container web runs as PID $web_pid, in $(g cat /proc/"$web_pid"/cgroup) (cgroup driver $(g docker info -f '{{.CgroupDriver}}'))"
     expect "docker exec web" ok "$(g docker exec web echo ok 2>&1)" || ok=1
     out=$(g systemctl restart dockerd 2>&1) || {
         log "systemctl restart dockerd: $out"
@@ -478,6 +478,96 @@ step_journal() {
         ok=1
     }
     expect "_PID is the MainPID" "$(prop dockerd.service MainPID)" "$(jq -r ._PID <<<"$ready")" || ok=1
+    return $ok
+}
+
+# The journald log driver: a container whose lines go to the journal from its
+# monitor. It prints a line each time /go appears in it (and removes it).
+jlog_pid=
+jlog_line() { # jlog_line: has the container print one more line.
+    g nsenter -t "$jlog_pid" -m -- touch /go
+}
+journal_of_jlog() { # journal_of_jlog: its records, one JSON per line.
+    g journalctl -q --no-pager -o json CONTAINER_NAME=jlog
+}
+jlog_has() { # jlog_has MESSAGE: the journal has a record of jlog with MESSAGE.
+    [[ -n "$(journal_of_jlog | jq -c --arg m "$1" 'select(.MESSAGE == $m)' | head -n 1)" ]]
+}
+jlog_newest_line() { # the last "line …" record of jlog
+    journal_of_jlog | jq -r 'select(.MESSAGE | startswith("line ")) | .MESSAGE' | tail -n 1
+}
+jlog_changed() { [[ "$(jlog_newest_line)" != "$down_before" ]]; }
+
+step_container_journal() {
+    local ok=0 out rec id follow
+    id=$(g docker run -d --name jlog --network none --log-driver journald \
+        --log-opt tag='{{.Name}}/{{.ImageName}}' --label tier=front --log-opt labels=tier \
+        "$IMG" sh -c 'echo hello journal; echo oops >&2
+            while sleep 0.2; do [ -e /go ] && { echo "line $(date +%s%N)"; rm /go; }; done' 2>&1) || {
+        log "docker run --log-driver journald: $id"
+        return 1
+    }
+    jlog_pid=$(g docker inspect -f '{{.State.Pid}}' jlog)
+    wait_until 20 jlog_has oops || {
+        log "no record of the container in the journal: $(journal_of_jlog)"
+        return 1
+    }
+    log "journalctl CONTAINER_NAME=jlog -o verbose:"
+    g journalctl -q --no-pager -o verbose CONTAINER_NAME=jlog | sed 's/^/      /'
+    rec=$(journal_of_jlog | jq -c 'select(.MESSAGE == "hello journal")')
+    expect "PRIORITY (stdout)" 6 "$(jq -r .PRIORITY <<<"$rec")" || ok=1
+    expect "PRIORITY (stderr)" 3 "$(journal_of_jlog | jq -r 'select(.MESSAGE == "oops") | .PRIORITY')" || ok=1
+    expect "CONTAINER_ID" "${id:0:12}" "$(jq -r .CONTAINER_ID <<<"$rec")" || ok=1
+    expect "CONTAINER_ID_FULL" "$id" "$(jq -r .CONTAINER_ID_FULL <<<"$rec")" || ok=1
+    expect "CONTAINER_TAG" "jlog/$IMG" "$(jq -r .CONTAINER_TAG <<<"$rec")" || ok=1
+    expect "SYSLOG_IDENTIFIER" "jlog/$IMG" "$(jq -r .SYSLOG_IDENTIFIER <<<"$rec")" || ok=1
+    expect "IMAGE_NAME" "$IMG" "$(jq -r .IMAGE_NAME <<<"$rec")" || ok=1
+    expect "TIER (labels option)" front "$(jq -r .TIER <<<"$rec")" || ok=1
+    expect "_TRANSPORT" journal "$(jq -r ._TRANSPORT <<<"$rec")" || ok=1
+    expect "docker logs (stdout)" "hello journal" "$(g docker logs jlog 2>/dev/null)" || ok=1
+    expect "docker logs (stderr)" oops "$(g docker logs jlog 2>&1 >/dev/null)" || ok=1
+    # docker logs -f: a line printed while it follows arrives.
+    g rm -f /root/follow.out
+    g sh -c 'timeout 20 docker logs -f --tail 0 jlog > /root/follow.out 2>&1 &'
+    sleep 1
+    jlog_line
+    wait_until 15 g grep -q '^line ' /root/follow.out || {
+        log "docker logs -f showed: $(g cat /root/follow.out)"
+        ok=1
+    }
+    follow=$(g cat /root/follow.out)
+    log "docker logs -f --tail 0 showed: $follow"
+    return $ok
+}
+
+# While the daemon is stopped (after step_stop), the monitor still logs.
+step_journal_while_stopped() {
+    local ok=0
+    expect "dockerd.service ActiveState" inactive "$(prop dockerd.service ActiveState)" || return 1
+    down_before=$(jlog_newest_line)
+    jlog_line
+    wait_until 20 jlog_changed || {
+        log "no new record while the daemon was stopped"
+        return 1
+    }
+    down_line=$(jlog_newest_line)
+    log "logged while the daemon was stopped: $down_line"
+    expect "dockerd.service ActiveState afterwards" inactive "$(prop dockerd.service ActiveState)" || ok=1
+    return $ok
+}
+
+# After step_reactivation: docker logs reads that line back from the journal.
+step_journal_read_back() {
+    local ok=0 out
+    out=$(g docker logs jlog 2>/dev/null)
+    grep -qx "$down_line" <<<"$out" || {
+        log "docker logs jlog lacks '$down_line': $out"
+        ok=1
+    }
+    out=$(g docker rm -f jlog 2>&1) || {
+        log "docker rm -f jlog: $out"
+        ok=1
+    }
     return $ok
 }
 
@@ -870,12 +960,15 @@ step "dockerd.socket listens, dockerd.service inactive, /run/docker.sock srw-rw-
 step "the first request activates dockerd.service (READY, STATUS, MainPID)" step_activation
 step "docker load; containers run attached and detached, and keep running across systemctl restart dockerd" step_containers
 step "journal holds native records (_TRANSPORT=journal, SYSLOG_IDENTIFIER, PRIORITY, fields)" step_journal
+step "journald log driver: Docker's fields in the journal (journalctl CONTAINER_NAME=jlog), docker logs and docker logs -f" step_container_journal
 step "systemctl reload applies daemon.json (debug records appear)" step_reload
 step "a broken daemon.json on reload keeps the configuration and logs the error" step_reload_broken
 step "the watchdog restarts a hung daemon; the socket holds requests meanwhile" step_watchdog
 step "only group docker may use the socket" step_permissions
 step "systemctl stop dockerd.socket dockerd stops cleanly" step_stop
+step "the container keeps logging to the journal while the daemon is stopped" step_journal_while_stopped
 step "systemctl start dockerd.socket brings activation back" step_reactivation
+step "docker logs reads back from the journal what was logged while the daemon was stopped" step_journal_read_back
 step "an idle daemon exits (idle-timeout: STOPPING=1, status 0) and the next request starts it again" step_idle_exit
 step "dpkg -i over the installed package restarts the running daemon (upgrade path)" step_upgrade
 step "the container outlived the watchdog, stop and start, the idle exit and the upgrade; docker rm -f ends it" step_containers_survive

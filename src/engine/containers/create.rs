@@ -95,6 +95,12 @@ impl Engine {
             );
         }
         let mut settings = HostSettings::from_host_config(&host_config, &log_defaults)?;
+        if defaults.cgroup_driver == crate::config::containers::CgroupDriver::Systemd
+            && !settings.cgroup_parent.is_empty()
+        {
+            crate::config::containers::check_slice(&settings.cgroup_parent)
+                .map_err(Error::invalid)?;
+        }
         super::resources::check_host(
             &host_config,
             &settings.limits,

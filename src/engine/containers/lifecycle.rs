@@ -454,8 +454,12 @@ impl Engine {
     }
 
     /// Records an exit: state, unmount, `die` event, waiters, `--rm`.
-    async fn on_exit(self: &Arc<Self>, h: &Arc<Handle>, rec: ExitRecord) {
+    async fn on_exit(self: &Arc<Self>, h: &Arc<Handle>, mut rec: ExitRecord) {
         self.execs.remove_container(&h.id);
+        let cgroup_path = h.record().cgroup_path();
+        if cgroup_path.ends_with(".scope") && self.runtime.finish_scope(&cgroup_path).await {
+            rec.oom_killed = true;
+        }
         let mut started_at = String::new();
         let auto_remove = h.record().settings.auto_remove;
         let before = h.snapshot();

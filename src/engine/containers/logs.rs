@@ -1,4 +1,5 @@
-//! `docker logs`: reading the json-file log the monitor writes
+//! `docker logs`: reading the json-file log the monitor writes (journald's entries
+//! are read in `journald`)
 //! (`{"log":"…","stream":"stdout","time":"…"}` per line, rotated to `.1`, `.2`, …),
 //! with `since`, `until`, `tail`, and `follow` until the container stops.
 
@@ -62,7 +63,7 @@ fn parse_line(line: &[u8]) -> Option<LogEntry> {
 }
 
 impl LogOptions {
-    fn wants(&self, e: &LogEntry) -> bool {
+    pub(super) fn wants(&self, e: &LogEntry) -> bool {
         (if e.stream == 1 {
             self.stdout
         } else {
@@ -105,12 +106,29 @@ impl Engine {
                 "can not get logs from container which is dead or marked for removal",
             ));
         }
+        let tty = r.container.config.tty;
+        if r.settings.log_driver == "journald" {
+            crate::systemd::journal::available().map_err(|e| Error::internal(e.to_string()))?;
+            let id = r.container.id.clone();
+            let (tx, rx) = mpsc::channel(256);
+            let lifecycle = h.lifecycle.subscribe();
+            tokio::task::spawn_blocking(move || {
+                let start_exits = lifecycle.borrow().exits;
+                let running = || {
+                    let l = lifecycle.borrow();
+                    l.running && l.exits == start_exits && !l.removed
+                };
+                if let Err(e) = super::journald::read(&id, &opts, &tx, &running) {
+                    tracing::warn!("reading the journal for container {id}: {e}");
+                }
+            });
+            return Ok((tty, rx));
+        }
         if r.settings.log_driver != "json-file" {
             return Err(Error::not_implemented(
                 "configured logging driver does not support reading",
             ));
         }
-        let tty = r.container.config.tty;
         let path = PathBuf::from(&r.container.log_path);
         let (tx, rx) = mpsc::channel(256);
         let lifecycle = h.lifecycle.subscribe();

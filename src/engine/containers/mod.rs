@@ -4,7 +4,7 @@
 //! Operations live in the sibling files: `create` (validating a create request and
 //! merging the image's defaults), `lifecycle` (start, stop, kill, restart, wait,
 //! remove, rename, prune, exits), `inspect` (the inspect and list documents), `logs`
-//! (reading json-file logs), `spec` (the monitor's spec for a start).
+//! (reading json-file logs), `journald` (the journald driver's fields and reading), `spec` (the monitor's spec for a start).
 
 pub mod archive;
 pub mod create;
@@ -14,6 +14,7 @@ pub mod exec;
 pub mod filesystem;
 pub mod health;
 pub mod inspect;
+pub mod journald;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
@@ -86,7 +87,13 @@ impl Record {
     /// started.
     pub fn cgroup_path(&self) -> String {
         if self.container.cgroup_path.is_empty() {
-            spec::cgroup_path(&self.settings, &self.container.id, "")
+            spec::cgroup_path(
+                &self.settings,
+                &self.container.id,
+                "",
+                crate::config::containers::CgroupDriver::Cgroupfs,
+            )
+            .unwrap_or_default()
         } else {
             self.container.cgroup_path.clone()
         }

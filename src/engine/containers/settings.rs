@@ -311,23 +311,7 @@ impl HostSettings {
             )));
         }
         for (k, v) in &log_opts {
-            let known =
-                log_driver == "json-file" && crate::config::JSON_FILE_OPTS.contains(&k.as_str());
-            if !known {
-                return Err(Error::invalid(format!(
-                    "unknown log opt '{k}' for {log_driver} log driver"
-                )));
-            }
-            let valid = match k.as_str() {
-                "max-size" => crate::config::parse_size(v).is_some(),
-                "max-file" => v.parse::<u32>().is_ok_and(|n| n >= 1),
-                _ => true,
-            };
-            if !valid {
-                return Err(Error::invalid(format!(
-                    "invalid value for log opt '{k}': {v}"
-                )));
-            }
+            crate::config::check_log_opt(&log_driver, k, v).map_err(Error::invalid)?;
         }
 
         let restart_policy = super::restart::Policy::from_host_config(hc.get("RestartPolicy"))?;

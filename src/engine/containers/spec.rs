@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::containers::RLIMITS;
+use crate::config::containers::{CgroupDriver, RLIMITS};
 use crate::engine::{Error, Result};
 use crate::init::spec::{ContainerSpec, LogSpec, Mount, Rlimit, Shm};
 
@@ -187,21 +187,44 @@ fn sysctls(s: &super::settings::HostSettings) -> Vec<(String, String)> {
     out
 }
 
-/// The container's cgroup, relative to each hierarchy's root: `<parent>/<id>`, the
-/// parent its `--cgroup-parent`, else the daemon's `cgroup-parent`, else `docker`,
-/// as Docker's cgroupfs driver places it.
-pub fn cgroup_path(s: &super::settings::HostSettings, id: &str, daemon_parent: &str) -> String {
+/// The container's cgroup, relative to each hierarchy's root. With cgroupfs:
+/// `<parent>/<id>`, the parent its `--cgroup-parent`, else the daemon's
+/// `cgroup-parent`, else `docker`, as Docker's cgroupfs driver places it. With
+/// systemd: the scope `docker-<id>.scope` in that slice (default `system.slice`),
+/// at the slice's path (`a-b.slice` is `a.slice/a-b.slice`).
+pub fn cgroup_path(
+    s: &super::settings::HostSettings,
+    id: &str,
+    daemon_parent: &str,
+    driver: CgroupDriver,
+) -> Result<String> {
     let own = s.cgroup_parent.trim_matches('/');
     let parent = if own.is_empty() {
         daemon_parent.trim_matches('/')
     } else {
         own
     };
-    if parent.is_empty() {
-        format!("docker/{id}")
-    } else {
-        format!("{parent}/{id}")
-    }
+    Ok(match driver {
+        CgroupDriver::Cgroupfs if parent.is_empty() => format!("docker/{id}"),
+        CgroupDriver::Cgroupfs => format!("{parent}/{id}"),
+        CgroupDriver::Systemd => {
+            let slice = if parent.is_empty() {
+                "system.slice"
+            } else {
+                crate::config::containers::check_slice(parent).map_err(Error::invalid)?;
+                parent
+            };
+            let dir = crate::systemd::units::expand_slice(slice)
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            format!(
+                "{}/{}",
+                dir.trim_matches('/'),
+                crate::systemd::units::scope_name(id)
+            )
+            .trim_start_matches('/')
+            .to_string()
+        }
+    })
 }
 
 /// The container's ulimits: its own, then the daemon's `default-ulimits` it does
@@ -325,12 +348,18 @@ pub fn build(
         readonly_paths,
         mounts,
         init: s.init,
-        cgroup_path: cgroup_path(s, &c.id, &defaults.cgroup_parent),
+        cgroup_path: cgroup_path(s, &c.id, &defaults.cgroup_parent, defaults.cgroup_driver)?,
+        systemd_scope: defaults.cgroup_driver == CgroupDriver::Systemd,
         log: LogSpec {
             driver: s.log_driver.clone(),
             path: PathBuf::from(&c.log_path),
             max_size,
             max_file,
+            journal_fields: if s.log_driver == "journald" {
+                super::journald::fields(c, &s.log_opts)?
+            } else {
+                Vec::new()
+            },
         },
         state_dir,
         initial_attach: Vec::new(),

@@ -114,6 +114,11 @@ impl Engine {
             }
             let engine = self.clone();
             let path = h.record().cgroup_path();
+            if path.ends_with(".scope") {
+                self.runtime.update_scope(&path, &r).await.map_err(|e| {
+                    Error::internal(format!("Cannot update container {}: {e}", h.id))
+                })?;
+            }
             tokio::task::spawn_blocking(move || engine.runtime.update_resources(&path, &r))
                 .await
                 .map_err(|e| Error::internal(e.to_string()))?
