@@ -88,7 +88,7 @@ impl Server {
             }
             Some(d) => match tokio::time::timeout(d, wait).await {
                 Ok(()) => 0,
-                Err(_) => self.connections.len() + self.state.streams.len(),
+                Err(_) => self.active(),
             },
         }
     }

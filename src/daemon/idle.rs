@@ -30,6 +30,14 @@ pub async fn exit_when_idle(engine: Arc<Engine>, server: &Server, socket_activat
     let mut idle_since: Option<Instant> = None;
     let mut held_by = None;
     loop {
+        let reloaded = engine.reloaded();
+        if engine.config().idle_timeout == 0 {
+            // Off: nothing to look at until a reload may turn it on.
+            idle_since = None;
+            reloaded.await;
+            continue;
+        }
+        drop(reloaded);
         tokio::time::sleep(TICK).await;
         let timeout = engine.config().idle_timeout;
         if timeout == 0 || server.active() > 0 {

@@ -26,6 +26,8 @@ use crate::config::Config;
 /// The engine: configuration, identity, event bus and every store.
 pub struct Engine {
     config: RwLock<Arc<Config>>,
+    /// Woken at every reload, for whoever waits on a reloadable setting.
+    reloaded: tokio::sync::Notify,
     /// The engine ID (`docker info` → ID), generated once and kept in data-root.
     pub id: String,
     /// The host name (`docker info` → Name).
@@ -93,6 +95,7 @@ impl Engine {
             .unwrap_or_default();
         let engine = Engine {
             config: RwLock::new(Arc::new(config)),
+            reloaded: tokio::sync::Notify::new(),
             id,
             name,
             events: EventBus::new(),
@@ -204,7 +207,16 @@ impl Engine {
         attrs.insert("name".into(), self.name.clone());
         self.registries.apply(&config.registry);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        self.reloaded.notify_waiters();
         self.events.emit("daemon", "reload", &self.id, attrs);
+    }
+
+    /// Resolves at the next reload (`apply_config`). Made before reading the
+    /// configuration, it also catches a reload in between.
+    pub fn reloaded(&self) -> std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>> {
+        let mut notified = Box::pin(self.reloaded.notified());
+        notified.as_mut().enable();
+        notified
     }
 
     pub fn data_root(&self) -> &Path {
@@ -260,14 +272,17 @@ impl Engine {
     /// order: AppArmor, the seccomp profile, a cgroup namespace of their own unless
     /// `default-cgroupns-mode` is `host`, and no-new-privileges.
     pub fn security_options(&self) -> Vec<String> {
-        let mut out = self.security.info_options();
-        let nnp = out.iter().position(|o| o == "name=no-new-privileges");
-        let nnp = nnp.map(|i| out.remove(i));
-        if self.config().containers.cgroupns_mode == "private" {
-            out.push("name=cgroupns".to_string());
-        }
-        out.extend(nnp);
-        out
+        self.security
+            .info_options(self.config().containers.cgroupns_mode == "private")
+    }
+}
+
+/// Go's `strconv.ParseBool`, for option values Docker reads with it.
+pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }
 

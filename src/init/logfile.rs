@@ -208,33 +208,21 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Opens (appending) the log named by `spec`; `None` for the `none` driver.
-    pub fn open(spec: &LogSpec) -> io::Result<Option<LogFile>> {
-        match spec.driver.as_str() {
-            "none" => return Ok(None),
-            "json-file" | "" => {}
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "logging driver {other:?} is not supported by the container monitor (use json-file or none)"
-                    ),
-                ));
-            }
-        }
+    /// Opens (appending) the json-file log named by `spec`.
+    pub fn open(spec: &LogSpec) -> io::Result<LogFile> {
         let file = open_append(&spec.path)?;
         let size = file
             .metadata()
             .map_err(|e| with_path(e, "stat", &spec.path))?
             .len();
-        Ok(Some(LogFile {
+        Ok(LogFile {
             path: spec.path.clone(),
             file,
             size,
             max_size: spec.max_size.filter(|&m| m > 0),
             max_file: spec.max_file.max(1),
             buf: Vec::with_capacity(64 * 1024),
-        }))
+        })
     }
 
     /// Adds one entry, rotating first when the file has reached `max_size`.
@@ -423,7 +411,7 @@ mod tests {
             max_file: 3,
             journal_fields: Vec::new(),
         };
-        let mut log = LogFile::open(&spec).unwrap().unwrap();
+        let mut log = LogFile::open(&spec).unwrap();
         for i in 0..10 {
             let line = format!("line {i}");
             log.write(
@@ -459,7 +447,7 @@ mod tests {
             max_file: 1,
             journal_fields: Vec::new(),
         };
-        let mut log = LogFile::open(&spec).unwrap().unwrap();
+        let mut log = LogFile::open(&spec).unwrap();
         log.write(
             &Entry {
                 line: b"new",
@@ -473,23 +461,5 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("{\"log\":\"new\\n\""), "{text}");
         assert!(!dir.path().join("c-json.log.1").exists());
-    }
-
-    #[test]
-    fn none_driver_has_no_file_and_unknown_driver_is_refused() {
-        let spec = LogSpec {
-            driver: "none".into(),
-            path: PathBuf::from("/nonexistent/x.log"),
-            max_size: None,
-            max_file: 1,
-            journal_fields: Vec::new(),
-        };
-        assert!(LogFile::open(&spec).unwrap().is_none());
-        let spec = LogSpec {
-            driver: "syslog".into(),
-            ..spec
-        };
-        let err = LogFile::open(&spec).err().unwrap();
-        assert!(err.to_string().contains("syslog"), "{err}");
     }
 }

@@ -17,14 +17,19 @@ impl Logger {
     /// Opens the log `spec` names; `None` for the `none` driver. journald missing is
     /// Docker's `failed to initialize logging driver: …`.
     pub fn open(spec: &LogSpec) -> io::Result<Option<Logger>> {
-        if spec.driver == "journald" {
-            return Journal::open(Path::new(journald::SOCKET), &spec.journal_fields)
+        match spec.driver.as_str() {
+            "none" => Ok(None),
+            "json-file" | "" => Ok(Some(Logger::JsonFile(LogFile::open(spec)?))),
+            "journald" => Journal::open(Path::new(journald::SOCKET), &spec.journal_fields)
                 .map(|j| Some(Logger::Journald(j)))
-                .map_err(|e| {
-                    io::Error::other(format!("failed to initialize logging driver: {e}"))
-                });
+                .map_err(|e| io::Error::other(format!("failed to initialize logging driver: {e}"))),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "logging driver {other:?} is not supported by the container monitor (use json-file, journald or none)"
+                ),
+            )),
         }
-        Ok(LogFile::open(spec)?.map(Logger::JsonFile))
     }
 
     /// Logs one entry. journald drops what it cannot take and goes on; only the file
@@ -45,5 +50,28 @@ impl Logger {
             Logger::JsonFile(f) => f.flush(),
             Logger::Journald(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn none_driver_has_no_file_and_unknown_driver_is_refused() {
+        let spec = LogSpec {
+            driver: "none".into(),
+            path: std::path::PathBuf::from("/nonexistent/x.log"),
+            max_size: None,
+            max_file: 1,
+            journal_fields: Vec::new(),
+        };
+        assert!(Logger::open(&spec).unwrap().is_none());
+        let spec = LogSpec {
+            driver: "syslog".into(),
+            ..spec
+        };
+        let err = Logger::open(&spec).err().unwrap();
+        assert!(err.to_string().contains("syslog"), "{err}");
     }
 }

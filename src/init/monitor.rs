@@ -633,9 +633,10 @@ struct EventLoop {
     conns: Vec<Conn>,
     /// Exit status and time, once the process was reaped.
     exited: Option<(Exit, SystemTime)>,
-    /// Whether the OOM killer had killed in the cgroup when the process was reaped:
-    /// read at once, since systemd may remove a scope's cgroup as soon as it empties.
-    oom_at_exit: bool,
+    /// Whether the OOM killer was seen to kill in the cgroup (while it ran, or when
+    /// the process was reaped): systemd may remove a scope's cgroup as soon as it
+    /// empties, before the exit is recorded.
+    oom_seen: bool,
     /// With the systemd driver: wakes the loop when the cgroup's `memory.events`
     /// changes, so that an OOM kill is seen while the scope's cgroup exists.
     oom_watch: Option<OwnedFd>,
@@ -730,7 +731,7 @@ impl EventLoop {
             stdin,
             conns,
             exited: None,
-            oom_at_exit: false,
+            oom_seen: false,
             oom_watch,
             last_progress: Instant::now(),
         }
@@ -848,7 +849,7 @@ impl EventLoop {
                     while matches!(sys::read(w.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
                 }
                 if self.cgroup.oom_killed() {
-                    self.oom_at_exit = true;
+                    self.oom_seen = true;
                     self.oom_watch = None;
                 }
             }
@@ -865,7 +866,7 @@ impl EventLoop {
         while let Ok(Some((pid, exit))) = sys::reap(-1) {
             if pid == self.pid && self.exited.is_none() {
                 self.exited = Some((exit, SystemTime::now()));
-                self.oom_at_exit |= self.spec.exec_in.is_none() && self.cgroup.oom_killed();
+                self.oom_seen |= self.spec.exec_in.is_none() && self.cgroup.oom_killed();
                 ended = true;
             }
         }
@@ -1319,7 +1320,7 @@ impl EventLoop {
         // An exec leaves the container's networking and cgroup to the container.
         let network_released = !exec && super::network::teardown(&self.spec.state_dir);
         let mut record = self.record();
-        record.oom_killed = !exec && (self.oom_at_exit || self.cgroup.oom_killed());
+        record.oom_killed = !exec && (self.oom_seen || self.cgroup.oom_killed());
         record.network_released = network_released;
 
         // Attached clients have all the output: closing tells them it ended.

@@ -123,6 +123,17 @@ impl Scopes {
         *self.manager.lock().await = None;
     }
 
+    /// The connection for another try after `failed`: a call that failed as a call
+    /// is tried once more on a new connection, since one systemd closed (a re-exec)
+    /// fails every call; a job that failed or timed out is not tried again.
+    async fn retry_after(&self, failed: &units::Error) -> Option<Manager> {
+        if failed.0.starts_with("error creating systemd unit") || failed.0.starts_with("Timeout") {
+            return None;
+        }
+        self.forget().await;
+        self.manager().await.ok()
+    }
+
     /// Creates the container's scope around its first process `pid`, with its limits.
     pub async fn create(&self, spec: &ContainerSpec, pid: i32) -> Result<(), String> {
         let (unit, slice) = unit_and_slice(&spec.cgroup_path);
@@ -130,25 +141,19 @@ impl Scopes {
         let description = format!("libcontainer container {}", spec.id);
         let pids = [pid as u32];
         let manager = self.manager().await?;
-        match manager
+        let Err(first) = manager
             .start_transient_scope(&unit, &slice, &pids, &description, props.clone())
             .await
-        {
-            Ok(()) => Ok(()),
-            // A connection systemd closed (a re-exec) fails every call: once more on
-            // a new one. A job that failed or timed out is not tried again.
-            Err(first) if first.0.starts_with("unable to start unit") => {
-                self.forget().await;
-                let Ok(manager) = self.manager().await else {
-                    return Err(first.to_string());
-                };
-                manager
-                    .start_transient_scope(&unit, &slice, &pids, &description, props)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        else {
+            return Ok(());
+        };
+        let Some(manager) = self.retry_after(&first).await else {
+            return Err(first.to_string());
+        };
+        manager
+            .start_transient_scope(&unit, &slice, &pids, &description, props)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// New limits for a running container's scope (`docker update`).
@@ -159,15 +164,16 @@ impl Scopes {
             return Ok(());
         }
         let manager = self.manager().await?;
-        if let Err(e) = manager.set_unit_properties(&unit, props.clone()).await {
-            self.forget().await;
-            let manager = self.manager().await.map_err(|_| e.to_string())?;
-            return manager
-                .set_unit_properties(&unit, props)
-                .await
-                .map_err(|e| e.to_string());
-        }
-        Ok(())
+        let Err(first) = manager.set_unit_properties(&unit, props.clone()).await else {
+            return Ok(());
+        };
+        let Some(manager) = self.retry_after(&first).await else {
+            return Err(first.to_string());
+        };
+        manager
+            .set_unit_properties(&unit, props)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// After the container's exit: whether systemd saw the OOM killer end it (the

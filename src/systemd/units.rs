@@ -1,11 +1,12 @@
 //! The systemd cgroup driver's conversation with systemd (`native.cgroupdriver=systemd`):
 //! each container lives in a transient scope unit, `docker-<id>.scope`, under a slice,
-//! created, changed and removed over D-Bus the way runc's systemd driver does it.
+//! created and changed over D-Bus the way runc's systemd driver does it; systemd
+//! removes it when the container's last process is gone.
 //!
 //! With this driver systemd owns the cgroup tree, so the daemon asks the manager for the
 //! scope instead of making directories itself; `Delegate=yes` hands the scope's own
-//! cgroup files back to us. The pure conversions below (slice names to cgroup paths, CPU
-//! shares to weight, CFS quota, cpuset masks) are runc's, so `systemctl show` reports the
+//! cgroup files back to us. The pure conversions below (slice names to cgroup paths,
+//! CFS quota, cpuset masks) are runc's, so `systemctl show` reports the
 //! same limits for a container started here as for one started by Docker with runc.
 //!
 //! Only the D-Bus side lives here: writing cgroup files and choosing the driver do not.
@@ -257,33 +258,6 @@ impl Manager {
             .await
             .map(drop)
             .map_err(|e| self.call_error("set properties of unit", unit, e))
-    }
-
-    /// Stops `unit` and waits for systemd to finish, then resets its failed state so
-    /// that systemd forgets it. A unit already gone is not an error; a stop job that
-    /// ends other than `done` is logged and the unit is still considered removed, as
-    /// runc does.
-    pub async fn stop_unit(&self, unit: &str) -> Result<(), Error> {
-        match self.job("StopUnit", &(unit, "replace")).await {
-            Ok(result) if result == "done" => {}
-            Ok(result) => {
-                tracing::warn!("error removing unit `{unit}`: got `{result}`; continuing")
-            }
-            Err(JobError::Call(e)) if error_name(&e) == Some(NO_SUCH_UNIT) => {}
-            Err(JobError::Timeout) => {
-                return Err(Error(format!(
-                    "Timed out while waiting for systemd to remove {unit}"
-                )));
-            }
-            Err(e) => {
-                return Err(Error(format!(
-                    "unable to stop unit \"{unit}\": {}",
-                    e.describe(self.timeout)
-                )));
-            }
-        }
-        self.reset_failed_quietly(unit).await;
-        Ok(())
     }
 
     /// Clears `unit`'s failed state so that systemd unloads it and its name can be
@@ -725,7 +699,6 @@ mod tests {
         pub struct Calls {
             pub starts: Vec<Start>,
             pub sets: Vec<Set>,
-            pub stops: Vec<String>,
             pub resets: Vec<String>,
         }
 
@@ -737,7 +710,7 @@ mod tests {
             pub unit_exists: u32,
             /// Send JobRemoved before the reply rather than after it.
             pub removed_before_reply: bool,
-            /// Units StopUnit and ResetFailedUnit know.
+            /// Units GetUnit and ResetFailedUnit know.
             pub loaded: Vec<String>,
             pub next_job: u32,
         }
@@ -832,20 +805,6 @@ mod tests {
                     runtime,
                     properties,
                 });
-            }
-
-            async fn stop_unit(
-                &mut self,
-                #[zbus(connection)] conn: &Connection,
-                name: String,
-                mode: String,
-            ) -> Result<OwnedObjectPath, SystemdError> {
-                assert_eq!(mode, "replace");
-                self.calls.lock().expect("calls").stops.push(name.clone());
-                if !self.loaded.contains(&name) {
-                    return Err(SystemdError::NoSuchUnit(format!("Unit {name} not loaded.")));
-                }
-                Ok(self.job(conn, &name).await)
             }
 
             async fn get_unit(&self, name: String) -> Result<OwnedObjectPath, SystemdError> {
@@ -1097,31 +1056,6 @@ mod tests {
             "Timeout waiting for systemd to create docker-4f2a9c.scope"
         );
         assert_eq!(calls.lock().expect("calls").resets, [UNIT]);
-    }
-
-    #[tokio::test]
-    async fn stop_waits_for_the_job_and_resets() {
-        let mut systemd = Systemd::new(Some("done"));
-        systemd.loaded.push(UNIT.to_string());
-        let calls = systemd.calls.clone();
-        let (manager, _server) = fake::connect(systemd).await;
-        manager.stop_unit(UNIT).await.expect("stop");
-        let calls = calls.lock().expect("calls");
-        assert_eq!(calls.stops, [UNIT]);
-        assert_eq!(calls.resets, [UNIT]);
-    }
-
-    #[tokio::test]
-    async fn stop_of_a_unit_already_gone_succeeds() {
-        let systemd = Systemd::new(Some("done"));
-        let calls = systemd.calls.clone();
-        let (manager, _server) = fake::connect(systemd).await;
-        manager.stop_unit(UNIT).await.expect("stop of unknown unit");
-        manager
-            .reset_failed(UNIT)
-            .await
-            .expect("reset of unknown unit");
-        assert_eq!(calls.lock().expect("calls").stops, [UNIT]);
     }
 
     #[tokio::test]

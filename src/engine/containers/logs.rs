@@ -107,37 +107,52 @@ impl Engine {
             ));
         }
         let tty = r.container.config.tty;
-        if r.settings.log_driver == "journald" {
-            crate::systemd::journal::available().map_err(|e| Error::internal(e.to_string()))?;
-            let id = r.container.id.clone();
-            let (tx, rx) = mpsc::channel(256);
-            let lifecycle = h.lifecycle.subscribe();
-            tokio::task::spawn_blocking(move || {
-                let start_exits = lifecycle.borrow().exits;
-                let running = || {
-                    let l = lifecycle.borrow();
-                    l.running && l.exits == start_exits && !l.removed
-                };
-                if let Err(e) = super::journald::read(&id, &opts, &tx, &running) {
-                    tracing::warn!("reading the journal for container {id}: {e}");
-                }
-            });
-            return Ok((tty, rx));
+        enum Source {
+            JsonFile(PathBuf),
+            Journal(String),
         }
-        if r.settings.log_driver != "json-file" {
-            return Err(Error::not_implemented(
-                "configured logging driver does not support reading",
-            ));
-        }
-        let path = PathBuf::from(&r.container.log_path);
+        let source = match r.settings.log_driver.as_str() {
+            "json-file" => Source::JsonFile(PathBuf::from(&r.container.log_path)),
+            "journald" => {
+                crate::systemd::journal::available().map_err(|e| Error::internal(e.to_string()))?;
+                Source::Journal(r.container.id.clone())
+            }
+            _ => {
+                return Err(Error::not_implemented(
+                    "configured logging driver does not support reading",
+                ));
+            }
+        };
         let (tx, rx) = mpsc::channel(256);
         let lifecycle = h.lifecycle.subscribe();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = read_logs(&path, &opts, &tx, lifecycle) {
-                tracing::debug!("log reader for {} ended: {e}", path.display());
+            let running = still_running(&lifecycle);
+            match &source {
+                Source::JsonFile(path) => {
+                    if let Err(e) = read_logs(path, &opts, &tx, &running) {
+                        tracing::debug!("log reader for {} ended: {e}", path.display());
+                    }
+                }
+                Source::Journal(id) => {
+                    if let Err(e) = super::journald::read(id, &opts, &tx, &running) {
+                        tracing::warn!("reading the journal for container {id}: {e}");
+                    }
+                }
             }
         });
         Ok((tty, rx))
+    }
+}
+
+/// Whether the container still runs the process that ran when reading began: a
+/// follow ends with it.
+fn still_running(
+    lifecycle: &tokio::sync::watch::Receiver<super::Lifecycle>,
+) -> impl Fn() -> bool + '_ {
+    let start_exits = lifecycle.borrow().exits;
+    move || {
+        let l = lifecycle.borrow();
+        l.running && l.exits == start_exits && !l.removed
     }
 }
 
@@ -146,15 +161,10 @@ fn read_logs(
     path: &Path,
     opts: &LogOptions,
     tx: &mpsc::Sender<LogEntry>,
-    lifecycle: tokio::sync::watch::Receiver<super::Lifecycle>,
+    running: &dyn Fn() -> bool,
 ) -> std::io::Result<()> {
     let send = |e: LogEntry| tx.blocking_send(e).is_ok();
-    let start_exits = lifecycle.borrow().exits;
     // Follow only while the container runs (it was running when we started).
-    let running = || {
-        let l = lifecycle.borrow();
-        l.running && l.exits == start_exits && !l.removed
-    };
     let follow = opts.follow && running();
 
     // Past entries: whole files, keeping only the tail when asked.
@@ -305,7 +315,7 @@ mod tests {
             tail: Some(2),
             ..Default::default()
         };
-        read_logs(&p, &opts, &tx, wrx).unwrap();
+        read_logs(&p, &opts, &tx, &still_running(&wrx)).unwrap();
         drop(tx);
         let mut got = Vec::new();
         while let Ok(e) = rx.try_recv() {

@@ -216,13 +216,11 @@ pub fn cgroup_path(
             };
             let dir = crate::systemd::units::expand_slice(slice)
                 .map_err(|e| Error::invalid(e.to_string()))?;
-            format!(
-                "{}/{}",
-                dir.trim_matches('/'),
-                crate::systemd::units::scope_name(id)
-            )
-            .trim_start_matches('/')
-            .to_string()
+            let scope = crate::systemd::units::scope_name(id);
+            match dir.trim_matches('/') {
+                "" => scope,
+                dir => format!("{dir}/{scope}"),
+            }
         }
     })
 }

@@ -61,7 +61,7 @@ impl SecurityOpts {
                 // An empty value is the default, as with Docker.
                 "apparmor" => out.apparmor = Some(v.to_string()).filter(|v| !v.is_empty()),
                 "seccomp" => out.seccomp = Some(v.to_string()).filter(|v| !v.is_empty()),
-                "writable-cgroups" => match parse_go_bool(v) {
+                "writable-cgroups" => match crate::engine::parse_go_bool(v) {
                     Some(false) => {}
                     Some(true) => return Err(Error::not_implemented(WRITABLE_CGROUPS)),
                     None => {
@@ -69,7 +69,7 @@ impl SecurityOpts {
                     }
                 },
                 "no-new-privileges" => {
-                    let b = parse_go_bool(v).ok_or_else(|| {
+                    let b = crate::engine::parse_go_bool(v).ok_or_else(|| {
                         Error::invalid(format!("invalid --security-opt 2: {opt:?}"))
                     })?;
                     out.no_new_privileges = Some(b);
@@ -78,15 +78,6 @@ impl SecurityOpts {
             }
         }
         Ok(out)
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 
@@ -150,9 +141,7 @@ impl Security {
                 "seccomp filters are built for x86_64 only: containers on this architecture run without a seccomp profile"
             );
         }
-        let kernel = nix::sys::utsname::uname()
-            .ok()
-            .and_then(|u| u.release().to_str().and_then(seccomp::kernel_version))
+        let kernel = seccomp::kernel_version(&crate::engine::system::host_facts().kernel_version)
             .unwrap_or((0, 0));
         Ok(Security {
             seccomp,
@@ -177,8 +166,10 @@ impl Security {
         self.kernel_seccomp && seccomp::supported()
     }
 
-    /// `docker info` → `SecurityOptions` entries for seccomp and AppArmor.
-    pub fn info_options(&self) -> Vec<String> {
+    /// `docker info` → `SecurityOptions`, in Docker's order: AppArmor, the seccomp
+    /// profile, `cgroupns` (containers get a cgroup namespace of their own), and
+    /// no-new-privileges.
+    pub fn info_options(&self, cgroupns: bool) -> Vec<String> {
         let mut out = Vec::new();
         if self.apparmor.is_some() {
             out.push("name=apparmor".to_string());
@@ -190,6 +181,9 @@ impl Security {
                 DaemonSeccomp::File { path, .. } => path.as_str(),
             };
             out.push(format!("name=seccomp,profile={profile}"));
+        }
+        if cgroupns {
+            out.push("name=cgroupns".to_string());
         }
         if self.no_new_privileges {
             out.push("name=no-new-privileges".to_string());

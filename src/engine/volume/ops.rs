@@ -27,15 +27,6 @@ pub struct CreateRequest {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 impl Engine {
     fn volume_event(&self, action: &str, v: &Volume, extra: &[(&str, String)]) {
         let mut attrs = BTreeMap::from([("driver".to_string(), v.driver.clone())]);
@@ -136,7 +127,7 @@ impl Engine {
         match alls.as_slice() {
             [] => {}
             [one] => {
-                all = parse_go_bool(one).ok_or_else(|| {
+                all = crate::engine::parse_go_bool(one).ok_or_else(|| {
                     Error::invalid(format!(
                         "invalid filter 'all': strconv.ParseBool: parsing \"{one}\": invalid syntax"
                     ))
