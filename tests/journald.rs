@@ -1,7 +1,8 @@
 //! The journald log driver with a real systemd-journald: the fields of a container's
 //! entries as journalctl shows them, `docker logs` read back through sd-journal
 //! (streams, tail, since/until, timestamps, follow, lines longer than 16 KiB), logs
-//! written while the daemon is down, and the error on a host without journald.
+//! written while the daemon is killed (SIGKILL) and read back after its restart,
+//! and the error on a host without journald.
 
 mod common;
 
@@ -224,8 +225,10 @@ fn journald_driver_writes_dockers_fields_and_reads_them_back() {
         .trim()
         .to_string();
     journal_entries(&id, 1);
+    // Killed, not stopped: the monitor logs on its own.
     let mut d = d;
-    d.stop();
+    d.signal(libc::SIGKILL);
+    d.stopped = Some(d.child.wait().unwrap());
     let entries = journal_entries(&id, 2);
     assert_eq!(s(&entries[1]["MESSAGE"]), "while-down");
     let d = d.restart();
